@@ -1,0 +1,204 @@
+"""The workflow model the engine runs: frozen dataclasses built by ``parser.py`` or ``builder.py``.
+
+Everything here is immutable and already validated; templates and expressions are compiled
+(``engine.templates``) and graph indexes (dependents, transition targets, start nodes) are
+computed once, so the state machine only does lookups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from engine.lua import LuaCode
+from engine.templates import Template
+
+END = "end"
+"""The ``next`` target that ends a branch."""
+
+SUCCESS = "SUCCESS"
+FAIL = "FAIL"
+
+DEFAULT_MAX_VISITS = 100
+"""Loop guard when a node sets no ``max_visits``; exceeding it fails the execution."""
+
+
+class TriggerRule(StrEnum):
+    """When a node with ``depends_on`` may run (Airflow's names)."""
+
+    ALL_SUCCESS = "all_success"
+    ALL_DONE = "all_done"
+    ONE_FAILED = "one_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class InputParam:
+    name: str
+    type: str
+    required: bool
+    default: Any = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``attempts`` counts the first try; ``delay`` is pure so the state machine can use it."""
+
+    attempts: int = 1
+    backoff: float = 1.0
+    factor: float = 2.0
+    max_backoff: float = 300.0
+    jitter: float = 0.2
+
+    def delay(self, failed_attempt: int, unit_random: float) -> float:
+        """Seconds to wait after attempt number ``failed_attempt`` (1-based) failed.
+
+        ``unit_random`` in [0, 1) spreads the delay by ±``jitter`` of its value, so many
+        executions that failed together do not retry together.
+        """
+        base = min(self.backoff * self.factor ** (failed_attempt - 1), self.max_backoff)
+        return max(0.0, base * (1.0 + self.jitter * (2.0 * unit_random - 1.0)))
+
+
+NO_RETRY = RetryPolicy()
+
+
+# --- executors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LuaTask:
+    code: LuaCode
+    max_memory: int | None = None
+    instructions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTask:
+    method: str
+    url: Template
+    headers: Template
+    json_body: Template | None
+    body: Template | None
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PythonTask:
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubWorkflowTask:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoopTask:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SleepTask:
+    seconds: float
+
+
+Executor = LuaTask | HttpTask | PythonTask | SubWorkflowTask | NoopTask | SleepTask
+
+
+# --- transitions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A conditional edge of the list form of ``next``."""
+
+    to: str
+    when: LuaCode | None = None
+    outcome: str | None = None
+    priority: int | None = None
+
+    def matches_outcome(self, outcome: str) -> bool:
+        """Without ``outcome`` an edge matches every outcome except ``FAIL``."""
+        return outcome == self.outcome if self.outcome is not None else outcome != FAIL
+
+
+@dataclass(frozen=True, slots=True)
+class Transitions:
+    """``next``: either a map from outcome to target or conditional edges (sorted for use)."""
+
+    by_outcome: Mapping[str, str] | None = None
+    edges: tuple[Edge, ...] = ()
+
+    def targets(self) -> set[str]:
+        return set(self.by_outcome.values()) if self.by_outcome is not None else {e.to for e in self.edges}
+
+    def handles_failure(self) -> bool:
+        if self.by_outcome is not None:
+            return FAIL in self.by_outcome
+        return any(e.outcome == FAIL for e in self.edges)
+
+
+# --- nodes and definitions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    executor: Executor
+    args: Template
+    depends_on: tuple[str, ...] = ()
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    when: LuaCode | None = None
+    next: Transitions | None = None
+    max_visits: int = DEFAULT_MAX_VISITS
+    retry: RetryPolicy = NO_RETRY
+    timeout: float | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A validated workflow version, with the graph indexes the state machine needs."""
+
+    name: str
+    version: str
+    nodes: tuple[Node, ...]
+    inputs: Mapping[str, InputParam] = field(default_factory=dict)
+    outputs: Template | None = None
+    timeout: float | None = None
+    concurrency: int | None = None
+    description: str | None = None
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The definition as submitted (after parsing YAML/JSON), for storage and display."""
+
+    by_id: Mapping[str, Node] = field(init=False, compare=False, repr=False)
+    dependents: Mapping[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
+    transition_targets: frozenset[str] = field(init=False, compare=False, repr=False)
+    start_nodes: tuple[str, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_id = {node.id: node for node in self.nodes}
+        dependents: dict[str, list[str]] = {node.id: [] for node in self.nodes}
+        targets: set[str] = set()
+        entered: set[str] = set()  # targets of a transition from another node
+        for node in self.nodes:
+            for dep in node.depends_on:
+                dependents.setdefault(dep, []).append(node.id)
+            if node.next is not None:
+                own = node.next.targets() - {END}
+                targets.update(own)
+                entered.update(own - {node.id})
+        # A node starts with the execution unless it waits for dependencies or is entered by a
+        # transition from another node; a self-loop (FAIL -> itself) does not make it wait.
+        start = tuple(n.id for n in self.nodes if not n.depends_on and n.id not in entered)
+        object.__setattr__(self, "by_id", MappingProxyType(by_id))
+        object.__setattr__(
+            self, "dependents", MappingProxyType({k: tuple(v) for k, v in dependents.items()})
+        )
+        object.__setattr__(self, "transition_targets", frozenset(targets))
+        object.__setattr__(self, "start_nodes", start)

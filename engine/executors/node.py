@@ -1,0 +1,338 @@
+"""Run one attempt of one node: ``when``, ``args``, the executor, the outcome, the route.
+
+``NodeRunner.try_inline`` runs the attempt on the calling thread when everything it needs is
+quick and side-effect free (``noop``, short Lua, templates): no task, no thread hop, which is what
+keeps scheduling overhead in microseconds. It returns None when the attempt needs to wait for
+something (HTTP, Python, sleep, a sub-workflow, Lua past the inline slice); the driver then awaits
+``run``, which does the same work from the start. Redoing it is safe because everything the
+inline path evaluates is pure Lua with no I/O.
+
+Both paths share one coroutine, ``_attempt``: the inline path drives it with ``send(None)`` and
+it must finish without suspending; anything that would suspend raises ``_Escalate`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from engine.definition.model import (
+    FAIL,
+    SUCCESS,
+    HttpTask,
+    LuaTask,
+    Node,
+    NoopTask,
+    PythonTask,
+    SleepTask,
+    SubWorkflowTask,
+)
+from engine.errors import HttpTaskError, TaskError, TemplateError
+from engine.executors import http as http_executor
+from engine.executors import python as python_executor
+from engine.lua import ESCALATE, LuaCode, LuaError, LuaLimits, LuaSandbox, Scope
+from engine.state.events import NodeResult, NodeStatus
+from engine.templates import Const, Template, render, render_inline
+
+
+_COMPLETED = NodeStatus.COMPLETED
+
+
+class _Escalate(Exception):
+    """Raised on the inline path when the attempt must continue asynchronously."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionContext:
+    """What every node of one execution can see: ``inputs``, live ``outputs``, ``execution``."""
+
+    id: str
+    workflow: str
+    version: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    depth: int = 0
+    execution: Mapping[str, Any] = field(init=False)
+    scope: Scope = field(init=False)
+
+    def __post_init__(self) -> None:
+        execution = {"id": self.id, "workflow": self.workflow, "version": self.version}
+        object.__setattr__(self, "execution", execution)
+        object.__setattr__(self, "scope", Scope(self.inputs, self.outputs, execution))
+
+
+class SubWorkflowLauncher(Protocol):
+    """Runs a child execution for a ``workflow`` node and returns the child's outputs.
+
+    Raises ``TaskError`` when the child fails or cannot be started.
+    """
+
+    async def run_child(
+        self, task: SubWorkflowTask, inputs: dict[str, Any], parent: ExecutionContext, node: str
+    ) -> Any: ...
+
+
+class NodeRunner:
+    """Runs node attempts for any number of executions; owns the HTTP client and thread pool."""
+
+    def __init__(
+        self,
+        *,
+        sandbox: LuaSandbox,
+        limits: LuaLimits | None = None,
+        launcher: SubWorkflowLauncher | None = None,
+        clock: Callable[[], float] = time.time,
+        python_workers: int = 8,
+    ) -> None:
+        self.sandbox = sandbox
+        self.limits = limits or LuaLimits()
+        self.launcher = launcher
+        self._clock = clock
+        self._http: httpx.AsyncClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._python_workers = python_workers
+
+    async def close(self) -> None:
+        """Close the HTTP client and the thread pool; idempotent."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def __aenter__(self) -> NodeRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- attempts ----------------------------------------------------------------------------
+
+    def try_inline(self, ctx: ExecutionContext, node: Node, visit: int, attempt: int) -> NodeResult | None:
+        """The attempt's result if it can be had without waiting, else None."""
+        if type(node.executor) is NoopTask and node.when is None and node.next is None and type(node.args) is Const:
+            # A bare no-op: nothing to evaluate. The common case of fan-in/fan-out joints.
+            now = self._clock()
+            output = node.args.value or None
+            return NodeResult(node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None, now, now)
+        return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
+
+    async def run(self, ctx: ExecutionContext, node: Node, visit: int, attempt: int) -> NodeResult:
+        """Run the attempt; never raises for node failures (they become FAILED results)."""
+        return await self._attempt(ctx, node, visit, attempt, inline=False)
+
+    def try_outputs_inline(self, ctx: ExecutionContext, template: Template) -> Any:
+        """Rendered workflow outputs, or ``ESCALATE``; raises ``TaskError``."""
+        try:
+            return render_inline(template, ctx.scope, self.sandbox, self.limits)
+        except LuaError as exc:
+            raise TemplateError(exc.message) from None
+
+    async def render_outputs(self, ctx: ExecutionContext, template: Template) -> Any:
+        try:
+            return await render(template, ctx.scope, self.sandbox, self.limits)
+        except LuaError as exc:
+            raise TemplateError(exc.message) from None
+
+    async def _attempt(
+        self, ctx: ExecutionContext, node: Node, visit: int, attempt: int, *, inline: bool
+    ) -> NodeResult:
+        started = self._clock()
+        scope = ctx.scope
+        try:
+            if node.when is not None:
+                if not _truthy(await self._phase("when", node.when, scope, inline)):
+                    return NodeResult(node.id, visit, attempt, NodeStatus.SKIPPED,
+                                      started_at=started, finished_at=self._clock())
+            args = await self._render("args", node.args, scope, inline)
+            if not isinstance(args, dict):
+                raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
+            output = await self._execute(ctx, node, args, inline)
+            outcome = self._outcome(node, output)
+        except _Escalate:
+            raise
+        except TaskError as exc:
+            final = not exc.retryable or attempt >= node.retry.attempts
+            route = await self._route_failure(ctx, node, inline) if final else None
+            return NodeResult(node.id, visit, attempt, NodeStatus.FAILED, outcome=FAIL,
+                              error=exc.message, retryable=exc.retryable, route=route,
+                              started_at=started, finished_at=self._clock())
+        route = None
+        if node.next is not None and node.next.by_outcome is None:
+            route = await self._route(ctx, node, output, outcome, inline)
+            if route is None:
+                return NodeResult(
+                    node.id, visit, attempt, NodeStatus.FAILED, output=output, outcome=FAIL,
+                    error=f"no edge of next matches outcome '{outcome}'",
+                    route=await self._route_failure(ctx, node, inline),
+                    started_at=started, finished_at=self._clock(),
+                )
+        return NodeResult(node.id, visit, attempt, NodeStatus.COMPLETED, output=output,
+                          outcome=outcome, route=route, started_at=started, finished_at=self._clock())
+
+    async def _execute(self, ctx: ExecutionContext, node: Node, args: dict[str, Any], inline: bool) -> Any:
+        task = node.executor
+        kind = type(task)
+        if kind is NoopTask:
+            return args or None
+        if kind is LuaTask:
+            assert isinstance(task, LuaTask)
+            scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, args)
+            limits = self._lua_limits(task, node)
+            if inline:
+                value = self.sandbox.run_inline(task.code, scope, limits)
+                if value is ESCALATE:
+                    raise _Escalate
+                return value
+            return await self.sandbox.run_pooled(task.code, scope, limits)
+        if inline:
+            raise _Escalate
+        if kind is HttpTask:
+            assert isinstance(task, HttpTask)
+            return await self._http_call(ctx, node, task)
+        if kind is PythonTask:
+            assert isinstance(task, PythonTask)
+            return await python_executor.call(task.target, args, self._thread_pool())
+        if kind is SleepTask:
+            assert isinstance(task, SleepTask)
+            await asyncio.sleep(task.seconds)
+            return args or None
+        assert isinstance(task, SubWorkflowTask)
+        if self.launcher is None:
+            raise TaskError(
+                f"sub-workflow '{task.name}' needs an orchestrator, or `weir run --workflows DIR`",
+                retryable=False,
+            )
+        return await self.launcher.run_child(task, args, ctx, node.id)
+
+    async def _http_call(self, ctx: ExecutionContext, node: Node, task: HttpTask) -> Any:
+        scope = ctx.scope
+        url = await self._render("http.url", task.url, scope, False)
+        headers = await self._render("http.headers", task.headers, scope, False)
+        body = await self._render("http.json", task.json_body, scope, False) if task.json_body else None
+        text = await self._render("http.body", task.body, scope, False) if task.body else None
+        return await http_executor.request(
+            self._client(), method=task.method, url=url, headers=headers, json_body=body,
+            body=text, has_json=task.json_body is not None, timeout=node.timeout,
+        )
+
+    def _outcome(self, node: Node, output: Any) -> str:
+        task = node.executor
+        if isinstance(task, HttpTask) and task.outcome:
+            try:
+                value = http_executor.field(output, task.outcome)
+            except KeyError as exc:
+                raise HttpTaskError(
+                    f"response has no field '{task.outcome}' (missing '{exc.args[0]}') for the outcome",
+                    retryable=False,
+                ) from None
+            return str(value)
+        if isinstance(output, dict):
+            value = output.get("outcome")
+            if isinstance(value, str) and value:
+                return value
+        return SUCCESS
+
+    async def _route(self, ctx: ExecutionContext, node: Node, output: Any, outcome: str, inline: bool) -> str | None:
+        assert node.next is not None
+        scope = Scope(ctx.inputs, _With(ctx.outputs, node.id, output), ctx.execution)
+        for edge in node.next.edges:
+            if not edge.matches_outcome(outcome):
+                continue
+            if edge.when is None or _truthy(await self._phase("next", edge.when, scope, inline)):
+                return edge.to
+        return None
+
+    async def _route_failure(self, ctx: ExecutionContext, node: Node, inline: bool) -> str | None:
+        if node.next is None or node.next.by_outcome is not None:
+            return None
+        try:
+            return await self._route(ctx, node, None, FAIL, inline)
+        except TaskError:
+            return None
+
+    async def _phase(self, what: str, code: LuaCode, scope: Scope, inline: bool) -> Any:
+        try:
+            if inline:
+                value = self.sandbox.run_inline(code, scope, self.limits)
+                if value is ESCALATE:
+                    raise _Escalate
+                return value
+            return await self.sandbox.run(code, scope, self.limits)
+        except LuaError as exc:
+            raise TemplateError(f"{what}: {exc.message}") from None
+
+    async def _render(self, what: str, template: Template | None, scope: Scope, inline: bool) -> Any:
+        if template is None:
+            return None
+        try:
+            if inline:
+                value = render_inline(template, scope, self.sandbox, self.limits)
+                if value is ESCALATE:
+                    raise _Escalate
+                return value
+            return await render(template, scope, self.sandbox, self.limits)
+        except LuaError as exc:
+            raise TemplateError(f"{what}: {exc.message}") from None
+
+    def _lua_limits(self, task: LuaTask, node: Node) -> LuaLimits:
+        if task.instructions is None and task.max_memory is None and node.timeout is None:
+            return self.limits
+        return LuaLimits(
+            instructions=task.instructions or self.limits.instructions,
+            memory=task.max_memory or self.limits.memory,
+            timeout=node.timeout or self.limits.timeout,
+        )
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=True)
+        return self._http
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._python_workers, thread_name_prefix="weir-python")
+        return self._pool
+
+
+def _drive(coro: Coroutine[Any, Any, NodeResult]) -> NodeResult | None:
+    """Run ``coro`` to completion if it never suspends; None if it escalates."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    except _Escalate:
+        return None
+    coro.close()  # it awaited something real: not an inline attempt after all
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    """Lua's truth: only nil and false are false."""
+    return value is not None and value is not False
+
+
+class _With(Mapping[str, Any]):
+    """``outputs`` plus one more entry, without copying: edges see their own node's output."""
+
+    __slots__ = ("_base", "_key", "_value")
+
+    def __init__(self, base: Mapping[str, Any], key: str, value: Any) -> None:
+        self._base, self._key, self._value = base, key, value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value if key == self._key else self._base[key]
+
+    def __iter__(self) -> Any:
+        yield self._key
+        yield from (k for k in self._base if k != self._key)
+
+    def __len__(self) -> int:
+        return len(self._base) + (self._key not in self._base)

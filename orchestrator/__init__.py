@@ -1,0 +1,4 @@
+"""The weir orchestrator: registry, placement, discovery, triggers, monitor, APIs and the CLI.
+
+This package depends on ``engine``; ``engine`` never imports it.
+"""

@@ -1,0 +1,55 @@
+"""The ``weir`` command line. The only place that prints and installs signal handlers.
+
+Exit codes: 0 success, 1 the execution failed or was cancelled, 2 invalid input (definition,
+inputs, arguments), 3 an internal error (run with ``WEIR_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from engine.errors import WeirError
+from orchestrator.cli.run import run
+from orchestrator.cli.validate import schema, validate
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WeirError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("WEIR_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (set WEIR_DEBUG=1 for details)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="weir", prog_name="weir")
+def main() -> None:
+    """weir: a distributed workflow orchestrator."""
+
+
+main.add_command(validate)
+main.add_command(schema)
+main.add_command(run)
+
+
+def _usage_errors_exit_2() -> None:
+    # click already exits 2 on usage errors; keep it that way for `weir run` and friends.
+    click.exceptions.UsageError.exit_code = EXIT_INVALID
+
+
+_usage_errors_exit_2()

@@ -1,0 +1,176 @@
+"""``weir run FILE``: run a workflow in this process with live progress, then print the result.
+
+Progress goes to stderr (a live table on a terminal, one line per event otherwise), the result to
+stdout: a summary with ``--output text``, exactly the result object with ``--output json``.
+Ctrl-C cancels the execution and still prints the result; a second Ctrl-C exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from engine.definition import load_file, parse_input_text
+from engine.driver import ExecutionDriver
+from engine.local import LocalWorkflows, run_workflow
+from engine.state.events import Event
+
+_STYLE = {
+    "pending": "dim",
+    "running": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "skipped": "dim",
+    "cancelled": "magenta",
+}
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--input", "-i", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="An input; strings as written, other declared types as JSON. Repeatable.")
+@click.option("--inputs-json", metavar="JSON", help="All inputs as one JSON object (--input wins).")
+@click.option("--output", "-o", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json prints exactly the result object on stdout.")
+@click.option("--workflows", "workflows_dir", type=click.Path(file_okay=False, exists=True),
+              help="A directory of definitions that sub-workflow nodes may call.")
+def run(file: str, pairs: tuple[str, ...], inputs_json: str | None, output_format: str,
+        workflows_dir: str | None) -> None:
+    """Run FILE in this process; exit 0 completed, 1 failed or cancelled, 2 invalid."""
+    definition = load_file(file)
+    inputs = _inputs(definition.inputs, pairs, inputs_json)
+    catalogue = LocalWorkflows.from_directory(workflows_dir) if workflows_dir else LocalWorkflows()
+    catalogue.add(definition)
+    err = Console(stderr=True)
+    progress = _Progress(definition.name, [n.id for n in definition.nodes], err)
+    result = asyncio.run(_run(definition, inputs, catalogue, progress))
+    if output_format == "json":
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        _summary(result, Console())
+    sys.exit(0 if result["status"] == "completed" else 1)
+
+
+def _inputs(declared: Any, pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    if inputs_json is not None:
+        try:
+            loaded = json.loads(inputs_json)
+        except ValueError as exc:
+            raise click.UsageError(f"--inputs-json is not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise click.UsageError("--inputs-json must be a JSON object")
+        inputs.update(loaded)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--input {pair!r}: expected KEY=VALUE")
+        inputs[key] = parse_input_text(declared.get(key), text)
+    return inputs
+
+
+async def _run(definition: Any, inputs: dict[str, Any], catalogue: LocalWorkflows,
+               progress: _Progress) -> dict[str, Any]:
+    drivers: list[ExecutionDriver] = []
+    loop = asyncio.get_running_loop()
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        if interrupted:
+            os._exit(130)  # second Ctrl-C: leave now
+        interrupted = True
+        progress.console.print("[magenta]cancelling… (Ctrl-C again to exit at once)")
+        for driver in drivers:
+            driver.cancel("cancelled by Ctrl-C")
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        with progress:
+            return await run_workflow(definition, inputs, on_event=progress.on_event,
+                                      workflows=catalogue, on_driver=drivers.append)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+class _Progress:
+    """Live node table on a terminal; plain event lines otherwise."""
+
+    def __init__(self, workflow: str, node_ids: list[str], console: Console) -> None:
+        self.console = console
+        self.workflow = workflow
+        self.rows: dict[str, dict[str, Any]] = {n: {"status": "pending", "attempt": 0, "visits": 0,
+                                                    "note": ""} for n in node_ids}
+        self.execution: str | None = None
+        self.live: Live | None = None
+        self._last_refresh = 0.0
+
+    def __enter__(self) -> _Progress:
+        if self.console.is_terminal:
+            self.live = Live(self._table(), console=self.console, auto_refresh=False, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self._table(), refresh=True)
+            self.live.__exit__(None, None, None)
+
+    def on_event(self, event: Event) -> None:
+        if self.execution is None:
+            self.execution = event.execution_id
+        if event.execution_id != self.execution:
+            return  # a sub-workflow's event
+        if event.node is not None and event.node in self.rows:
+            row = self.rows[event.node]
+            row["status"] = event.type.removeprefix("node.").replace("started", "running").replace(
+                "retrying", "running")
+            row["attempt"], row["visits"] = event.attempt, event.visit
+            data = event.data or {}
+            row["note"] = str(data.get("error") or data.get("reason") or data.get("outcome") or "")
+        if self.live is not None:
+            now = time.monotonic()
+            if now - self._last_refresh > 0.1:
+                self._last_refresh = now
+                self.live.update(self._table(), refresh=True)
+        else:
+            stamp = datetime.fromtimestamp(event.at).strftime("%H:%M:%S.%f")[:-3]
+            where = f" {event.node}" if event.node else ""
+            extra = ""
+            if event.data:
+                note = event.data.get("error") or event.data.get("reason") or event.data.get("outcome")
+                extra = f" ({note})" if note else ""
+            self.console.print(f"{stamp} {event.type}{where}{extra}", markup=False, highlight=False)
+
+    def _table(self) -> Table:
+        table = Table(title=f"{self.workflow} {self.execution or ''}", title_justify="left")
+        for column in ("node", "status", "attempt", "visits", ""):
+            table.add_column(column)
+        for node, row in self.rows.items():
+            style = _STYLE.get(row["status"], "")
+            table.add_row(node, f"[{style}]{row['status']}", str(row["attempt"] or ""),
+                          str(row["visits"] or ""), row["note"][:60])
+        return table
+
+
+def _summary(result: dict[str, Any], console: Console) -> None:
+    status = result["status"]
+    console.print(f"[bold]{result['workflow']} {result['version']}[/] execution {result['id']}: "
+                  f"[{_STYLE.get(status, '')}]{status}")
+    if result["error"]:
+        where = f"node {result['error']['node']}: " if result["error"]["node"] else ""
+        console.print(f"[red]error: {where}{result['error']['message']}", highlight=False)
+    console.print("path: " + " → ".join(result["path"]), highlight=False)
+    if result["outputs"]:
+        console.print("outputs: " + json.dumps(result["outputs"], default=str), highlight=False)

@@ -1,0 +1,103 @@
+"""Every example in examples/ runs in-process and gives the result its comments promise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.definition import load_file
+from engine.local import run_workflow
+from engine.testing import scripted_server
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+async def run(name: str, **inputs: Any) -> dict[str, Any]:
+    return await run_workflow(load_file(EXAMPLES / name), inputs)
+
+
+async def test_etl_passes_data_along() -> None:
+    result = await run("etl.yaml", rows=3)
+    assert result["status"] == "completed"
+    assert result["path"] == ["extract", "transform", "load"]
+    assert result["outputs"] == {"loaded": 3, "total": pytest.approx(72.0), "summary": "loaded 3 rows from api"}
+    assert result["nodes"]["transform"]["output"]["rows"][2] == {"id": 3, "amount": pytest.approx(36.0)}
+
+
+async def test_arithmetic() -> None:
+    result = await run("arithmetic.yaml", a=12, b=4)
+    assert result["status"] == "completed"
+    assert result["outputs"] == {"sum": 16, "difference": 8, "product": 48, "quotient": 3.0, "error": None}
+    assert result["nodes"]["DIV_BY_ZERO"]["status"] == "skipped"
+
+
+async def test_arithmetic_division_by_zero_takes_the_error_path() -> None:
+    result = await run("arithmetic.yaml", a=12, b=0)
+    assert result["status"] == "completed"
+    assert result["outputs"]["quotient"] is None
+    assert result["outputs"]["error"] == "cannot divide 12 by zero"
+    div = result["nodes"]["DIV"]
+    assert (div["status"], div["outcome"]) == ("failed", "FAIL")
+    assert div["error"].startswith("DIV:1: division by zero")
+    assert result["path"][-2:] == ["DIV_BY_ZERO", "REPORT"] or "DIV_BY_ZERO" in result["path"]
+
+
+async def test_order_confirmed() -> None:
+    result = await run("order.yaml")
+    assert result["status"] == "completed"
+    assert result["outputs"] == {"status": "confirmed", "total": 120.0, "refunded": None}
+    assert result["nodes"]["compensate"]["status"] == "skipped"
+    assert result["nodes"]["notify_warehouse"]["output"] == {"order": "A-1001", "notified": True}
+
+
+async def test_order_out_of_stock_is_compensated_after_retries() -> None:
+    result = await run("order.yaml", in_stock=False)
+    assert result["outputs"] == {"status": "compensated", "total": 120.0, "refunded": 120.0}
+    reserve = result["nodes"]["reserve_inventory"]
+    assert (reserve["status"], reserve["attempts"]) == ("failed", 3)
+    assert "out of stock" in reserve["error"]
+    assert result["nodes"]["confirmation"]["status"] == "skipped"
+    assert result["nodes"]["compensate"]["status"] == "completed"
+
+
+def ack(state: str) -> tuple[int, dict[str, Any]]:
+    return 200, {"flowId": "f", "stepName": "s", "ackState": state, "uuid": "u", "done": True}
+
+
+async def test_approval_flow_follows_outcomes_and_fail_loops() -> None:
+    script = {
+        "/ci": [ack("FAIL"), ack("SUCCESS")],  # A fails once, loops to itself
+        "/approval": [ack("NEXT")],  # D asks for a second approval
+        "/approval2": [ack("FAIL"), ack("FAIL"), ack("AGREE")],  # E loops twice, then agrees
+        "/deploy": [ack("SUCCESS")],
+        "/notify": [ack("SUCCESS")],
+    }
+    with scripted_server(script) as server:
+        result = await run("approval-flow.yaml", actions_url=server.url)
+    assert result["status"] == "completed", result["error"]
+    assert result["path"] == ["A", "A", "D", "E", "E", "E", "B", "C"]
+    assert result["nodes"]["E"]["visits"] == 3 and result["nodes"]["E"]["outcome"] == "AGREE"
+    assert result["outputs"] == {"deployed": True, "notified": True}
+    first = server.requests[0]
+    assert first["path"] == "/ci" and first["body"]["stepName"] == "A"
+    assert first["body"]["flowId"] == result["id"] and first["body"]["retry_count"] == 10
+    assert server.requests[2]["body"] == {"flowId": result["id"], "stepName": "D", "work_order": "nz00001",
+                                          "version": 12343}
+
+
+async def test_approval_flow_reject_goes_to_notify() -> None:
+    script = {"/ci": [ack("SUCCESS")], "/approval": [ack("REJECT")], "/notify": [ack("FAIL"), ack("SUCCESS")]}
+    with scripted_server(script) as server:
+        result = await run("approval-flow.yaml", actions_url=server.url)
+    assert result["path"] == ["A", "D", "C", "C"]
+    assert result["nodes"]["B"]["status"] == "skipped" and result["outputs"]["deployed"] is False
+
+
+async def test_approval_flow_endless_failure_hits_max_visits() -> None:
+    with scripted_server({"/ci": [ack("FAIL")]}) as server:
+        result = await run("approval-flow.yaml", actions_url=server.url)
+    assert result["status"] == "failed"
+    assert result["error"] == {"node": "A", "message": "entered more than max_visits (10) times"}
+    assert server.paths().count("/ci") == 10

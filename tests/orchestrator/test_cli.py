@@ -1,0 +1,139 @@
+"""The ``weir`` command as a user runs it: a real process, exit codes, stdout/stderr, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "examples"
+WEIR = shutil.which("weir", path=str(Path(sys.executable).parent)) or "weir"
+
+
+def weir(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([WEIR, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+def test_validate_examples() -> None:
+    proc = weir("validate", *map(str, sorted(EXAMPLES.glob("*.yaml"))))
+    assert proc.returncode == 0, proc.stderr
+    assert "etl.yaml: ok (etl 1.0.0, 3 nodes)" in proc.stdout
+
+
+def test_validate_reports_every_error_with_its_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nversion: 1.0\nnodes:\n"
+        "  - {id: a, lua: 'return {x = }'}\n"
+        "  - {id: b, noop: {}, depends_on: [c]}\n"
+        "  - {id: c, noop: {}, depends_on: [b], timeout: soon}\n"
+    )
+    proc = weir("validate", str(bad), str(EXAMPLES / "etl.yaml"))
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert f"{bad}: version: invalid semantic version '1.0'" in proc.stderr
+    assert f"{bad}: nodes[2].timeout: invalid duration 'soon'" in proc.stderr
+    assert "1 of 2 file(s) invalid" in proc.stderr
+
+
+def test_validate_names_the_cycle_and_lua_line(tmp_path: Path) -> None:
+    bad = tmp_path / "cycle.yaml"
+    bad.write_text(
+        "name: cyc\nversion: 1.0.0\nnodes:\n"
+        "  - {id: s, lua: \"local a = 1\\nreturn {x = }\"}\n"
+        "  - {id: b, noop: {}, depends_on: [c]}\n"
+        "  - {id: c, noop: {}, depends_on: [b]}\n"
+    )
+    proc = weir("validate", str(bad))
+    assert proc.returncode == 2
+    assert "nodes: depends_on cycle: b -> c -> b" in proc.stderr
+    assert "nodes[0].lua: Lua syntax error: line 2:" in proc.stderr
+
+
+def test_schema_is_json() -> None:
+    proc = weir("schema")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["title"] == "weir workflow"
+
+
+def test_run_json_prints_exactly_the_result_object() -> None:
+    proc = weir("run", str(EXAMPLES / "arithmetic.yaml"), "-i", "a=12", "--input", "b=4", "--output", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"id", "workflow", "version", "status", "inputs", "outputs", "error", "nodes", "path"}
+    assert result["inputs"] == {"a": 12, "b": 4}
+    assert result["outputs"]["product"] == 48
+    assert result["nodes"]["ADD"] == {**result["nodes"]["ADD"], "status": "completed", "outcome": "SUCCESS",
+                                      "attempts": 1, "visits": 1, "output": {"value": 16}, "error": None}
+
+
+def test_run_failed_execution_exits_1() -> None:
+    proc = weir("run", str(EXAMPLES / "order.yaml"), "--inputs-json", '{"amount": -5}', "-o", "json")
+    assert proc.returncode == 1
+    result = json.loads(proc.stdout)
+    assert result["status"] == "failed"
+    assert result["error"]["node"] == "validate_payment"
+    assert "amount must be positive" in result["error"]["message"]
+
+
+def test_run_text_output() -> None:
+    proc = weir("run", str(EXAMPLES / "etl.yaml"), "-i", "rows=2", "-i", "source=files")
+    assert proc.returncode == 0, proc.stderr
+    assert "completed" in proc.stdout and "extract → transform → load" in proc.stdout
+    assert "node.completed extract" in proc.stderr  # plain progress lines when stderr is not a terminal
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-i", "a=1"], "inputs.b: required input missing (number)"),
+    (["-i", "a=1", "-i", "b=x"], 'inputs.b: expected number, got string "x"'),
+    (["-i", "a=1", "-i", "b=2", "-i", "c=3"], "inputs.c: undeclared input (declared: a, b)"),
+    (["--inputs-json", "{nope"], "--inputs-json is not valid JSON"),
+    (["-i", "novalue"], "expected KEY=VALUE"),
+])
+def test_run_bad_inputs_exit_2(args: list[str], message: str) -> None:
+    proc = weir("run", str(EXAMPLES / "arithmetic.yaml"), *args)
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert message in proc.stderr
+
+
+def test_run_missing_or_invalid_file_exits_2(tmp_path: Path) -> None:
+    proc = weir("run", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 2 and "cannot read file" in proc.stderr
+    (tmp_path / "x.yaml").write_text("name: x\n")
+    proc = weir("run", str(tmp_path / "x.yaml"))
+    assert proc.returncode == 2 and "version: required" in proc.stderr
+    no_traceback(proc)
+
+
+def test_ctrl_c_cancels_and_prints_the_result(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.yaml"
+    slow.write_text("name: slow\nversion: 1.0.0\nnodes:\n  - {id: wait, sleep: 30s}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([WEIR, "run", str(slow), "-o", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 20
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:  # wait until the node is running
+        line = proc.stderr.readline()
+        if "node.started wait" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    result = json.loads(out)
+    assert result["status"] == "cancelled"
+    assert result["nodes"]["wait"]["status"] == "cancelled"

