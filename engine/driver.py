@@ -146,7 +146,9 @@ class ExecutionDriver:
                     self._pending.append(NodeFinished(result))
                 else:
                     key = (command.node, command.visit, command.attempt)
-                    self._tasks[key] = asyncio.create_task(self._attempt(command), name=f"{self.id}/{key}")
+                    self._tasks[key] = asyncio.create_task(
+                        self._attempt(command), name=f"{self.id}/{key}"
+                    )
             elif kind is Event:
                 if self._on_event is not None:
                     assert isinstance(command, Event)
@@ -154,7 +156,9 @@ class ExecutionDriver:
             elif kind is StartTimer:
                 assert isinstance(command, StartTimer)
                 loop = asyncio.get_running_loop()
-                self._timers[command.timer] = loop.call_later(command.delay, self._fire, command.timer)
+                self._timers[command.timer] = loop.call_later(
+                    command.delay, self._fire, command.timer
+                )
             elif kind is CancelTimer:
                 assert isinstance(command, CancelTimer)
                 handle = self._timers.pop(command.timer, None)
@@ -181,9 +185,16 @@ class ExecutionDriver:
         except Exception as exc:  # a bug in an executor must fail the node, not the driver
             log.exception("node %s attempt %s crashed", command.node, command.attempt)
             now = self._clock()
-            result = NodeResult(command.node, command.visit, command.attempt, NodeStatus.FAILED,
-                                outcome="FAIL", error=f"internal error: {exc!r}",
-                                started_at=now, finished_at=now)
+            result = NodeResult(
+                command.node,
+                command.visit,
+                command.attempt,
+                NodeStatus.FAILED,
+                outcome="FAIL",
+                error=f"internal error: {exc!r}",
+                started_at=now,
+                finished_at=now,
+            )
         finally:
             self._tasks.pop(key, None)
         self._pending.append(NodeFinished(result))
@@ -228,4 +239,3 @@ class ExecutionDriver:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-

@@ -5,7 +5,7 @@ Every error carries the path or id it is about, so a user can find the cause wit
     WeirError
     ├── DefinitionError        a workflow definition is invalid (a list of Issues, each with a path)
     ├── InputError             execution inputs do not match the declaration (Issues, too)
-    └── TaskError              one attempt of one node failed; ``retryable`` says if a retry may help
+    └── TaskError              one attempt of one node failed; ``retryable``: may a retry help?
         ├── TemplateError      a ``${...}`` template or ``when`` expression could not be evaluated
         ├── LuaError           a Lua node raised ``error(...)`` or hit a runtime error
         │   └── LuaLimitError  the sandbox stopped it: instruction budget, memory cap or wall clock
@@ -43,7 +43,7 @@ class _IssuesError(WeirError):
 
 
 class DefinitionError(_IssuesError):
-    """A workflow definition is invalid; ``issues`` lists every problem found, each with its path."""
+    """A workflow definition is invalid; ``issues`` lists every problem, each with its path."""
 
 
 class InputError(_IssuesError):

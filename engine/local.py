@@ -33,13 +33,19 @@ class LocalWorkflows:
             self.add(definition)
 
     @classmethod
-    def from_directory(cls, directory: str | Path, *, sandbox: LuaSandbox | None = None) -> LocalWorkflows:
-        """Load every ``*.yaml``, ``*.yml`` and ``*.json`` in ``directory`` (raises DefinitionError)."""
-        files = sorted(p for p in Path(directory).iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    def from_directory(
+        cls, directory: str | Path, *, sandbox: LuaSandbox | None = None
+    ) -> LocalWorkflows:
+        """Load every ``*.yaml``, ``*.yml`` and ``*.json`` file in ``directory``."""
+        files = sorted(
+            p for p in Path(directory).iterdir() if p.suffix in (".yaml", ".yml", ".json")
+        )
         return cls(load_file(p, sandbox=sandbox) for p in files)
 
     def add(self, definition: Definition) -> None:
-        self._by_name.setdefault(definition.name, {})[Version.parse(definition.version)] = definition
+        self._by_name.setdefault(definition.name, {})[Version.parse(definition.version)] = (
+            definition
+        )
 
     def resolve(self, name: str, version_range: str) -> Definition:
         """The greatest version of ``name`` inside ``version_range``; raises ``TaskError``."""
@@ -53,7 +59,9 @@ class LocalWorkflows:
         best = wanted.best(list(versions))
         if best is None:
             have = ", ".join(str(v) for v in sorted(versions))
-            raise TaskError(f"no version of '{name}' matches {version_range} (have {have})", retryable=False)
+            raise TaskError(
+                f"no version of '{name}' matches {version_range} (have {have})", retryable=False
+            )
         return versions[best]
 
 
@@ -78,7 +86,9 @@ class LocalLauncher:
             resolved = resolve_inputs(definition, inputs)
         except InputError as exc:
             raise TaskError(f"sub-workflow {definition.name}: {exc}", retryable=False) from None
-        driver = ExecutionDriver(definition, resolved, self.runner, on_event=self.on_event, depth=parent.depth + 1)
+        driver = ExecutionDriver(
+            definition, resolved, self.runner, on_event=self.on_event, depth=parent.depth + 1
+        )
         result = await driver.run()
         result["parent"] = {"execution": parent.id, "node": node}
         self.children[driver.id] = result
@@ -86,7 +96,8 @@ class LocalLauncher:
             error = result["error"] or {}
             where = f"node {error.get('node')}: " if error.get("node") else ""
             raise TaskError(
-                f"sub-workflow {definition.name}@{definition.version} ({driver.id}) {result['status']}: "
+                f"sub-workflow {definition.name}@{definition.version} ({driver.id}) "
+                f"{result['status']}: "
                 f"{where}{error.get('message', '')}",
                 retryable=False,
             )
@@ -115,13 +126,20 @@ async def run_workflow(
     try:
         async with NodeRunner(sandbox=box, launcher=launcher) as runner:
             launcher.runner = runner
-            driver = ExecutionDriver(definition, resolved, runner, on_event=on_event, execution_id=execution_id)
+            driver = ExecutionDriver(
+                definition, resolved, runner, on_event=on_event, execution_id=execution_id
+            )
             if on_driver is not None:
                 on_driver(driver)
             result = await driver.run()
             children = [
-                {"id": cid, "workflow": c["workflow"], "version": c["version"], "status": c["status"],
-                 "parent": c["parent"]}
+                {
+                    "id": cid,
+                    "workflow": c["workflow"],
+                    "version": c["version"],
+                    "status": c["status"],
+                    "parent": c["parent"],
+                }
                 for cid, c in launcher.children.items()
             ]
             if children:

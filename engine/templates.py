@@ -129,7 +129,10 @@ def compile_template(value: Any, chunkname: str) -> Template:
         if all(isinstance(p, str) for p in parts):
             return Const("".join(p for p in parts if isinstance(p, str)))
         return Interp(
-            tuple(p if isinstance(p, str) else LuaCode(p[0], chunkname, expression=True) for p in parts)
+            tuple(
+                p if isinstance(p, str) else LuaCode(p[0], chunkname, expression=True)
+                for p in parts
+            )
         )
     if isinstance(value, Mapping):
         items = tuple((str(k), compile_template(v, f"{chunkname}.{k}")) for k, v in value.items())

@@ -47,10 +47,16 @@ class ScriptedServer:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode()
-                status, payload = server.next_answer(self.path, self.command, dict(self.headers), body)
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                status, payload = server.next_answer(
+                    self.path, self.command, dict(self.headers), body
+                )
+                data = (
+                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                )
                 self.send_response(status)
-                self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+                self.send_header(
+                    "Content-Type", "text/plain" if isinstance(payload, str) else "application/json"
+                )
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -61,7 +67,9 @@ class ScriptedServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def next_answer(self, path: str, method: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+    def next_answer(
+        self, path: str, method: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
         """Record the request and return the next scripted answer for its path (404 if none)."""
         with self._lock:
             self.requests.append({"path": path, "method": method, "headers": headers, "body": body})
@@ -81,7 +89,9 @@ class ScriptedServer:
 def scripted_server(script: Script, *, port: int = 0) -> Iterator[ScriptedServer]:
     """Serve ``script`` from a daemon thread until the ``with`` block ends."""
     server = ScriptedServer(script, port=port)
-    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server

@@ -27,22 +27,36 @@ DEFAULT = {
 
 
 def answers(states: list[str]) -> list[tuple[int, Any]]:
-    return [(200, {"flowId": "", "stepName": "", "ackState": s, "uuid": str(uuid.uuid4()), "done": True})
-            for s in states]
+    return [
+        (
+            200,
+            {"flowId": "", "stepName": "", "ackState": s, "uuid": str(uuid.uuid4()), "done": True},
+        )
+        for s in states
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=18080)
-    parser.add_argument("--script", action="append", default=[], metavar="ACTION=STATE[,STATE...]",
-                        help="Outcomes an action answers, in order (the last repeats).")
+    parser.add_argument(
+        "--script",
+        action="append",
+        default=[],
+        metavar="ACTION=STATE[,STATE...]",
+        help="Outcomes an action answers, in order (the last repeats).",
+    )
     args = parser.parse_args()
     script = dict(DEFAULT)
     for item in args.script:
         action, _, states = item.partition("=")
         script[action] = states.split(",")
-    with scripted_server({f"/{a}": answers(s) for a, s in script.items()}, port=args.port) as server:
-        print(f"actions listening on {server.url}", flush=True)
+    with scripted_server(
+        {f"/{a}": answers(s) for a, s in script.items()}, port=args.port
+    ) as server:
+        print(f"actions listening on {server.url}", flush=True)  # noqa: T201 (a script)
         try:
             while True:
                 time.sleep(3600)

@@ -106,27 +106,58 @@ async def main(nodes: int, lua_nodes: int, repeat: int) -> None:
             task_us = median_us([await baseline_tasks(nodes) for _ in range(repeat)], nodes)
             raw_lua_us = median_us([baseline_lua(lua_nodes) for _ in range(repeat)], lua_nodes)
             rows = [
-                ("no-op DAG, wide", nodes, await measure("wide", wide_def, runner, repeat), 20.0, task_us,
-                 "asyncio task/node", wide_parse),
-                ("no-op DAG, deep", nodes, await measure("deep", deep_def, runner, repeat), 20.0, task_us,
-                 "asyncio task/node", deep_parse),
-                ("Lua chain", lua_nodes, await measure("lua", lua_def, runner, repeat), 30.0, raw_lua_us,
-                 "raw lupa call", lua_parse),
+                (
+                    "no-op DAG, wide",
+                    nodes,
+                    await measure("wide", wide_def, runner, repeat),
+                    20.0,
+                    task_us,
+                    "asyncio task/node",
+                    wide_parse,
+                ),
+                (
+                    "no-op DAG, deep",
+                    nodes,
+                    await measure("deep", deep_def, runner, repeat),
+                    20.0,
+                    task_us,
+                    "asyncio task/node",
+                    deep_parse,
+                ),
+                (
+                    "Lua chain",
+                    lua_nodes,
+                    await measure("lua", lua_def, runner, repeat),
+                    30.0,
+                    raw_lua_us,
+                    "raw lupa call",
+                    lua_parse,
+                ),
             ]
     finally:
         sandbox.close()
-    print(f"{'benchmark':<18} {'nodes':>6} {'us/node':>8} {'target':>7} {'baseline':>9} {'ratio':>6}  "
-          f"{'baseline is':<18} {'parse+validate':>14}")
+    print(
+        f"{'benchmark':<18} {'nodes':>6} {'us/node':>8} {'target':>7} "
+        f"{'baseline':>9} {'ratio':>6}  "
+        f"{'baseline is':<18} {'parse+validate':>14}"
+    )
     for label, n, us, target, base, base_label, parse in rows:
         verdict = "ok" if us <= target else "OVER"
-        print(f"{label:<18} {n:>6} {us:>8.1f} {target:>6.0f}{verdict[0]:>1} {base:>9.1f} {us / base:>5.2f}x  "
-              f"{base_label:<18} {parse * 1e3:>11.0f} ms")
-    print(f"\nmedian of {repeat} runs after one warm-up; ratio = us/node / baseline us/node "
-          "(lower is better).")
+        print(
+            f"{label:<18} {n:>6} {us:>8.1f} {target:>6.0f}{verdict[0]:>1} "
+            f"{base:>9.1f} {us / base:>5.2f}x  "
+            f"{base_label:<18} {parse * 1e3:>11.0f} ms"
+        )
+    print(
+        f"\nmedian of {repeat} runs after one warm-up; ratio = us/node / baseline us/node "
+        "(lower is better)."
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--lua-nodes", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=5)

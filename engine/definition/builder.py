@@ -39,15 +39,20 @@ class Workflow:
         timeout: Duration | None = None,
         concurrency: int | None = None,
     ) -> None:
-        self._doc: dict[str, Any] = {"apiVersion": "weir/v1", "kind": "Workflow", "name": name,
-                                     "version": version}
+        self._doc: dict[str, Any] = {
+            "apiVersion": "weir/v1",
+            "kind": "Workflow",
+            "name": name,
+            "version": version,
+        }
         _put(self._doc, description=description, timeout=timeout, concurrency=concurrency)
         self._doc["inputs"] = {k: dict(v) for k, v in (inputs or {}).items()}
         self._doc["nodes"] = []
         self._doc["outputs"] = dict(outputs or {})
 
-    def input(self, name: str, type: str = "any", *, description: str | None = None,
-              **default: Any) -> Workflow:
+    def input(
+        self, name: str, type: str = "any", *, description: str | None = None, **default: Any
+    ) -> Workflow:
         """Declare an input; pass ``default=...`` to make it optional."""
         spec: dict[str, Any] = {"type": type}
         _put(spec, description=description)
@@ -88,7 +93,9 @@ class Workflow:
             workflow=dict(workflow) if workflow is not None else None,
             sleep=sleep,
             args=dict(args) if args else None,
-            depends_on=[depends_on] if isinstance(depends_on, str) else list(depends_on or []) or None,
+            depends_on=[depends_on]
+            if isinstance(depends_on, str)
+            else list(depends_on or []) or None,
             trigger_rule=trigger_rule,
             when=when,
             next=(dict(next) if isinstance(next, Mapping) else [dict(e) for e in next])
@@ -119,7 +126,9 @@ class Workflow:
 
     def build(self, *, sandbox: LuaSandbox | None = None) -> Definition:
         """Validate and return the ``Definition``; raises ``DefinitionError`` like the parser."""
-        return from_document(self.to_document(), source=f"<builder {self._doc['name']}>", sandbox=sandbox)
+        return from_document(
+            self.to_document(), source=f"<builder {self._doc['name']}>", sandbox=sandbox
+        )
 
 
 def _put(target: dict[str, Any], **values: Any) -> None:

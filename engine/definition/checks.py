@@ -29,7 +29,10 @@ def check_graph(doc: WorkflowDoc) -> list[Issue]:
             issues.append(Issue(f"nodes[{i}].id", f"'{END}' is reserved: it ends a branch in next"))
         if node.id in first_at:
             issues.append(
-                Issue(f"nodes[{i}].id", f"duplicate id '{node.id}' (first at nodes[{first_at[node.id]}])")
+                Issue(
+                    f"nodes[{i}].id",
+                    f"duplicate id '{node.id}' (first at nodes[{first_at[node.id]}])",
+                )
             )
         else:
             first_at[node.id] = i
@@ -47,7 +50,9 @@ def check_graph(doc: WorkflowDoc) -> list[Issue]:
                 issues.append(Issue(path, f"'{dep}' is listed twice"))
             seen.add(dep)
         issues.extend(_check_next(i, node, ids))
-    cycle = find_cycle({n.id: [d for d in n.depends_on if d in ids and d != n.id] for n in doc.nodes})
+    cycle = find_cycle(
+        {n.id: [d for d in n.depends_on if d in ids and d != n.id] for n in doc.nodes}
+    )
     if cycle:
         issues.append(Issue("nodes", "depends_on cycle: " + " -> ".join(cycle)))
     return issues
@@ -59,7 +64,8 @@ def _check_executor(i: int, node: NodeDoc) -> list[Issue]:
         return [
             Issue(
                 f"nodes[{i}]",
-                f"node '{node.id}' has no executor: set one of lua, http, python, workflow, noop, sleep",
+                f"node '{node.id}' has no executor: "
+                "set one of lua, http, python, workflow, noop, sleep",
             )
         ]
     if len(present) > 1:
@@ -87,7 +93,10 @@ def _check_next(i: int, node: NodeDoc, ids: set[str]) -> list[Issue]:
         for outcome, target in node.next.items():
             if target not in valid:
                 issues.append(
-                    Issue(f"nodes[{i}].next.{outcome}", f"unknown node '{target}'{did_you_mean(target, valid)}")
+                    Issue(
+                        f"nodes[{i}].next.{outcome}",
+                        f"unknown node '{target}'{did_you_mean(target, valid)}",
+                    )
                 )
     else:
         if not node.next:
@@ -95,7 +104,10 @@ def _check_next(i: int, node: NodeDoc, ids: set[str]) -> list[Issue]:
         for j, edge in enumerate(node.next):
             if edge.to not in valid:
                 issues.append(
-                    Issue(f"nodes[{i}].next[{j}].to", f"unknown node '{edge.to}'{did_you_mean(edge.to, valid)}")
+                    Issue(
+                        f"nodes[{i}].next[{j}].to",
+                        f"unknown node '{edge.to}'{did_you_mean(edge.to, valid)}",
+                    )
                 )
     return issues
 

@@ -1,4 +1,4 @@
-"""Durations as users write them: ``500ms``, ``30s``, ``10m``, ``1h30m``, ``1.5s``, or plain seconds."""
+"""Durations as users write them: ``500ms``, ``30s``, ``10m``, ``1h30m``, ``1.5s``, or seconds."""
 
 from __future__ import annotations
 

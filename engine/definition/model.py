@@ -135,7 +135,11 @@ class Transitions:
     edges: tuple[Edge, ...] = ()
 
     def targets(self) -> set[str]:
-        return set(self.by_outcome.values()) if self.by_outcome is not None else {e.to for e in self.edges}
+        return (
+            set(self.by_outcome.values())
+            if self.by_outcome is not None
+            else {e.to for e in self.edges}
+        )
 
     def handles_failure(self) -> bool:
         if self.by_outcome is not None:

@@ -38,15 +38,35 @@ from engine.definition.schema import LuaDoc, NodeDoc, WorkflowDoc
 from engine.definition.values import type_error
 from engine.errors import DefinitionError, Issue
 from engine.lua import LuaCode, LuaSandbox
-from engine.templates import Template, TemplateSyntaxError, compile_template, expressions, references
+from engine.templates import (
+    Template,
+    TemplateSyntaxError,
+    compile_template,
+    expressions,
+    references,
+)
 
 _KNOWN_KEYS = {
     *WorkflowDoc.model_fields,
     "apiVersion",
     *NodeDoc.model_fields,
     "json",
-    "attempts", "backoff", "factor", "max_backoff", "jitter", "code", "max_memory",
-    "instructions", "url", "method", "headers", "body", "outcome", "to", "priority", "type",
+    "attempts",
+    "backoff",
+    "factor",
+    "max_backoff",
+    "jitter",
+    "code",
+    "max_memory",
+    "instructions",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "outcome",
+    "to",
+    "priority",
+    "type",
     "default",
 }
 
@@ -57,13 +77,17 @@ def load_file(path: str | Path, *, sandbox: LuaSandbox | None = None) -> Definit
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise DefinitionError([Issue("", f"cannot read file: {exc.strerror}")], source=source) from None
+        raise DefinitionError(
+            [Issue("", f"cannot read file: {exc.strerror}")], source=source
+        ) from None
     except UnicodeDecodeError:
         raise DefinitionError([Issue("", "file is not UTF-8 text")], source=source) from None
     return loads(text, source=source, sandbox=sandbox)
 
 
-def loads(text: str, *, source: str = "<definition>", sandbox: LuaSandbox | None = None) -> Definition:
+def loads(
+    text: str, *, source: str = "<definition>", sandbox: LuaSandbox | None = None
+) -> Definition:
     """Parse YAML (JSON is a subset of it) and validate."""
     try:
         document = yaml.safe_load(text)
@@ -71,7 +95,9 @@ def loads(text: str, *, source: str = "<definition>", sandbox: LuaSandbox | None
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise DefinitionError([Issue("", f"{where}invalid YAML/JSON: {problem}")], source=source) from None
+        raise DefinitionError(
+            [Issue("", f"{where}invalid YAML/JSON: {problem}")], source=source
+        ) from None
     return from_document(document, source=source, sandbox=sandbox)
 
 
@@ -81,7 +107,9 @@ def from_document(
     """Validate an already-parsed document (a mapping) and build the ``Definition``."""
     if not isinstance(document, Mapping):
         kind = type(document).__name__ if document is not None else "nothing"
-        raise DefinitionError([Issue("", f"expected a mapping at the top level, got {kind}")], source=source)
+        raise DefinitionError(
+            [Issue("", f"expected a mapping at the top level, got {kind}")], source=source
+        )
     try:
         doc = WorkflowDoc.model_validate(document)
     except pydantic.ValidationError as exc:
@@ -106,7 +134,9 @@ def pydantic_issues(exc: pydantic.ValidationError) -> list[Issue]:
     """Convert pydantic's errors into Issues with document paths and plain messages."""
     issues = []
     for error in exc.errors(include_url=False):
-        loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("<"))]
+        loc = [
+            part for part in error["loc"] if not (isinstance(part, str) and part.startswith("<"))
+        ]
         path = format_path(loc)
         kind = error["type"]
         message = str(error["msg"])
@@ -161,9 +191,15 @@ class _Builder:
         inputs = {}
         for name, spec in doc.inputs.items():
             has_default = "default" in spec.model_fields_set
-            if has_default and spec.default is not None and (problem := type_error(spec.type, spec.default)):
+            if (
+                has_default
+                and spec.default is not None
+                and (problem := type_error(spec.type, spec.default))
+            ):
                 self.issues.append(Issue(f"inputs.{name}.default", problem))
-            inputs[name] = InputParam(name, spec.type, not has_default, spec.default, spec.description)
+            inputs[name] = InputParam(
+                name, spec.type, not has_default, spec.default, spec.description
+            )
         nodes = tuple(self._node(i, n) for i, n in enumerate(doc.nodes))
         outputs = self._template(doc.outputs, "outputs") if doc.outputs else None
         return Definition(
@@ -186,7 +222,9 @@ class _Builder:
             args=self._template(n.args, f"{path}.args", chunkname=f"{n.id}.args"),
             depends_on=tuple(n.depends_on),
             trigger_rule=TriggerRule(n.trigger_rule),
-            when=self._lua(n.when, f"{path}.when", f"{n.id}.when", expression=True) if n.when else None,
+            when=self._lua(n.when, f"{path}.when", f"{n.id}.when", expression=True)
+            if n.when
+            else None,
             next=self._next(path, n),
             max_visits=n.max_visits or DEFAULT_MAX_VISITS,
             retry=RetryPolicy(**n.retry.model_dump()) if n.retry else NO_RETRY,
@@ -205,7 +243,9 @@ class _Builder:
             return HttpTask(
                 method=(h.method or ("POST" if has_body else "GET")).upper(),
                 url=self._template(h.url, f"{path}.http.url", chunkname=f"{n.id}.url"),
-                headers=self._template(h.headers, f"{path}.http.headers", chunkname=f"{n.id}.headers"),
+                headers=self._template(
+                    h.headers, f"{path}.http.headers", chunkname=f"{n.id}.headers"
+                ),
                 json_body=self._template(h.json_body, f"{path}.http.json", chunkname=f"{n.id}.json")
                 if h.json_body is not None
                 else None,
@@ -229,10 +269,16 @@ class _Builder:
             return Transitions(by_outcome=dict(n.next))
         edges = []
         for j, e in enumerate(n.next):
-            when = self._lua(e.when, f"{path}.next[{j}].when", f"{n.id}.next[{j}]", expression=True) if e.when else None
+            when = (
+                self._lua(e.when, f"{path}.next[{j}].when", f"{n.id}.next[{j}]", expression=True)
+                if e.when
+                else None
+            )
             edges.append(Edge(e.to, when, e.outcome, e.priority))
         # Lowest priority value first; edges without one after those with one; ties keep order.
-        order = sorted(range(len(edges)), key=lambda k: (edges[k].priority is None, edges[k].priority or 0, k))
+        order = sorted(
+            range(len(edges)), key=lambda k: (edges[k].priority is None, edges[k].priority or 0, k)
+        )
         return Transitions(edges=tuple(edges[k] for k in order))
 
     def _template(self, value: Any, path: str, *, chunkname: str | None = None) -> Template:
@@ -260,11 +306,17 @@ class _Builder:
             if name not in self.doc.inputs:
                 declared = ", ".join(sorted(self.doc.inputs)) or "none"
                 self.issues.append(
-                    Issue(path, f"undeclared input '{name}'{checks.did_you_mean(name, self.doc.inputs)}"
-                          f" (declared: {declared})")
+                    Issue(
+                        path,
+                        f"undeclared input '{name}'{checks.did_you_mean(name, self.doc.inputs)}"
+                        f" (declared: {declared})",
+                    )
                 )
         for name in sorted(references(code.source, "outputs")):
             if name not in self.node_ids:
                 self.issues.append(
-                    Issue(path, f"outputs.{name}: unknown node{checks.did_you_mean(name, self.node_ids)}")
+                    Issue(
+                        path,
+                        f"outputs.{name}: unknown node{checks.did_you_mean(name, self.node_ids)}",
+                    )
                 )

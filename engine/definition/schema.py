@@ -43,9 +43,22 @@ Duration = Annotated[
     ),
 ]
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "ki": 2**10, "kib": 2**10, "m": 10**6,
-               "mb": 10**6, "mi": 2**20, "mib": 2**20, "g": 10**9, "gb": 10**9, "gi": 2**30,
-               "gib": 2**30}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "ki": 2**10,
+    "kib": 2**10,
+    "m": 10**6,
+    "mb": 10**6,
+    "mi": 2**20,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gi": 2**30,
+    "gib": 2**30,
+}
 
 
 def parse_size(value: object) -> int:
@@ -100,7 +113,7 @@ class InputDoc(_Doc):
 
 
 class RetryDoc(_Doc):
-    """Retries with exponential backoff: delay = min(backoff * factor^(n-1), max_backoff) ± jitter."""
+    """Exponential backoff: delay = min(backoff * factor^(n-1), max_backoff), ± jitter."""
 
     attempts: Annotated[int, Field(ge=1, le=1000)] = 3
     backoff: Duration = 1.0

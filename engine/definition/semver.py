@@ -33,9 +33,13 @@ class Version:
         """Parse ``text``; raise ``ValueError`` saying what a semantic version looks like."""
         match = _SEMVER.match(text.strip()) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f"invalid semantic version {text!r}: expected MAJOR.MINOR.PATCH like 1.2.0")
+            raise ValueError(
+                f"invalid semantic version {text!r}: expected MAJOR.MINOR.PATCH like 1.2.0"
+            )
         major, minor, patch, pre, build = match.groups()
-        return cls(int(major), int(minor), int(patch), tuple(pre.split(".")) if pre else (), build or "")
+        return cls(
+            int(major), int(minor), int(patch), tuple(pre.split(".")) if pre else (), build or ""
+        )
 
     def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
         # A release sorts after all of its pre-releases; numeric identifiers sort before
@@ -109,11 +113,13 @@ def _bounds(part: str, whole: str) -> list[tuple[str, Version]]:
         return []
     for op in (">=", "<=", ">", "<", "="):
         if part.startswith(op):
-            return [(op if op != "=" else "==", Version.parse(part[len(op):]))]
+            return [(op if op != "=" else "==", Version.parse(part[len(op) :]))]
     prefix = part[0] if part[0] in "^~" else ""
-    match = _PARTIAL.match(part[len(prefix):])
+    match = _PARTIAL.match(part[len(prefix) :])
     if match is None:
-        raise ValueError(f"invalid version range {whole!r}: expected *, 1.2.3, ^1.2, ~1.2.3 or >=1.0.0 <2.0.0")
+        raise ValueError(
+            f"invalid version range {whole!r}: expected *, 1.2.3, ^1.2, ~1.2.3 or >=1.0.0 <2.0.0"
+        )
     major = int(match.group(1))
     minor = None if match.group(2) in (None, "x", "X", "*") else int(match.group(2))
     patch = None if match.group(3) in (None, "x", "X", "*") else int(match.group(3))

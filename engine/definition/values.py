@@ -25,7 +25,9 @@ def type_error(kind: str, value: Any) -> str | None:
     """Why ``value`` is not of the declared input ``kind``, or None when it is."""
     if kind == "any":
         return None
-    ok = isinstance(value, _PYTHON_TYPES[kind]) and not (kind != "boolean" and isinstance(value, bool))
+    ok = isinstance(value, _PYTHON_TYPES[kind]) and not (
+        kind != "boolean" and isinstance(value, bool)
+    )
     if kind == "number" and isinstance(value, float) and not math.isfinite(value):
         ok = False
     if ok:
@@ -34,8 +36,15 @@ def type_error(kind: str, value: Any) -> str | None:
 
 
 def _describe(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object",
-             list: "array", type(None): "null"}
+    names = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        dict: "object",
+        list: "array",
+        type(None): "null",
+    }
     shown = json.dumps(value) if isinstance(value, str | int | float | bool) else ""
     return f"{names.get(type(value), type(value).__name__)} {shown}".rstrip()
 
@@ -50,8 +59,11 @@ def resolve_inputs(definition: Definition, given: Mapping[str, Any]) -> dict[str
         if name not in definition.inputs:
             declared = ", ".join(definition.inputs) or "none"
             issues.append(
-                Issue(f"inputs.{name}",
-                      f"undeclared input{did_you_mean(name, definition.inputs)} (declared: {declared})")
+                Issue(
+                    f"inputs.{name}",
+                    f"undeclared input{did_you_mean(name, definition.inputs)} "
+                    f"(declared: {declared})",
+                )
             )
     resolved: dict[str, Any] = {}
     for name, param in definition.inputs.items():

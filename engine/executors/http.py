@@ -25,7 +25,7 @@ async def request(
     json_body: Any = None,
     body: Any = None,
     has_json: bool = False,
-    timeout: float | None = None,
+    deadline: float | None = None,
 ) -> Any:
     """Send the request and return the output, or raise ``HttpTaskError``."""
     if not isinstance(url, str) or not url:
@@ -38,15 +38,19 @@ async def request(
     elif body is not None:
         kwargs["content"] = body if isinstance(body, str | bytes) else json.dumps(body)
     try:
-        response = await client.request(method, url, timeout=timeout or DEFAULT_TIMEOUT, **kwargs)
+        response = await client.request(method, url, timeout=deadline or DEFAULT_TIMEOUT, **kwargs)
     except httpx.TimeoutException:
-        raise HttpTaskError(f"{method} {url}: no answer within {timeout or DEFAULT_TIMEOUT:g}s") from None
+        raise HttpTaskError(
+            f"{method} {url}: no answer within {deadline or DEFAULT_TIMEOUT:g}s"
+        ) from None
     except httpx.InvalidURL as exc:
         raise HttpTaskError(f"{method} {url}: invalid URL: {exc}", retryable=False) from None
     except httpx.UnsupportedProtocol as exc:
         raise HttpTaskError(f"{method} {url}: {exc}", retryable=False) from None
     except httpx.TransportError as exc:
-        raise HttpTaskError(f"{method} {url}: connection failed: {exc or type(exc).__name__}") from None
+        raise HttpTaskError(
+            f"{method} {url}: connection failed: {exc or type(exc).__name__}"
+        ) from None
     status = response.status_code
     if 200 <= status < 300:
         return _output(response)

@@ -40,7 +40,6 @@ from engine.lua import ESCALATE, LuaCode, LuaError, LuaLimits, LuaSandbox, Scope
 from engine.state.events import NodeResult, NodeStatus
 from engine.templates import Const, Template, render, render_inline
 
-
 _COMPLETED = NodeStatus.COMPLETED
 
 
@@ -115,13 +114,22 @@ class NodeRunner:
 
     # --- attempts ----------------------------------------------------------------------------
 
-    def try_inline(self, ctx: ExecutionContext, node: Node, visit: int, attempt: int) -> NodeResult | None:
+    def try_inline(
+        self, ctx: ExecutionContext, node: Node, visit: int, attempt: int
+    ) -> NodeResult | None:
         """The attempt's result if it can be had without waiting, else None."""
-        if type(node.executor) is NoopTask and node.when is None and node.next is None and type(node.args) is Const:
+        if (
+            type(node.executor) is NoopTask
+            and node.when is None
+            and node.next is None
+            and type(node.args) is Const
+        ):
             # A bare no-op: nothing to evaluate. The common case of fan-in/fan-out joints.
             now = self._clock()
             output = node.args.value or None
-            return NodeResult(node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None, now, now)
+            return NodeResult(
+                node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None, now, now
+            )
         return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
 
     async def run(self, ctx: ExecutionContext, node: Node, visit: int, attempt: int) -> NodeResult:
@@ -147,10 +155,17 @@ class NodeRunner:
         started = self._clock()
         scope = ctx.scope
         try:
-            if node.when is not None:
-                if not _truthy(await self._phase("when", node.when, scope, inline)):
-                    return NodeResult(node.id, visit, attempt, NodeStatus.SKIPPED,
-                                      started_at=started, finished_at=self._clock())
+            if node.when is not None and not _truthy(
+                await self._phase("when", node.when, scope, inline)
+            ):
+                return NodeResult(
+                    node.id,
+                    visit,
+                    attempt,
+                    NodeStatus.SKIPPED,
+                    started_at=started,
+                    finished_at=self._clock(),
+                )
             args = await self._render("args", node.args, scope, inline)
             if not isinstance(args, dict):
                 raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
@@ -161,23 +176,49 @@ class NodeRunner:
         except TaskError as exc:
             final = not exc.retryable or attempt >= node.retry.attempts
             route = await self._route_failure(ctx, node, inline) if final else None
-            return NodeResult(node.id, visit, attempt, NodeStatus.FAILED, outcome=FAIL,
-                              error=exc.message, retryable=exc.retryable, route=route,
-                              started_at=started, finished_at=self._clock())
+            return NodeResult(
+                node.id,
+                visit,
+                attempt,
+                NodeStatus.FAILED,
+                outcome=FAIL,
+                error=exc.message,
+                retryable=exc.retryable,
+                route=route,
+                started_at=started,
+                finished_at=self._clock(),
+            )
         route = None
         if node.next is not None and node.next.by_outcome is None:
             route = await self._route(ctx, node, output, outcome, inline)
             if route is None:
                 return NodeResult(
-                    node.id, visit, attempt, NodeStatus.FAILED, output=output, outcome=FAIL,
+                    node.id,
+                    visit,
+                    attempt,
+                    NodeStatus.FAILED,
+                    output=output,
+                    outcome=FAIL,
                     error=f"no edge of next matches outcome '{outcome}'",
                     route=await self._route_failure(ctx, node, inline),
-                    started_at=started, finished_at=self._clock(),
+                    started_at=started,
+                    finished_at=self._clock(),
                 )
-        return NodeResult(node.id, visit, attempt, NodeStatus.COMPLETED, output=output,
-                          outcome=outcome, route=route, started_at=started, finished_at=self._clock())
+        return NodeResult(
+            node.id,
+            visit,
+            attempt,
+            NodeStatus.COMPLETED,
+            output=output,
+            outcome=outcome,
+            route=route,
+            started_at=started,
+            finished_at=self._clock(),
+        )
 
-    async def _execute(self, ctx: ExecutionContext, node: Node, args: dict[str, Any], inline: bool) -> Any:
+    async def _execute(
+        self, ctx: ExecutionContext, node: Node, args: dict[str, Any], inline: bool
+    ) -> Any:
         task = node.executor
         kind = type(task)
         if kind is NoopTask:
@@ -216,11 +257,21 @@ class NodeRunner:
         scope = ctx.scope
         url = await self._render("http.url", task.url, scope, False)
         headers = await self._render("http.headers", task.headers, scope, False)
-        body = await self._render("http.json", task.json_body, scope, False) if task.json_body else None
+        body = (
+            await self._render("http.json", task.json_body, scope, False)
+            if task.json_body
+            else None
+        )
         text = await self._render("http.body", task.body, scope, False) if task.body else None
         return await http_executor.request(
-            self._client(), method=task.method, url=url, headers=headers, json_body=body,
-            body=text, has_json=task.json_body is not None, timeout=node.timeout,
+            self._client(),
+            method=task.method,
+            url=url,
+            headers=headers,
+            json_body=body,
+            body=text,
+            has_json=task.json_body is not None,
+            deadline=node.timeout,
         )
 
     def _outcome(self, node: Node, output: Any) -> str:
@@ -230,7 +281,8 @@ class NodeRunner:
                 value = http_executor.field(output, task.outcome)
             except KeyError as exc:
                 raise HttpTaskError(
-                    f"response has no field '{task.outcome}' (missing '{exc.args[0]}') for the outcome",
+                    f"response has no field '{task.outcome}' for the outcome "
+                    f"(missing '{exc.args[0]}')",
                     retryable=False,
                 ) from None
             return str(value)
@@ -240,7 +292,9 @@ class NodeRunner:
                 return value
         return SUCCESS
 
-    async def _route(self, ctx: ExecutionContext, node: Node, output: Any, outcome: str, inline: bool) -> str | None:
+    async def _route(
+        self, ctx: ExecutionContext, node: Node, output: Any, outcome: str, inline: bool
+    ) -> str | None:
         assert node.next is not None
         scope = Scope(ctx.inputs, _With(ctx.outputs, node.id, output), ctx.execution)
         for edge in node.next.edges:
@@ -269,7 +323,9 @@ class NodeRunner:
         except LuaError as exc:
             raise TemplateError(f"{what}: {exc.message}") from None
 
-    async def _render(self, what: str, template: Template | None, scope: Scope, inline: bool) -> Any:
+    async def _render(
+        self, what: str, template: Template | None, scope: Scope, inline: bool
+    ) -> Any:
         if template is None:
             return None
         try:

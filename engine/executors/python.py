@@ -30,7 +30,9 @@ def resolve(target: str) -> Callable[..., Any]:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise PythonTaskError(f"{target}: module {module_name!r} has no {attr!r}", retryable=False) from None
+            raise PythonTaskError(
+                f"{target}: module {module_name!r} has no {attr!r}", retryable=False
+            ) from None
     if not callable(obj):
         raise PythonTaskError(f"{target} is not callable", retryable=False)
     return obj  # type: ignore[no-any-return]
@@ -52,5 +54,7 @@ async def call(target: str, args: dict[str, Any], pool: ThreadPoolExecutor) -> A
     try:
         json.dumps(result)
     except (TypeError, ValueError) as exc:
-        raise PythonTaskError(f"{target} returned a value that is not JSON: {exc}", retryable=False) from None
+        raise PythonTaskError(
+            f"{target} returned a value that is not JSON: {exc}", retryable=False
+        ) from None
     return result

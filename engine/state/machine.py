@@ -55,8 +55,9 @@ from engine.state.events import (
     TimerFired,
 )
 
-_TERMINAL = frozenset({NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED})
-
+_TERMINAL = frozenset(
+    {NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+)
 
 
 # Enum member access costs ~0.23 us in Python 3.11; the hot paths use these module constants.
@@ -152,7 +153,11 @@ class ExecutionState:
 
     @property
     def finished(self) -> bool:
-        return self.status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+        return self.status in (
+            ExecutionStatus.COMPLETED,
+            ExecutionStatus.FAILED,
+            ExecutionStatus.CANCELLED,
+        )
 
     def handle(self, *stimuli: Stimulus) -> list[Command]:
         """Apply ``stimuli`` in order and return the commands to perform."""
@@ -178,7 +183,9 @@ class ExecutionState:
             self._check_quiescence(self._now)
         return out
 
-    def resume(self, journal: Sequence[NodeResult], at: float, *, timeout: float | None = None) -> list[Command]:
+    def resume(
+        self, journal: Sequence[NodeResult], at: float, *, timeout: float | None = None
+    ) -> list[Command]:
         """Rebuild the state from a checkpoint and return the commands that continue it.
 
         Results are replayed in order without emitting anything; nodes with a final result never
@@ -343,7 +350,9 @@ class ExecutionState:
             self._emit("node.started", at, node)
         self._out.append(StartNode(node.id, node.visits, node.attempt))
         if node.spec.timeout is not None:
-            self._out.append(StartTimer(NodeTimeoutTimer(node.id, node.visits, node.attempt), node.spec.timeout))
+            self._out.append(
+                StartTimer(NodeTimeoutTimer(node.id, node.visits, node.attempt), node.spec.timeout)
+            )
 
     def _force_start(self, node: NodeState, attempt: int) -> None:
         """Replay only: a recorded result for a node still queued or waiting for its retry."""
@@ -382,7 +391,10 @@ class ExecutionState:
                 if target is None:
                     node.output = r.output
                     self._fail_node(
-                        node, f"no transition in next for outcome '{outcome}' (next has {known})", r, None
+                        node,
+                        f"no transition in next for outcome '{outcome}' (next has {known})",
+                        r,
+                        None,
                     )
                     return
             node.status = _COMPLETED
@@ -392,7 +404,9 @@ class ExecutionState:
             node.finished_at = r.finished_at
             self.outputs[node.id] = r.output
             self.path.append(node.id)
-            self._emit("node.completed", r.finished_at, node, {"outcome": outcome, "output": r.output})
+            self._emit(
+                "node.completed", r.finished_at, node, {"outcome": outcome, "output": r.output}
+            )
             self._transition(node, target, r.finished_at)
             return
         if r.retryable and r.attempt < spec.retry.attempts:
@@ -401,7 +415,10 @@ class ExecutionState:
             node.error = r.error
             self._retrying += 1
             self._emit(
-                "node.retrying", r.finished_at, node, {"error": r.error, "delay": delay, "next_attempt": r.attempt + 1}
+                "node.retrying",
+                r.finished_at,
+                node,
+                {"error": r.error, "delay": delay, "next_attempt": r.attempt + 1},
             )
             self._out.append(StartTimer(RetryTimer(node.id, node.visits, r.attempt + 1), delay))
             return
@@ -417,12 +434,16 @@ class ExecutionState:
         self._emit("node.failed", r.finished_at, node, {"error": message})
         transitions = node.spec.next
         if transitions is not None:
-            target = transitions.by_outcome.get(FAIL) if transitions.by_outcome is not None else route
+            target = (
+                transitions.by_outcome.get(FAIL) if transitions.by_outcome is not None else route
+            )
             if target is not None:
                 self._transition(node, target, r.finished_at)
                 return
         handlers = (_ONE_FAILED, _ALL_DONE)
-        if any(self.nodes[d].spec.trigger_rule in handlers for d in self.definition.dependents[node.id]):
+        if any(
+            self.nodes[d].spec.trigger_rule in handlers for d in self.definition.dependents[node.id]
+        ):
             self._settle.append(node)
             return
         self._fail_execution(node.id, message, r.finished_at)
@@ -489,7 +510,9 @@ class ExecutionState:
             and not self._ready
             and not self._retrying
         ):
-            unreached = [n for n in self.nodes.values() if n.status is _PENDING and not n.spec.depends_on]
+            unreached = [
+                n for n in self.nodes.values() if n.status is _PENDING and not n.spec.depends_on
+            ]
             if not unreached:
                 break
             for node in unreached:
@@ -528,7 +551,9 @@ class ExecutionState:
                 else:
                     out.append(CancelNode(node.id, node.visits, node.attempt))
                     if node.spec.timeout is not None:
-                        out.append(CancelTimer(NodeTimeoutTimer(node.id, node.visits, node.attempt)))
+                        out.append(
+                            CancelTimer(NodeTimeoutTimer(node.id, node.visits, node.attempt))
+                        )
                 node.status = _CANCELLED
                 node.finished_at = at
                 self._emit("node.cancelled", at, node)
@@ -553,7 +578,13 @@ class ExecutionState:
         if self._timeout is not None:
             self._out.append(CancelTimer(ExecutionTimeoutTimer()))
 
-    def _emit(self, kind: str, at: float, node: NodeState | None = None, data: dict[str, Any] | None = None) -> None:
+    def _emit(
+        self,
+        kind: str,
+        at: float,
+        node: NodeState | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         if self._replaying:
             return
         if node is None:

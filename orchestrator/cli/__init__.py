@@ -32,7 +32,10 @@ class _Group(click.Group):
         except Exception as exc:
             if os.environ.get("WEIR_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (set WEIR_DEBUG=1 for details)", err=True)
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (set WEIR_DEBUG=1 for details)",
+                err=True,
+            )
             sys.exit(EXIT_INTERNAL)
 
 

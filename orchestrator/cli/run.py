@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 import click
@@ -38,15 +37,37 @@ _STYLE = {
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--input", "-i", "pairs", multiple=True, metavar="KEY=VALUE",
-              help="An input; strings as written, other declared types as JSON. Repeatable.")
+@click.option(
+    "--input",
+    "-i",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An input; strings as written, other declared types as JSON. Repeatable.",
+)
 @click.option("--inputs-json", metavar="JSON", help="All inputs as one JSON object (--input wins).")
-@click.option("--output", "-o", "output_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json prints exactly the result object on stdout.")
-@click.option("--workflows", "workflows_dir", type=click.Path(file_okay=False, exists=True),
-              help="A directory of definitions that sub-workflow nodes may call.")
-def run(file: str, pairs: tuple[str, ...], inputs_json: str | None, output_format: str,
-        workflows_dir: str | None) -> None:
+@click.option(
+    "--output",
+    "-o",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json prints exactly the result object on stdout.",
+)
+@click.option(
+    "--workflows",
+    "workflows_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="A directory of definitions that sub-workflow nodes may call.",
+)
+def run(
+    file: str,
+    pairs: tuple[str, ...],
+    inputs_json: str | None,
+    output_format: str,
+    workflows_dir: str | None,
+) -> None:
     """Run FILE in this process; exit 0 completed, 1 failed or cancelled, 2 invalid."""
     definition = load_file(file)
     inputs = _inputs(definition.inputs, pairs, inputs_json)
@@ -80,8 +101,9 @@ def _inputs(declared: Any, pairs: tuple[str, ...], inputs_json: str | None) -> d
     return inputs
 
 
-async def _run(definition: Any, inputs: dict[str, Any], catalogue: LocalWorkflows,
-               progress: _Progress) -> dict[str, Any]:
+async def _run(
+    definition: Any, inputs: dict[str, Any], catalogue: LocalWorkflows, progress: _Progress
+) -> dict[str, Any]:
     drivers: list[ExecutionDriver] = []
     loop = asyncio.get_running_loop()
     interrupted = False
@@ -98,8 +120,13 @@ async def _run(definition: Any, inputs: dict[str, Any], catalogue: LocalWorkflow
     loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
         with progress:
-            return await run_workflow(definition, inputs, on_event=progress.on_event,
-                                      workflows=catalogue, on_driver=drivers.append)
+            return await run_workflow(
+                definition,
+                inputs,
+                on_event=progress.on_event,
+                workflows=catalogue,
+                on_driver=drivers.append,
+            )
     finally:
         loop.remove_signal_handler(signal.SIGINT)
 
@@ -110,15 +137,18 @@ class _Progress:
     def __init__(self, workflow: str, node_ids: list[str], console: Console) -> None:
         self.console = console
         self.workflow = workflow
-        self.rows: dict[str, dict[str, Any]] = {n: {"status": "pending", "attempt": 0, "visits": 0,
-                                                    "note": ""} for n in node_ids}
+        self.rows: dict[str, dict[str, Any]] = {
+            n: {"status": "pending", "attempt": 0, "visits": 0, "note": ""} for n in node_ids
+        }
         self.execution: str | None = None
         self.live: Live | None = None
         self._last_refresh = 0.0
 
     def __enter__(self) -> _Progress:
         if self.console.is_terminal:
-            self.live = Live(self._table(), console=self.console, auto_refresh=False, transient=False)
+            self.live = Live(
+                self._table(), console=self.console, auto_refresh=False, transient=False
+            )
             self.live.__enter__()
         return self
 
@@ -134,8 +164,11 @@ class _Progress:
             return  # a sub-workflow's event
         if event.node is not None and event.node in self.rows:
             row = self.rows[event.node]
-            row["status"] = event.type.removeprefix("node.").replace("started", "running").replace(
-                "retrying", "running")
+            row["status"] = (
+                event.type.removeprefix("node.")
+                .replace("started", "running")
+                .replace("retrying", "running")
+            )
             row["attempt"], row["visits"] = event.attempt, event.visit
             data = event.data or {}
             row["note"] = str(data.get("error") or data.get("reason") or data.get("outcome") or "")
@@ -145,11 +178,16 @@ class _Progress:
                 self._last_refresh = now
                 self.live.update(self._table(), refresh=True)
         else:
-            stamp = datetime.fromtimestamp(event.at).strftime("%H:%M:%S.%f")[:-3]
+            stamp = (
+                time.strftime("%H:%M:%S", time.localtime(event.at))
+                + f".{int(event.at % 1 * 1000):03d}"
+            )
             where = f" {event.node}" if event.node else ""
             extra = ""
             if event.data:
-                note = event.data.get("error") or event.data.get("reason") or event.data.get("outcome")
+                note = (
+                    event.data.get("error") or event.data.get("reason") or event.data.get("outcome")
+                )
                 extra = f" ({note})" if note else ""
             self.console.print(f"{stamp} {event.type}{where}{extra}", markup=False, highlight=False)
 
@@ -159,15 +197,22 @@ class _Progress:
             table.add_column(column)
         for node, row in self.rows.items():
             style = _STYLE.get(row["status"], "")
-            table.add_row(node, f"[{style}]{row['status']}", str(row["attempt"] or ""),
-                          str(row["visits"] or ""), row["note"][:60])
+            table.add_row(
+                node,
+                f"[{style}]{row['status']}",
+                str(row["attempt"] or ""),
+                str(row["visits"] or ""),
+                row["note"][:60],
+            )
         return table
 
 
 def _summary(result: dict[str, Any], console: Console) -> None:
     status = result["status"]
-    console.print(f"[bold]{result['workflow']} {result['version']}[/] execution {result['id']}: "
-                  f"[{_STYLE.get(status, '')}]{status}")
+    console.print(
+        f"[bold]{result['workflow']} {result['version']}[/] execution {result['id']}: "
+        f"[{_STYLE.get(status, '')}]{status}"
+    )
     if result["error"]:
         where = f"node {result['error']['node']}: " if result["error"]["node"] else ""
         console.print(f"[red]error: {where}{result['error']['message']}", highlight=False)

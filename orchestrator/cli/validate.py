@@ -25,7 +25,9 @@ def validate(files: tuple[str, ...]) -> None:
             for issue in exc.issues:
                 click.echo(f"{path}: {issue}", err=True)
             continue
-        click.echo(f"{path}: ok ({definition.name} {definition.version}, {len(definition.nodes)} nodes)")
+        click.echo(
+            f"{path}: ok ({definition.name} {definition.version}, {len(definition.nodes)} nodes)"
+        )
     if invalid:
         click.echo(f"{invalid} of {len(files)} file(s) invalid", err=True)
         sys.exit(2)

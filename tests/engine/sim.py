@@ -92,7 +92,11 @@ class Sim:
                 self.started.append((c.node, c.visit, c.attempt))
                 self.max_running = max(self.max_running, len(self.running))
             elif isinstance(c, CancelNode):
-                self.running = [r for r in self.running if (r.node, r.visit, r.attempt) != (c.node, c.visit, c.attempt)]
+                self.running = [
+                    r
+                    for r in self.running
+                    if (r.node, r.visit, r.attempt) != (c.node, c.visit, c.attempt)
+                ]
             elif isinstance(c, StartTimer):
                 self.timers[c.timer] = self.now + c.delay
             elif isinstance(c, CancelTimer):
@@ -117,16 +121,39 @@ class Sim:
         if kind == "hang":
             return None
         if kind == "ok":
-            return NodeResult(cmd.node, cmd.visit, cmd.attempt, NodeStatus.COMPLETED,
-                              output={"node": cmd.node, "visit": cmd.visit}, outcome=arg or None, **common)
+            return NodeResult(
+                cmd.node,
+                cmd.visit,
+                cmd.attempt,
+                NodeStatus.COMPLETED,
+                output={"node": cmd.node, "visit": cmd.visit},
+                outcome=arg or None,
+                **common,
+            )
         if kind == "route":
-            return NodeResult(cmd.node, cmd.visit, cmd.attempt, NodeStatus.COMPLETED,
-                              output={"node": cmd.node}, route=arg or None, **common)
+            return NodeResult(
+                cmd.node,
+                cmd.visit,
+                cmd.attempt,
+                NodeStatus.COMPLETED,
+                output={"node": cmd.node},
+                route=arg or None,
+                **common,
+            )
         if kind == "skip":
             return NodeResult(cmd.node, cmd.visit, cmd.attempt, NodeStatus.SKIPPED, **common)
         retryable = kind == "fail"
-        return NodeResult(cmd.node, cmd.visit, cmd.attempt, NodeStatus.FAILED, outcome="FAIL",
-                          error=f"{cmd.node} broke", retryable=retryable, route=arg or None, **common)
+        return NodeResult(
+            cmd.node,
+            cmd.visit,
+            cmd.attempt,
+            NodeStatus.FAILED,
+            outcome="FAIL",
+            error=f"{cmd.node} broke",
+            retryable=retryable,
+            route=arg or None,
+            **common,
+        )
 
     def step(self) -> bool:
         """Finish one running node (or fire the next timer); False when nothing can happen."""

@@ -22,69 +22,171 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def doc(*nodes: dict[str, Any], **top: Any) -> dict[str, Any]:
-    return {"apiVersion": "weir/v1", "kind": "Workflow", "name": "w", "version": "1.0.0",
-            "nodes": list(nodes) or [{"id": "a", "noop": {}}], **top}
+    return {
+        "apiVersion": "weir/v1",
+        "kind": "Workflow",
+        "name": "w",
+        "version": "1.0.0",
+        "nodes": list(nodes) or [{"id": "a", "noop": {}}],
+        **top,
+    }
 
 
 INVALID: list[tuple[str, dict[str, Any], str, str]] = [
-    ("unknown dependency", doc({"id": "load", "noop": {}, "depends_on": ["lod"]}, {"id": "lood", "noop": {}}),
-     "nodes[0].depends_on[0]", "unknown node 'lod' (did you mean 'lood'?)"),
-    ("duplicate id", doc({"id": "a", "noop": {}}, {"id": "a", "noop": {}}), "nodes[1].id",
-     "duplicate id 'a' (first at nodes[0])"),
-    ("cycle", doc({"id": "a", "noop": {}, "depends_on": ["c"]}, {"id": "b", "noop": {}, "depends_on": ["a"]},
-                  {"id": "c", "noop": {}, "depends_on": ["b"]}, {"id": "s", "noop": {}}),
-     "nodes", "depends_on cycle: a -> c -> b -> a"),
-    ("self dependency", doc({"id": "a", "noop": {}, "depends_on": ["a"]}, {"id": "b", "noop": {}}),
-     "nodes[0].depends_on[0]", "node 'a' depends on itself"),
-    ("next to unknown node", doc({"id": "a", "noop": {}, "next": {"AGREE": "deplo"}}, {"id": "deploy", "noop": {}}),
-     "nodes[0].next.AGREE", "unknown node 'deplo' (did you mean 'deploy'?)"),
-    ("edge to unknown node", doc({"id": "a", "noop": {}, "next": [{"to": "x"}]}), "nodes[0].next[0].to",
-     "unknown node 'x'"),
-    ("two executors", doc({"id": "a", "lua": "return 1", "http": {"url": "http://x"}}), "nodes[0]",
-     "has 2 executors (lua, http)"),
+    (
+        "unknown dependency",
+        doc({"id": "load", "noop": {}, "depends_on": ["lod"]}, {"id": "lood", "noop": {}}),
+        "nodes[0].depends_on[0]",
+        "unknown node 'lod' (did you mean 'lood'?)",
+    ),
+    (
+        "duplicate id",
+        doc({"id": "a", "noop": {}}, {"id": "a", "noop": {}}),
+        "nodes[1].id",
+        "duplicate id 'a' (first at nodes[0])",
+    ),
+    (
+        "cycle",
+        doc(
+            {"id": "a", "noop": {}, "depends_on": ["c"]},
+            {"id": "b", "noop": {}, "depends_on": ["a"]},
+            {"id": "c", "noop": {}, "depends_on": ["b"]},
+            {"id": "s", "noop": {}},
+        ),
+        "nodes",
+        "depends_on cycle: a -> c -> b -> a",
+    ),
+    (
+        "self dependency",
+        doc({"id": "a", "noop": {}, "depends_on": ["a"]}, {"id": "b", "noop": {}}),
+        "nodes[0].depends_on[0]",
+        "node 'a' depends on itself",
+    ),
+    (
+        "next to unknown node",
+        doc({"id": "a", "noop": {}, "next": {"AGREE": "deplo"}}, {"id": "deploy", "noop": {}}),
+        "nodes[0].next.AGREE",
+        "unknown node 'deplo' (did you mean 'deploy'?)",
+    ),
+    (
+        "edge to unknown node",
+        doc({"id": "a", "noop": {}, "next": [{"to": "x"}]}),
+        "nodes[0].next[0].to",
+        "unknown node 'x'",
+    ),
+    (
+        "two executors",
+        doc({"id": "a", "lua": "return 1", "http": {"url": "http://x"}}),
+        "nodes[0]",
+        "has 2 executors (lua, http)",
+    ),
     ("no executor", doc({"id": "a"}), "nodes[0]", "has no executor"),
-    ("bad duration", doc({"id": "a", "noop": {}, "timeout": "10 minutes"}), "nodes[0].timeout",
-     "invalid duration '10 minutes'"),
+    (
+        "bad duration",
+        doc({"id": "a", "noop": {}, "timeout": "10 minutes"}),
+        "nodes[0].timeout",
+        "invalid duration '10 minutes'",
+    ),
     ("bad sleep", doc({"id": "a", "sleep": "soon"}), "nodes[0].sleep", "invalid duration 'soon'"),
     ("bad semver", doc(version="1.0"), "version", "invalid semantic version '1.0'"),
-    ("lua syntax error", doc({"id": "a", "lua": "local x = 1\nreturn {x = }"}), "nodes[0].lua",
-     "Lua syntax error"),
-    ("when syntax error", doc({"id": "a", "noop": {}, "when": "1 +"}), "nodes[0].when",
-     "Lua expression syntax error"),
-    ("template syntax error", doc({"id": "a", "noop": {}, "args": {"x": "${inputs.a"}}), "nodes[0].args",
-     "template: unclosed"),
-    ("undeclared input", doc({"id": "a", "lua": "return inputs.amount"}, inputs={"amont": {"type": "number"}}),
-     "nodes[0].lua", "undeclared input 'amount' (did you mean 'amont'?)"),
-    ("undeclared input in a template", doc({"id": "a", "noop": {}, "args": {"x": "${inputs.q}"}}),
-     "nodes[0].args", "undeclared input 'q'"),
-    ("unknown node in outputs", doc({"id": "a", "noop": {}}, outputs={"t": "${outputs.b.total}"}), "outputs",
-     "outputs.b: unknown node"),
-    ("unknown key", doc({"id": "a", "noop": {}, "dependson": ["b"]}), "nodes[0].dependson",
-     "unknown key (did you mean 'depends_on'?)"),
+    (
+        "lua syntax error",
+        doc({"id": "a", "lua": "local x = 1\nreturn {x = }"}),
+        "nodes[0].lua",
+        "Lua syntax error",
+    ),
+    (
+        "when syntax error",
+        doc({"id": "a", "noop": {}, "when": "1 +"}),
+        "nodes[0].when",
+        "Lua expression syntax error",
+    ),
+    (
+        "template syntax error",
+        doc({"id": "a", "noop": {}, "args": {"x": "${inputs.a"}}),
+        "nodes[0].args",
+        "template: unclosed",
+    ),
+    (
+        "undeclared input",
+        doc({"id": "a", "lua": "return inputs.amount"}, inputs={"amont": {"type": "number"}}),
+        "nodes[0].lua",
+        "undeclared input 'amount' (did you mean 'amont'?)",
+    ),
+    (
+        "undeclared input in a template",
+        doc({"id": "a", "noop": {}, "args": {"x": "${inputs.q}"}}),
+        "nodes[0].args",
+        "undeclared input 'q'",
+    ),
+    (
+        "unknown node in outputs",
+        doc({"id": "a", "noop": {}}, outputs={"t": "${outputs.b.total}"}),
+        "outputs",
+        "outputs.b: unknown node",
+    ),
+    (
+        "unknown key",
+        doc({"id": "a", "noop": {}, "dependson": ["b"]}),
+        "nodes[0].dependson",
+        "unknown key (did you mean 'depends_on'?)",
+    ),
     ("missing name", {k: v for k, v in doc().items() if k != "name"}, "name", "required"),
     ("bad name", doc(name="My Flow"), "name", "must be a DNS label"),
     ("bad node id", doc({"id": "1a", "noop": {}}), "nodes[0].id", "must start with a letter"),
-    ("bad trigger rule", doc({"id": "a", "noop": {}}, {"id": "b", "noop": {}, "depends_on": ["a"],
-                                                        "trigger_rule": "any"}),
-     "nodes[1].trigger_rule", "expected 'all_success', 'all_done' or 'one_failed'"),
-    ("bad next shape", doc({"id": "a", "noop": {}, "next": "b"}), "nodes[0].next", "expected a map of outcome"),
-    ("bad python target", doc({"id": "a", "python": "os.system"}), "nodes[0].python",
-     'expected "package.module:function"'),
-    ("bad input default", doc(inputs={"n": {"type": "integer", "default": "x"}}), "inputs.n.default",
-     'expected integer, got string "x"'),
-    ("no start node", doc({"id": "a", "noop": {}, "next": {"SUCCESS": "b"}}, {"id": "b", "noop": {},
-                                                                            "next": {"SUCCESS": "a"}}),
-     "nodes", "no node starts the execution"),
+    (
+        "bad trigger rule",
+        doc(
+            {"id": "a", "noop": {}},
+            {"id": "b", "noop": {}, "depends_on": ["a"], "trigger_rule": "any"},
+        ),
+        "nodes[1].trigger_rule",
+        "expected 'all_success', 'all_done' or 'one_failed'",
+    ),
+    (
+        "bad next shape",
+        doc({"id": "a", "noop": {}, "next": "b"}),
+        "nodes[0].next",
+        "expected a map of outcome",
+    ),
+    (
+        "bad python target",
+        doc({"id": "a", "python": "os.system"}),
+        "nodes[0].python",
+        'expected "package.module:function"',
+    ),
+    (
+        "bad input default",
+        doc(inputs={"n": {"type": "integer", "default": "x"}}),
+        "inputs.n.default",
+        'expected integer, got string "x"',
+    ),
+    (
+        "no start node",
+        doc(
+            {"id": "a", "noop": {}, "next": {"SUCCESS": "b"}},
+            {"id": "b", "noop": {}, "next": {"SUCCESS": "a"}},
+        ),
+        "nodes",
+        "no node starts the execution",
+    ),
     ("end is reserved", doc({"id": "end", "noop": {}}), "nodes[0].id", "'end' is reserved"),
     ("empty nodes", doc(nodes=[]) | {"nodes": []}, "nodes", "at least 1"),
-    ("bad retry", doc({"id": "a", "noop": {}, "retry": {"attempts": 0}}), "nodes[0].retry.attempts",
-     "greater than or equal to 1"),
+    (
+        "bad retry",
+        doc({"id": "a", "noop": {}, "retry": {"attempts": 0}}),
+        "nodes[0].retry.attempts",
+        "greater than or equal to 1",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "document", "path", "message"), INVALID, ids=[c[0] for c in INVALID])
-def test_invalid_definitions_name_path_and_reason(name: str, document: dict[str, Any], path: str,
-                                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "document", "path", "message"), INVALID, ids=[c[0] for c in INVALID]
+)
+def test_invalid_definitions_name_path_and_reason(
+    name: str, document: dict[str, Any], path: str, message: str
+) -> None:
     with pytest.raises(DefinitionError) as info:
         from_document(document)
     found = [(i.path, i.message) for i in info.value.issues]
@@ -147,7 +249,13 @@ outputs:
     built = (
         Workflow("etl", "1.2.0", inputs={"rows": {"type": "integer", "default": 3}}, timeout="1m")
         .node("extract", lua="return {n = inputs.rows}", retry={"attempts": 3, "backoff": "500ms"})
-        .node("load", depends_on="extract", trigger_rule="all_done", when="outputs.extract.n > 0", sleep="2s")
+        .node(
+            "load",
+            depends_on="extract",
+            trigger_rule="all_done",
+            when="outputs.extract.n > 0",
+            sleep="2s",
+        )
         .output("n", "${outputs.extract.n}")
         .build()
     )
@@ -157,7 +265,10 @@ outputs:
     assert built.by_id["load"].trigger_rule is TriggerRule.ALL_DONE
     assert built.by_id["extract"].retry.backoff == 0.5
     assert built.timeout == 60.0
-    assert loads(Workflow("etl", "1.2.0").node("a", noop=True).to_yaml()).by_id["a"].executor == NoopTask()
+    assert (
+        loads(Workflow("etl", "1.2.0").node("a", noop=True).to_yaml()).by_id["a"].executor
+        == NoopTask()
+    )
 
 
 def test_examples_are_valid() -> None:
@@ -176,9 +287,13 @@ def test_schema_describes_the_format() -> None:
 
 
 def test_start_nodes_and_transition_targets() -> None:
-    d = from_document(doc({"id": "A", "noop": {}, "next": {"SUCCESS": "D", "FAIL": "A"}},
-                          {"id": "D", "noop": {}, "next": {"SUCCESS": "end"}},
-                          {"id": "x", "noop": {}, "depends_on": ["A"]}))
+    d = from_document(
+        doc(
+            {"id": "A", "noop": {}, "next": {"SUCCESS": "D", "FAIL": "A"}},
+            {"id": "D", "noop": {}, "next": {"SUCCESS": "end"}},
+            {"id": "x", "noop": {}, "depends_on": ["A"]},
+        )
+    )
     assert d.start_nodes == ("A",)
     assert d.dependents["A"] == ("x",)
 
@@ -187,8 +302,15 @@ def test_start_nodes_and_transition_targets() -> None:
 
 
 def test_inputs_defaults_types_and_errors() -> None:
-    d = from_document(doc(inputs={"a": {"type": "number"}, "b": {"type": "string", "default": "x"},
-                                  "n": {"type": "integer", "default": 1}}))
+    d = from_document(
+        doc(
+            inputs={
+                "a": {"type": "number"},
+                "b": {"type": "string", "default": "x"},
+                "n": {"type": "integer", "default": 1},
+            }
+        )
+    )
     assert resolve_inputs(d, {"a": 2.5}) == {"a": 2.5, "b": "x", "n": 1}
     with pytest.raises(InputError) as info:
         resolve_inputs(d, {"b": 3, "c": 1, "n": 1.5})
@@ -204,9 +326,19 @@ def test_inputs_defaults_types_and_errors() -> None:
 # --- durations and versions ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("500ms", 0.5), ("30s", 30), ("10m", 600), ("1h30m", 5400), ("1.5s", 1.5), ("2d", 172800), (5, 5), ("7", 7),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("30s", 30),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("1.5s", 1.5),
+        ("2d", 172800),
+        (5, 5),
+        ("7", 7),
+    ],
+)
 def test_durations(text: Any, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -222,20 +354,41 @@ def test_format_duration_round_trips(seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == pytest.approx(seconds, abs=0.001)
 
 
-@pytest.mark.parametrize(("low", "high"), [
-    ("1.9.0", "1.10.0"), ("1.0.0-alpha", "1.0.0"), ("1.0.0-alpha", "1.0.0-alpha.1"),
-    ("1.0.0-alpha.1", "1.0.0-alpha.beta"), ("1.0.0-beta.2", "1.0.0-beta.11"), ("1.0.0-rc.1", "1.0.0"),
-    ("0.9.9", "1.0.0"), ("2.0.0", "10.0.0"),
-])
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [
+        ("1.9.0", "1.10.0"),
+        ("1.0.0-alpha", "1.0.0"),
+        ("1.0.0-alpha", "1.0.0-alpha.1"),
+        ("1.0.0-alpha.1", "1.0.0-alpha.beta"),
+        ("1.0.0-beta.2", "1.0.0-beta.11"),
+        ("1.0.0-rc.1", "1.0.0"),
+        ("0.9.9", "1.0.0"),
+        ("2.0.0", "10.0.0"),
+    ],
+)
 def test_semver_order(low: str, high: str) -> None:
     assert Version.parse(low) < Version.parse(high)
 
 
-@pytest.mark.parametrize(("spec", "version", "ok"), [
-    ("^1.2", "1.9.3", True), ("^1.2", "2.0.0", False), ("^1.2", "1.1.9", False), ("~1.2.3", "1.2.9", True),
-    ("~1.2.3", "1.3.0", False), ("1.2.3", "1.2.3", True), ("1.2.3", "1.2.4", False), ("*", "7.0.0", True),
-    ("*", "1.0.0-rc.1", False), ("^0.2.3", "0.2.9", True), ("^0.2.3", "0.3.0", False),
-    (">=1.0.0 <2.0.0", "1.5.0", True), (">=1.0.0 <2.0.0", "2.0.0", False), ("1.x", "1.4.0", True),
-])
+@pytest.mark.parametrize(
+    ("spec", "version", "ok"),
+    [
+        ("^1.2", "1.9.3", True),
+        ("^1.2", "2.0.0", False),
+        ("^1.2", "1.1.9", False),
+        ("~1.2.3", "1.2.9", True),
+        ("~1.2.3", "1.3.0", False),
+        ("1.2.3", "1.2.3", True),
+        ("1.2.3", "1.2.4", False),
+        ("*", "7.0.0", True),
+        ("*", "1.0.0-rc.1", False),
+        ("^0.2.3", "0.2.9", True),
+        ("^0.2.3", "0.3.0", False),
+        (">=1.0.0 <2.0.0", "1.5.0", True),
+        (">=1.0.0 <2.0.0", "2.0.0", False),
+        ("1.x", "1.4.0", True),
+    ],
+)
 def test_version_ranges(spec: str, version: str, ok: bool) -> None:
     assert VersionRange.parse(spec).matches(Version.parse(version)) is ok

@@ -22,14 +22,27 @@ async def test_etl_passes_data_along() -> None:
     result = await run("etl.yaml", rows=3)
     assert result["status"] == "completed"
     assert result["path"] == ["extract", "transform", "load"]
-    assert result["outputs"] == {"loaded": 3, "total": pytest.approx(72.0), "summary": "loaded 3 rows from api"}
-    assert result["nodes"]["transform"]["output"]["rows"][2] == {"id": 3, "amount": pytest.approx(36.0)}
+    assert result["outputs"] == {
+        "loaded": 3,
+        "total": pytest.approx(72.0),
+        "summary": "loaded 3 rows from api",
+    }
+    assert result["nodes"]["transform"]["output"]["rows"][2] == {
+        "id": 3,
+        "amount": pytest.approx(36.0),
+    }
 
 
 async def test_arithmetic() -> None:
     result = await run("arithmetic.yaml", a=12, b=4)
     assert result["status"] == "completed"
-    assert result["outputs"] == {"sum": 16, "difference": 8, "product": 48, "quotient": 3.0, "error": None}
+    assert result["outputs"] == {
+        "sum": 16,
+        "difference": 8,
+        "product": 48,
+        "quotient": 3.0,
+        "error": None,
+    }
     assert result["nodes"]["DIV_BY_ZERO"]["status"] == "skipped"
 
 
@@ -83,12 +96,20 @@ async def test_approval_flow_follows_outcomes_and_fail_loops() -> None:
     first = server.requests[0]
     assert first["path"] == "/ci" and first["body"]["stepName"] == "A"
     assert first["body"]["flowId"] == result["id"] and first["body"]["retry_count"] == 10
-    assert server.requests[2]["body"] == {"flowId": result["id"], "stepName": "D", "work_order": "nz00001",
-                                          "version": 12343}
+    assert server.requests[2]["body"] == {
+        "flowId": result["id"],
+        "stepName": "D",
+        "work_order": "nz00001",
+        "version": 12343,
+    }
 
 
 async def test_approval_flow_reject_goes_to_notify() -> None:
-    script = {"/ci": [ack("SUCCESS")], "/approval": [ack("REJECT")], "/notify": [ack("FAIL"), ack("SUCCESS")]}
+    script = {
+        "/ci": [ack("SUCCESS")],
+        "/approval": [ack("REJECT")],
+        "/notify": [ack("FAIL"), ack("SUCCESS")],
+    }
     with scripted_server(script) as server:
         result = await run("approval-flow.yaml", actions_url=server.url)
     assert result["path"] == ["A", "D", "C", "C"]

@@ -21,7 +21,13 @@ def dags(draw: st.DrawFn, *, failures: bool = True) -> tuple[Definition, dict[st
     nodes: list[dict[str, Any]] = []
     script: dict[str, list[str]] = {}
     for i in range(size):
-        deps = draw(st.lists(st.integers(min_value=0, max_value=max(i - 1, 0)), max_size=3, unique=True)) if i else []
+        deps = (
+            draw(
+                st.lists(st.integers(min_value=0, max_value=max(i - 1, 0)), max_size=3, unique=True)
+            )
+            if i
+            else []
+        )
         node: dict[str, Any] = {"id": f"n{i}"}
         if deps:
             node["depends_on"] = [f"n{d}" for d in deps]
@@ -33,12 +39,18 @@ def dags(draw: st.DrawFn, *, failures: bool = True) -> tuple[Definition, dict[st
         nodes.append(node)
     concurrency = draw(st.integers(min_value=1, max_value=4))
     # Failures are handled by all_done dependents so the run goes on; an unhandled one ends it.
-    return build(nodes, concurrency=concurrency), script, draw(st.integers(min_value=0, max_value=2**32))
+    return (
+        build(nodes, concurrency=concurrency),
+        script,
+        draw(st.integers(min_value=0, max_value=2**32)),
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dags(failures=False))
-def test_every_node_runs_once_after_its_dependencies(case: tuple[Definition, dict[str, list[str]], int]) -> None:
+def test_every_node_runs_once_after_its_dependencies(
+    case: tuple[Definition, dict[str, list[str]], int],
+) -> None:
     definition, script, seed = case
     sim = Sim(definition, script, rng=random.Random(seed))
     terminal = {"completed", "failed", "skipped"}

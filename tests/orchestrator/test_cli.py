@@ -1,4 +1,4 @@
-"""The ``weir`` command as a user runs it: a real process, exit codes, stdout/stderr, no traceback."""
+"""The ``weir`` command as a user runs it: real processes, exit codes, output, no traceback."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ WEIR = shutil.which("weir", path=str(Path(sys.executable).parent)) or "weir"
 
 def weir(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([WEIR, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    return subprocess.run(
+        [WEIR, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
 
 
 def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
@@ -53,7 +55,7 @@ def test_validate_names_the_cycle_and_lua_line(tmp_path: Path) -> None:
     bad = tmp_path / "cycle.yaml"
     bad.write_text(
         "name: cyc\nversion: 1.0.0\nnodes:\n"
-        "  - {id: s, lua: \"local a = 1\\nreturn {x = }\"}\n"
+        '  - {id: s, lua: "local a = 1\\nreturn {x = }"}\n'
         "  - {id: b, noop: {}, depends_on: [c]}\n"
         "  - {id: c, noop: {}, depends_on: [b]}\n"
     )
@@ -70,18 +72,39 @@ def test_schema_is_json() -> None:
 
 
 def test_run_json_prints_exactly_the_result_object() -> None:
-    proc = weir("run", str(EXAMPLES / "arithmetic.yaml"), "-i", "a=12", "--input", "b=4", "--output", "json")
+    proc = weir(
+        "run", str(EXAMPLES / "arithmetic.yaml"), "-i", "a=12", "--input", "b=4", "--output", "json"
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert set(result) >= {"id", "workflow", "version", "status", "inputs", "outputs", "error", "nodes", "path"}
+    assert set(result) >= {
+        "id",
+        "workflow",
+        "version",
+        "status",
+        "inputs",
+        "outputs",
+        "error",
+        "nodes",
+        "path",
+    }
     assert result["inputs"] == {"a": 12, "b": 4}
     assert result["outputs"]["product"] == 48
-    assert result["nodes"]["ADD"] == {**result["nodes"]["ADD"], "status": "completed", "outcome": "SUCCESS",
-                                      "attempts": 1, "visits": 1, "output": {"value": 16}, "error": None}
+    assert result["nodes"]["ADD"] == {
+        **result["nodes"]["ADD"],
+        "status": "completed",
+        "outcome": "SUCCESS",
+        "attempts": 1,
+        "visits": 1,
+        "output": {"value": 16},
+        "error": None,
+    }
 
 
 def test_run_failed_execution_exits_1() -> None:
-    proc = weir("run", str(EXAMPLES / "order.yaml"), "--inputs-json", '{"amount": -5}', "-o", "json")
+    proc = weir(
+        "run", str(EXAMPLES / "order.yaml"), "--inputs-json", '{"amount": -5}', "-o", "json"
+    )
     assert proc.returncode == 1
     result = json.loads(proc.stdout)
     assert result["status"] == "failed"
@@ -93,16 +116,21 @@ def test_run_text_output() -> None:
     proc = weir("run", str(EXAMPLES / "etl.yaml"), "-i", "rows=2", "-i", "source=files")
     assert proc.returncode == 0, proc.stderr
     assert "completed" in proc.stdout and "extract → transform → load" in proc.stdout
-    assert "node.completed extract" in proc.stderr  # plain progress lines when stderr is not a terminal
+    assert (
+        "node.completed extract" in proc.stderr
+    )  # plain progress lines when stderr is not a terminal
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["-i", "a=1"], "inputs.b: required input missing (number)"),
-    (["-i", "a=1", "-i", "b=x"], 'inputs.b: expected number, got string "x"'),
-    (["-i", "a=1", "-i", "b=2", "-i", "c=3"], "inputs.c: undeclared input (declared: a, b)"),
-    (["--inputs-json", "{nope"], "--inputs-json is not valid JSON"),
-    (["-i", "novalue"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-i", "a=1"], "inputs.b: required input missing (number)"),
+        (["-i", "a=1", "-i", "b=x"], 'inputs.b: expected number, got string "x"'),
+        (["-i", "a=1", "-i", "b=2", "-i", "c=3"], "inputs.c: undeclared input (declared: a, b)"),
+        (["--inputs-json", "{nope"], "--inputs-json is not valid JSON"),
+        (["-i", "novalue"], "expected KEY=VALUE"),
+    ],
+)
 def test_run_bad_inputs_exit_2(args: list[str], message: str) -> None:
     proc = weir("run", str(EXAMPLES / "arithmetic.yaml"), *args)
     assert proc.returncode == 2
@@ -123,8 +151,13 @@ def test_ctrl_c_cancels_and_prints_the_result(tmp_path: Path) -> None:
     slow = tmp_path / "slow.yaml"
     slow.write_text("name: slow\nversion: 1.0.0\nnodes:\n  - {id: wait, sleep: 30s}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([WEIR, "run", str(slow), "-o", "json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [WEIR, "run", str(slow), "-o", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 20
     assert proc.stderr is not None
     while time.monotonic() < deadline:  # wait until the node is running
