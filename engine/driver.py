@@ -60,7 +60,6 @@ class ExecutionDriver:
         *,
         execution_id: str | None = None,
         on_event: EventSink | None = None,
-        on_result: Callable[[NodeResult], None] | None = None,
         checkpoint: Sequence[NodeResult] = (),
         timeout: float | None = None,
         depth: int = 0,
@@ -75,7 +74,6 @@ class ExecutionDriver:
         )
         self._runner = runner
         self._on_event = on_event
-        self._on_result = on_result
         self._checkpoint = checkpoint
         self._timeout = timeout
         self._clock = clock
@@ -123,10 +121,6 @@ class ExecutionDriver:
                 continue
             batch = list(pending)
             pending.clear()
-            if self._on_result is not None:
-                for stimulus in batch:
-                    if type(stimulus) is NodeFinished:
-                        self._on_result(stimulus.result)
             self._perform(handle(*batch))
             if time.monotonic() - last_yield > _YIELD_EVERY:
                 await asyncio.sleep(0)

@@ -87,6 +87,11 @@ Size = Annotated[
 
 
 def _semver(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"invalid semantic version '{value}': expected MAJOR.MINOR.PATCH like 1.2.0 "
+            "(YAML read a number here)"
+        )
     if not isinstance(value, str):
         raise ValueError(f"invalid semantic version {value!r}: expected a string like 1.2.0")
     Version.parse(value)

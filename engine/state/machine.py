@@ -207,15 +207,14 @@ class ExecutionState:
         if self._timeout is not None:
             out.append(StartTimer(ExecutionTimeoutTimer(), self._timeout))
         for node in self.nodes.values():
-            if node.status is _RUNNING and not node.waiting_retry:
-                self._issue_start(node)
-            elif node.waiting_retry:
-                out.append(CancelTimer(RetryTimer(node.id, node.visits, node.attempt + 1)))
+            if node.status is not _RUNNING:
+                continue
+            if node.waiting_retry:  # the retry timer died with the old driver: retry now
                 node.waiting_retry = False
                 self._retrying -= 1
                 node.attempt += 1
                 self._running += 1
-                self._issue_start(node)
+            self._issue_start(node, at)
         if self._evaluating:
             out.append(EvaluateOutputs())
         self._pump(at)
@@ -345,9 +344,8 @@ class ExecutionState:
                 node.finished_at = None
             self._issue_start(node, at)
 
-    def _issue_start(self, node: NodeState, at: float | None = None) -> None:
-        if at is not None:
-            self._emit("node.started", at, node)
+    def _issue_start(self, node: NodeState, at: float) -> None:
+        self._emit("node.started", at, node)
         self._out.append(StartNode(node.id, node.visits, node.attempt))
         if node.spec.timeout is not None:
             self._out.append(
