@@ -118,18 +118,34 @@ class NodeRunner:
         self, ctx: ExecutionContext, node: Node, visit: int, attempt: int
     ) -> NodeResult | None:
         """The attempt's result if it can be had without waiting, else None."""
+        task = node.executor
+        kind = type(task)
         if (
-            type(node.executor) is NoopTask
+            (kind is NoopTask or kind is LuaTask)
             and node.when is None
-            and node.next is None
             and type(node.args) is Const
+            and (node.next is None or node.next.by_outcome is not None)
         ):
-            # A bare no-op: nothing to evaluate. The common case of fan-in/fan-out joints.
-            now = self._clock()
+            # The common case, without the general attempt's machinery: nothing to evaluate
+            # but the node itself. Failures take the general path, which runs it again (pure Lua).
+            started = self._clock()
             output = node.args.value or None
+            if kind is LuaTask:
+                assert isinstance(task, LuaTask)
+                scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, node.args.value)
+                try:
+                    output = self.sandbox.run_inline(task.code, scope, self._lua_limits(task, node))
+                    outcome = self._outcome(node, output)
+                except TaskError:
+                    return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
+                if output is ESCALATE:
+                    return None
+            else:
+                outcome = SUCCESS
             return NodeResult(
-                node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None, now, now
-            )
+                node.id, visit, attempt, _COMPLETED, output, outcome, None, False, None,
+                started, self._clock(),
+            )  # fmt: skip
         return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
 
     async def run(self, ctx: ExecutionContext, node: Node, visit: int, attempt: int) -> NodeResult:
