@@ -347,12 +347,7 @@ local function invoke(fn, budget, max_bytes)
     if described then message = text end
   end
   armed = false
-  debug_setupvalue(fn, 1, nil)
-  current_env = nil
-  if reseed then
-    reseed = false
-    math_randomseed()
-  end
+  finish(fn)
   if stop then return "stop", stop end
   if not ok then
     if raw_rawequal(result, S) then return "stop", "instructions" end

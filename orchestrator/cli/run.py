@@ -73,7 +73,7 @@ def run(
     inputs = _inputs(definition.inputs, pairs, inputs_json)
     catalogue = LocalWorkflows.from_directory(workflows_dir) if workflows_dir else LocalWorkflows()
     catalogue.add(definition)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     progress = _Progress(definition.name, [n.id for n in definition.nodes], err)
     result = asyncio.run(_run(definition, inputs, catalogue, progress))
     if output_format == "json":
