@@ -273,12 +273,8 @@ class NodeRunner:
         scope = ctx.scope
         url = await self._render("http.url", task.url, scope, False)
         headers = await self._render("http.headers", task.headers, scope, False)
-        body = (
-            await self._render("http.json", task.json_body, scope, False)
-            if task.json_body
-            else None
-        )
-        text = await self._render("http.body", task.body, scope, False) if task.body else None
+        body = await self._render("http.json", task.json_body, scope, False)
+        text = await self._render("http.body", task.body, scope, False)
         return await http_executor.request(
             self._client(),
             method=task.method,

@@ -170,3 +170,27 @@ def test_ctrl_c_cancels_and_prints_the_result(tmp_path: Path) -> None:
     result = json.loads(out)
     assert result["status"] == "cancelled"
     assert result["nodes"]["wait"]["status"] == "cancelled"
+
+
+def test_run_with_sub_workflows_from_a_directory(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "child.yaml").write_text(
+        "name: child\nversion: 1.4.0\ninputs: {n: {type: integer}}\n"
+        "nodes:\n  - {id: sq, lua: 'return {v = inputs.n * inputs.n}'}\n"
+        "outputs: {v: '${outputs.sq.v}'}\n"
+    )
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(
+        "name: parent\nversion: 1.0.0\n"
+        "nodes:\n  - {id: call, workflow: {name: child, version: ^1.2}, args: {n: 7}}\n"
+        "outputs: {v: '${outputs.call.v}'}\n"
+    )
+    proc = weir("run", str(parent), "--workflows", str(lib), "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["outputs"] == {"v": 49}
+    assert result["children"][0]["workflow"] == "child"
+    proc = weir("run", str(parent), "-o", "json")  # no catalogue: the node fails clearly
+    assert proc.returncode == 1
+    assert "sub-workflow 'child' is not known" in json.loads(proc.stdout)["error"]["message"]
