@@ -1,4 +1,4 @@
-"""Rules a definition must satisfy beyond its shape: ids, references, cycles, start nodes.
+"""Rules a definition must satisfy beyond its shape: ids, references, cycles, executors.
 
 Each check returns ``Issue``s whose paths point into the document as written
 (``nodes[3].depends_on: unknown node 'lod'``), so ``weir validate`` can list every problem at once.
@@ -144,23 +144,8 @@ def find_cycle(edges: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def check_start(doc: WorkflowDoc) -> list[Issue]:
-    """At least one node must start with the execution."""
-    entered = set()
-    for node in doc.nodes:
-        if isinstance(node.next, dict):
-            targets = set(node.next.values())
-        elif node.next:
-            targets = {e.to for e in node.next}
-        else:
-            targets = set()
-        entered |= targets - {node.id}
-    if any(not n.depends_on and n.id not in entered for n in doc.nodes):
-        return []
-    return [
-        Issue(
-            "nodes",
-            "no node starts the execution: every node waits for depends_on or is entered by a "
-            "transition from another node",
-        )
-    ]
+NO_START = Issue(
+    "nodes",
+    "no node starts the execution: every node waits for depends_on or is entered by a "
+    "transition from another node",
+)

@@ -141,11 +141,6 @@ class Transitions:
             else {e.to for e in self.edges}
         )
 
-    def handles_failure(self) -> bool:
-        if self.by_outcome is not None:
-            return FAIL in self.by_outcome
-        return any(e.outcome == FAIL for e in self.edges)
-
 
 # --- nodes and definitions -------------------------------------------------------------------
 

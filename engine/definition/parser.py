@@ -115,10 +115,10 @@ def from_document(
     except pydantic.ValidationError as exc:
         raise DefinitionError(pydantic_issues(exc), source=source) from None
     issues = checks.check_graph(doc)
-    if not issues:
-        issues = checks.check_start(doc)
     builder = _Builder(doc, sandbox or _syntax_sandbox())
     definition = builder.build(dict(document))
+    if not issues and not definition.start_nodes:  # the model derives who starts; ask it
+        issues.append(checks.NO_START)
     issues.extend(builder.issues)
     if issues:
         raise DefinitionError(issues, source=source)
