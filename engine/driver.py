@@ -46,11 +46,16 @@ from engine.state.result import execution_result
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
+ResultSink = Callable[[NodeResult], None]
 _YIELD_EVERY = 0.005  # seconds of uninterrupted inline work before letting the loop run
 
 
 class ExecutionDriver:
-    """Drives one execution to its end: ``result = await ExecutionDriver(...).run()``."""
+    """Drives one execution to its end: ``result = await ExecutionDriver(...).run()``.
+
+    ``on_event`` receives every monitoring event; ``on_result`` every node result the state
+    machine accepted (the checkpoint records), in order, before the execution's end is returned.
+    """
 
     def __init__(
         self,
@@ -60,6 +65,7 @@ class ExecutionDriver:
         *,
         execution_id: str | None = None,
         on_event: EventSink | None = None,
+        on_result: ResultSink | None = None,
         checkpoint: Sequence[NodeResult] = (),
         timeout: float | None = None,
         depth: int = 0,
@@ -74,6 +80,7 @@ class ExecutionDriver:
         )
         self._runner = runner
         self._on_event = on_event
+        self._on_result = on_result
         self._checkpoint = checkpoint
         self._timeout = timeout
         self._clock = clock
@@ -112,6 +119,9 @@ class ExecutionDriver:
     async def _loop(self) -> None:
         pending = self._pending
         handle = self.state.handle
+        journal = self.state.journal
+        on_result = self._on_result
+        reported = len(journal)  # a resumed execution's checkpoint is not news
         last_yield = time.monotonic()
         while self._finish is None:
             if not pending:
@@ -122,6 +132,10 @@ class ExecutionDriver:
             batch = list(pending)
             pending.clear()
             self._perform(handle(*batch))
+            if on_result is not None and len(journal) > reported:
+                for result in journal[reported:]:
+                    on_result(result)
+                reported = len(journal)
             if time.monotonic() - last_yield > _YIELD_EVERY:
                 await asyncio.sleep(0)
                 last_yield = time.monotonic()

@@ -1,7 +1,8 @@
 """The ``weir`` command line. The only place that prints and installs signal handlers.
 
 Exit codes: 0 success, 1 the execution failed or was cancelled, 2 invalid input (definition,
-inputs, arguments), 3 an internal error (run with ``WEIR_DEBUG=1`` for the traceback).
+inputs, arguments, unknown workflow or id), 3 an internal error or an unreachable orchestrator
+(run with ``WEIR_DEBUG=1`` for the traceback).
 """
 
 from __future__ import annotations
@@ -12,18 +13,31 @@ import traceback
 from typing import Any
 
 import click
+import grpc
 
 from engine.errors import WeirError
+from orchestrator.cli.remote import apply, cancel, engines, get, list_, start
 from orchestrator.cli.run import run
+from orchestrator.cli.serve import engine, orchestrator
 from orchestrator.cli.validate import schema, validate
+from orchestrator.errors import RpcError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
+_INVALID = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except RpcError as exc:
+            click.echo(f"error: {exc.details}", err=True)
+            sys.exit(EXIT_INVALID if exc.code in _INVALID else EXIT_INTERNAL)
         except WeirError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_INVALID)
@@ -48,6 +62,8 @@ def main() -> None:
 main.add_command(validate)
 main.add_command(schema)
 main.add_command(run)
+for _command in (apply, start, get, list_, cancel, engines, engine, orchestrator):
+    main.add_command(_command)
 
 
 def _usage_errors_exit_2() -> None:

@@ -1,0 +1,142 @@
+"""Service-layer records <-> public API protobuf messages (``weir.orchestrator.v1``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.server import codec
+from engine.state.events import ExecutionStatus
+from engine.state.result import iso as iso_time
+from orchestrator.core import ExecutionRecord
+from orchestrator.monitor import MonitorEvent
+from orchestrator.proto.v1 import orchestrator_pb2 as pb
+from orchestrator.registry import WorkflowVersion
+
+
+def workflow_to_pb(wf: WorkflowVersion) -> pb.Workflow:
+    m = pb.Workflow(
+        name=wf.name,
+        version=wf.version,
+        description=wf.definition.description or "",
+        source=wf.source,
+        digest=wf.digest,
+        nodes=[node.id for node in wf.definition.nodes],
+    )
+    codec.set_time(m.registered_at, wf.registered_at)
+    return m
+
+
+def _set_iso(field: Any, value: str | None) -> None:
+    if value:
+        field.FromDatetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def execution_to_pb(record: ExecutionRecord, result: dict[str, Any]) -> pb.Execution:
+    m = pb.Execution(
+        id=record.id,
+        workflow=record.workflow.name,
+        version=record.workflow.version,
+        status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(result["status"])],
+        inputs_json=codec.to_json(result.get("inputs")),
+        outputs_json=codec.to_json(result.get("outputs")),
+        path=result.get("path") or [],
+        engine_id=record.engine_name,
+        placements=record.placements,
+    )
+    codec.set_time(m.created_at, record.created_at)
+    _set_iso(m.started_at, result.get("started_at"))
+    _set_iso(m.finished_at, result.get("finished_at"))
+    error = result.get("error")
+    if error:
+        m.error.node = error.get("node") or ""
+        m.error.message = error.get("message") or ""
+    for node_id, node in (result.get("nodes") or {}).items():
+        m.node_order.append(node_id)
+        run = m.nodes[node_id]
+        run.status = codec.NODE_STATUS_TO_PB[node["status"]]
+        if node.get("outcome") is not None:
+            run.outcome = node["outcome"]
+        run.attempts = node.get("attempts") or 0
+        run.visits = node.get("visits") or 0
+        run.output_json = codec.to_json(node.get("output"))
+        if node.get("error") is not None:
+            run.error = node["error"]
+        _set_iso(run.started_at, node.get("started_at"))
+        _set_iso(run.finished_at, node.get("finished_at"))
+    return m
+
+
+def summary_to_pb(record: ExecutionRecord) -> pb.ExecutionSummary:
+    m = pb.ExecutionSummary(
+        id=record.id,
+        workflow=record.workflow.name,
+        version=record.workflow.version,
+        status=codec.EXECUTION_STATUS_TO_PB[record.status],
+        engine_id=record.engine_name,
+    )
+    codec.set_time(m.created_at, record.created_at)
+    if record.finished_at is not None:
+        codec.set_time(m.finished_at, record.finished_at)
+    return m
+
+
+def event_to_pb(event: MonitorEvent) -> pb.Event:
+    m = pb.Event(
+        sequence=event.sequence,
+        type=event.type,
+        severity=int(event.severity),  # type: ignore[arg-type]
+        workflow=event.workflow,
+        version=event.version,
+        execution_id=event.execution_id,
+        node=event.node,
+        visit=event.visit,
+        attempt=event.attempt,
+        engine_id=event.engine_id,
+        message=event.message,
+        data_json=codec.to_json(event.data) if event.data else b"",
+    )
+    codec.set_time(m.at, event.at)
+    return m
+
+
+def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
+    """The result object of ARCHITECTURE.md from its message (what ``--output json`` prints)."""
+
+    def iso(ts: Any, present: bool) -> str | None:
+        if not present:
+            return None
+        return iso_time(codec.seconds(ts))
+
+    nodes = {}
+    for node_id in m.node_order or sorted(m.nodes):
+        run = m.nodes[node_id]
+        nodes[node_id] = {
+            "status": str(codec.NODE_STATUS_FROM_PB[run.status]),
+            "outcome": run.outcome if run.HasField("outcome") else None,
+            "attempts": run.attempts,
+            "visits": run.visits,
+            "output": codec.from_json(run.output_json),
+            "error": run.error if run.HasField("error") else None,
+            "started_at": iso(run.started_at, run.HasField("started_at")),
+            "finished_at": iso(run.finished_at, run.HasField("finished_at")),
+        }
+    return {
+        "id": m.id,
+        "workflow": m.workflow,
+        "version": m.version,
+        "status": str(codec.EXECUTION_STATUS_FROM_PB[m.status]),
+        "inputs": codec.from_json(m.inputs_json) or {},
+        "outputs": codec.from_json(m.outputs_json) or {},
+        "error": (
+            {"node": m.error.node or None, "message": m.error.message}
+            if m.HasField("error")
+            else None
+        ),
+        "started_at": iso(m.started_at, m.HasField("started_at")),
+        "finished_at": iso(m.finished_at, m.HasField("finished_at")),
+        "nodes": nodes,
+        "path": list(m.path),
+        "engine": m.engine_id or None,
+        "placements": m.placements,
+    }

@@ -1,0 +1,125 @@
+"""``weir engine`` and ``weir orchestrator``: the two server processes.
+
+Settings come from the environment (``engine/settings.py``, ``orchestrator/settings.py``);
+options given on the command line win. SIGTERM or Ctrl-C stops gracefully (an engine drains);
+a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import click
+
+from engine.server.process import EngineServer
+from engine.settings import EngineSettings
+from orchestrator.server import OrchestratorServer
+from orchestrator.settings import OrchestratorSettings
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, graceful: Callable[[], Awaitable[None]]) -> None:
+    """First SIGTERM/SIGINT: start ``graceful``; the second: exit at once."""
+    stopping: list[asyncio.Task[None]] = []
+
+    async def run() -> None:
+        await graceful()
+
+    def handler(signum: int) -> None:
+        if stopping:
+            logging.getLogger("weir").warning("second signal: exiting now")
+            os._exit(1)
+        logging.getLogger("weir").info("%s: stopping", signal.Signals(signum).name)
+        stopping.append(loop.create_task(run()))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, handler, signum)
+
+
+@click.command("engine")
+@click.option("--engine-id", help="Overrides ENGINE_ID (default: the host name).")
+@click.option("--bind", "bind_address", help="Overrides BIND_ADDRESS (default 0.0.0.0).")
+@click.option("--port", type=int, help="Overrides PORT (default 50051).")
+@click.option("--capacity", type=int, help="Overrides CAPACITY (default 10).")
+@click.option("--metrics-port", type=int, help="Overrides METRICS_PORT (default 9090; 0 = off).")
+def engine(
+    engine_id: str | None,
+    bind_address: str | None,
+    port: int | None,
+    capacity: int | None,
+    metrics_port: int | None,
+) -> None:
+    """Run an engine: executes the workflows orchestrators place on it."""
+    settings = EngineSettings.from_env(
+        engine_id=engine_id,
+        bind_address=bind_address,
+        port=port,
+        capacity=capacity,
+        metrics_port=metrics_port,
+    )
+    _logging(settings.log_level)
+    asyncio.run(_engine(settings))
+
+
+async def _engine(settings: EngineSettings) -> None:
+    server = EngineServer(
+        settings.engine_id,
+        bind_address=settings.bind_address,
+        port=settings.port,
+        capacity=settings.capacity,
+        metrics_port=settings.metrics_port or None,
+        shutdown_grace_period=settings.shutdown_grace_period,
+        lua_workers=settings.lua_workers,
+    )
+    try:
+        await server.start()
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    _on_signals(asyncio.get_running_loop(), server.drain)
+    click.echo(f"engine {settings.engine_id} listening on port {server.port}", err=True)
+    await server.wait_stopped()
+
+
+@click.command("orchestrator")
+@click.option("--bind", "bind_address", help="Overrides BIND_ADDRESS (default 0.0.0.0).")
+@click.option("--port", "grpc_port", type=int, help="Overrides GRPC_PORT (default 50051).")
+@click.option("--engines", help="Overrides ENGINES (static discovery: host:port,...).")
+def orchestrator(bind_address: str | None, grpc_port: int | None, engines: str | None) -> None:
+    """Run the orchestrator: the public API, discovery, placement and failover."""
+    settings = OrchestratorSettings.from_env(
+        bind_address=bind_address, grpc_port=grpc_port, engines=engines
+    )
+    _logging(settings.log_level)
+    asyncio.run(_orchestrator(settings))
+
+
+async def _orchestrator(settings: OrchestratorSettings) -> None:
+    server = OrchestratorServer(settings)
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.core.stop()
+        raise click.ClickException(str(exc)) from None
+    stopped = asyncio.Event()
+
+    async def stop() -> None:
+        try:
+            await server.stop()
+        finally:
+            stopped.set()
+
+    _on_signals(asyncio.get_running_loop(), stop)
+    click.echo(f"orchestrator listening on port {server.port}", err=True)
+    await stopped.wait()

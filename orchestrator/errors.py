@@ -1,0 +1,48 @@
+"""The errors of the ``orchestrator`` package (``engine.errors`` covers definitions and inputs).
+
+    WeirError (engine.errors)
+    └── OrchestratorError
+        ├── NotFound           no workflow, version or execution with that name/id
+        ├── AlreadyExists      that version is registered with a different definition
+        ├── VersionConflict    a new version must be greater than the latest
+        ├── QueueFull          every engine is busy and the wait queue is at its limit
+        └── RpcError           a call to the orchestrator failed (client side; has a status)
+
+``orchestrator.api`` maps each to one gRPC status code in a single table.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from engine.errors import WeirError
+
+
+class OrchestratorError(WeirError):
+    """The root of the orchestrator's own errors; the message names the id it is about."""
+
+
+class NotFound(OrchestratorError):
+    pass
+
+
+class AlreadyExists(OrchestratorError):
+    pass
+
+
+class VersionConflict(OrchestratorError):
+    pass
+
+
+class QueueFull(OrchestratorError):
+    pass
+
+
+class RpcError(OrchestratorError):
+    """A failed call to the orchestrator's API, with its gRPC status and the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, *, target: str) -> None:
+        self.code = code
+        self.details = details
+        self.target = target
+        super().__init__(f"{details} ({code.name.lower()}, server {target})")

@@ -1,0 +1,148 @@
+"""Monitoring events: numbered, kept in a bounded history, fanned out to subscribers.
+
+A subscriber has a bounded queue. When it falls that far behind it is cut off with a ``lagged``
+marker naming the last sequence it received, so a slow reader never slows the orchestrator; it
+can resubscribe from there (the durable event log of issue 5 makes that lossless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class Severity(IntEnum):
+    DEBUG = 1
+    INFO = 2
+    WARNING = 3
+    ERROR = 4
+
+
+_SEVERITY = {
+    "execution.failed": Severity.ERROR,
+    "node.failed": Severity.WARNING,
+    "node.retrying": Severity.WARNING,
+    "engine.left": Severity.WARNING,
+    "engine.unhealthy": Severity.WARNING,
+    "execution.failover": Severity.WARNING,
+    "execution.cancelled": Severity.WARNING,
+}
+
+
+def severity_of(event_type: str) -> Severity:
+    return _SEVERITY.get(event_type, Severity.INFO)
+
+
+@dataclass(slots=True)
+class MonitorEvent:
+    sequence: int
+    type: str
+    at: float
+    severity: Severity
+    workflow: str = ""
+    version: str = ""
+    execution_id: str = ""
+    node: str | None = None
+    visit: int = 0
+    attempt: int = 0
+    engine_id: str = ""
+    message: str = ""
+    data: Mapping[str, Any] | None = None
+
+
+EventFilter = Callable[[MonitorEvent], bool]
+
+
+class Lagged(Exception):
+    """The subscriber fell too far behind and was cut off after ``last_sequence``."""
+
+    def __init__(self, last_sequence: int) -> None:
+        super().__init__(f"subscriber fell behind; resume after sequence {last_sequence}")
+        self.last_sequence = last_sequence
+
+
+class Subscription:
+    """Events accepted by a filter, from the moment of subscribing: ``async for event in sub``.
+
+    Iteration raises ``Lagged`` once the subscriber fell more than its buffer behind.
+    """
+
+    __slots__ = ("_monitor", "accepts", "lagged", "last", "queue")
+
+    def __init__(self, monitor: Monitor, accepts: EventFilter | None, size: int) -> None:
+        self._monitor = monitor
+        self.accepts = accepts
+        self.queue: asyncio.Queue[MonitorEvent | None] = asyncio.Queue(size)
+        self.lagged = False
+        self.last = 0
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> MonitorEvent:
+        if self.lagged and self.queue.empty():
+            self.close()
+            raise Lagged(self.last)
+        event = await self.queue.get()
+        if event is None:
+            self.close()
+            raise StopAsyncIteration
+        return event
+
+    def close(self) -> None:
+        self._monitor._subscribers.discard(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Monitor:
+    def __init__(self, *, history: int = 10_000, subscriber_buffer: int = 10_000) -> None:
+        self._sequence = itertools.count(1)
+        self.history: deque[MonitorEvent] = deque(maxlen=history)
+        self._subscribers: set[Subscription] = set()
+        self._buffer = subscriber_buffer
+        self.dropped_subscribers = 0
+
+    def publish(self, type_: str, *, at: float | None = None, **fields: Any) -> MonitorEvent:
+        event = MonitorEvent(
+            next(self._sequence),
+            type_,
+            time.time() if at is None else at,
+            severity_of(type_),
+            **fields,
+        )
+        self.history.append(event)
+        for sub in self._subscribers:
+            if sub.lagged or (sub.accepts is not None and not sub.accepts(event)):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+                sub.last = event.sequence
+            except asyncio.QueueFull:
+                sub.lagged = True
+                self.dropped_subscribers += 1
+        return event
+
+    def subscribe(self, accepts: EventFilter | None = None) -> Subscription:
+        """Subscribe now; use as a context manager so the subscription ends with the reader."""
+        sub = Subscription(self, accepts, self._buffer)
+        self._subscribers.add(sub)
+        return sub
+
+    def close(self) -> None:
+        """End every subscription."""
+        for sub in self._subscribers:
+            try:
+                sub.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                sub.lagged = True

@@ -1,0 +1,1 @@
+"""Generated protobuf modules (scripts/gen-protos); never edit them by hand."""

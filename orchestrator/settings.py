@@ -1,0 +1,72 @@
+"""The orchestrator's settings: the only place ``weir orchestrator`` and the CLI read the
+environment.
+
+Names follow the main seed's tables (``K8S_NAMESPACE``, ``LOAD_BALANCER_TYPE``, ``GRPC_PORT``,
+``ENGINE_DISCOVERY_INTERVAL``, ...) plus weir's own (``DISCOVERY``, ``ENGINES``, ...). Every one
+is documented in the README's configuration table with its default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from engine.settings import EnvSettings, Port, Seconds, SettingsError, default_host_id
+
+__all__ = ["ClientSettings", "OrchestratorSettings", "SettingsError"]
+
+
+class OrchestratorSettings(EnvSettings):
+    """Environment variables of ``weir orchestrator``."""
+
+    orchestrator_id: str = Field(default_factory=default_host_id, min_length=1)
+    bind_address: str = "0.0.0.0"
+    grpc_port: Port = 50051
+    """Port of the public gRPC API (Orchestrator service, grpc.health.v1, reflection)."""
+    transport_type: Literal["grpc"] = "grpc"
+    """How the orchestrator talks to engines; gRPC streams are the one transport."""
+    discovery: Literal["static", "dns", "kubernetes"] = "static"
+    engines: str = ""
+    """static discovery: ``host:port,host:port``."""
+    engine_port: Port = 50051
+    """dns and kubernetes (pods) discovery: the engines' gRPC port."""
+    engine_dns_name: str = "weir-engine"
+    """dns discovery: the headless Service name whose A records are the engines."""
+    k8s_namespace: str = "default"
+    k8s_watch: Literal["endpointslices", "pods"] = "endpointslices"
+    """kubernetes discovery: watch the Service's EndpointSlices, or pods by label selector."""
+    k8s_service_name: str = "weir-engine"
+    k8s_label_selector: str = "app.kubernetes.io/name=weir-engine"
+    in_cluster_config: bool = True
+    """Use the pod's service account; false reads the kubeconfig (``KUBECONFIG`` or ~/.kube)."""
+    kubeconfig: str = ""
+    load_balancer_type: Literal["consistent-hash", "round-robin"] = "consistent-hash"
+    engine_discovery_interval: Seconds = 30.0
+    """dns: how often to re-resolve; kubernetes: the watch timeout before a fresh watch."""
+    engine_health_check_interval: Seconds = 10.0
+    engine_health_check_timeout: Seconds = 2.0
+    max_queued_executions: int = Field(default=10_000, ge=0)
+    """Executions waiting for room on an engine; beyond this, starts fail RESOURCE_EXHAUSTED."""
+    execution_retention: int = Field(default=10_000, ge=1)
+    """Finished executions kept in memory for get/list (the store of issue 4 replaces this)."""
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _static_needs_engines(self) -> OrchestratorSettings:
+        if self.discovery == "static":
+            for item in self.engine_list():
+                host, _, port = item.rpartition(":")
+                if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                    raise ValueError(f"ENGINES entry {item!r} is not host:port")
+        return self
+
+    def engine_list(self) -> list[str]:
+        return [e.strip() for e in self.engines.split(",") if e.strip()]
+
+
+class ClientSettings(EnvSettings):
+    """What the ``weir`` client commands read: where the orchestrator is."""
+
+    weir_server: str = "127.0.0.1:50051"
+    weir_timeout: Seconds = 30.0

@@ -1,0 +1,173 @@
+"""Real ``weir engine`` / ``weir orchestrator`` processes on 127.0.0.1 for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.client import WeirClient
+
+ROOT = Path(__file__).parents[2]
+WEIR = shutil.which("weir", path=str(Path(sys.executable).parent)) or "weir"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+async def async_wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Proc:
+    """A ``weir`` subprocess whose output goes to a log file (shown when a test fails)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.log = logs / f"{name}.log"
+        self._file = self.log.open("wb")
+        self.popen = subprocess.Popen(
+            [WEIR, *args],
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            cwd=ROOT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._file.close()
+
+
+class Cluster:
+    """An orchestrator and engines, all real processes with static discovery."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.engines: dict[str, Proc] = {}
+        self.engine_ports: dict[str, int] = {}
+        self.orchestrator: Proc | None = None
+        self.port = 0
+
+    def start_engine(self, name: str, *, port: int | None = None, **env: Any) -> Proc:
+        port = port or self.engine_ports.get(name) or free_port()
+        self.engine_ports[name] = port
+        proc = Proc(
+            name,
+            ["engine"],
+            {
+                "ENGINE_ID": name,
+                "PORT": str(port),
+                "BIND_ADDRESS": "127.0.0.1",
+                "METRICS_PORT": "0",
+                "CAPACITY": "10",
+                **{k.upper(): str(v) for k, v in env.items()},
+            },
+            self.logs,
+        )
+        self.engines[name] = proc
+        wait_for(
+            lambda: "listening on port" in proc.output() or proc.popen.poll() is not None,
+            20,
+            f"engine {name} to listen",
+        )
+        assert proc.popen.poll() is None, proc.output()
+        return proc
+
+    def reserve_engine(self, name: str) -> int:
+        """A port for an engine that is not started yet (an unreachable engine)."""
+        self.engine_ports[name] = free_port()
+        return self.engine_ports[name]
+
+    def start_orchestrator(self, **env: Any) -> Proc:
+        self.port = self.port or free_port()
+        engines = ",".join(f"127.0.0.1:{p}" for p in self.engine_ports.values())
+        proc = Proc(
+            "orchestrator",
+            ["orchestrator"],
+            {
+                "GRPC_PORT": str(self.port),
+                "BIND_ADDRESS": "127.0.0.1",
+                "DISCOVERY": "static",
+                "ENGINES": engines,
+                "ENGINE_HEALTH_CHECK_INTERVAL": "300ms",
+                "ENGINE_HEALTH_CHECK_TIMEOUT": "1s",
+                **{k.upper(): str(v) for k, v in env.items()},
+            },
+            self.logs,
+        )
+        self.orchestrator = proc
+        wait_for(
+            lambda: "listening on port" in proc.output() or proc.popen.poll() is not None,
+            20,
+            "the orchestrator to listen",
+        )
+        assert proc.popen.poll() is None, proc.output()
+        return proc
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self, timeout: float = 10.0) -> WeirClient:
+        return WeirClient(self.address, timeout=timeout)
+
+    async def wait_ready(self, client: WeirClient, count: int, within: float = 20.0) -> None:
+        async def ready() -> bool:
+            engines = await client.engines()
+            return sum(1 for e in engines if e.healthy and e.state == 2) >= count
+
+        await async_wait_for(ready, within, f"{count} ready engines")
+
+    def stop(self) -> None:
+        for proc in [*self.engines.values(), *([self.orchestrator] if self.orchestrator else [])]:
+            proc.stop()
+
+    def dump(self) -> str:
+        procs = [*self.engines.values(), *([self.orchestrator] if self.orchestrator else [])]
+        return "\n".join(f"--- {p.name}\n{p.output()[-4000:]}" for p in procs)

@@ -1,0 +1,100 @@
+"""``weir apply/start/get/list/cancel/engines`` against a real orchestrator and engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import ROOT, WEIR, Cluster
+
+pytestmark = pytest.mark.integration
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        c.start_engine("e1")
+        c.start_engine("e2")
+        c.start_orchestrator()
+        yield c
+    except BaseException:
+        print(c.dump())
+        raise
+    finally:
+        c.stop()
+
+
+def weir(cluster: Cluster, *args: str, server: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if server:
+        env["WEIR_SERVER"] = cluster.address
+    proc = subprocess.run(
+        [WEIR, *args], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_apply_start_wait_get_list(cluster: Cluster) -> None:
+    proc = weir(cluster, "apply", "-f", str(EXAMPLES))
+    assert proc.returncode == 0, proc.stderr
+    assert "arithmetic 1.0.0 registered" in proc.stdout
+    again = weir(cluster, "apply", "-f", str(EXAMPLES / "etl.yaml"))
+    assert "etl 1.0.0 unchanged" in again.stdout
+
+    proc = weir(cluster, "start", "arithmetic", "-i", "a=12", "-i", "b=4", "--wait", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) == {
+        "id",
+        "workflow",
+        "version",
+        "status",
+        "inputs",
+        "outputs",
+        "error",
+        "started_at",
+        "finished_at",
+        "nodes",
+        "path",
+    }
+    assert result["outputs"]["sum"] == 16 and result["status"] == "completed"
+    assert "node.completed ADD" in proc.stderr  # progress lines when stderr is not a terminal
+
+    failed = weir(cluster, "start", "etl", "-i", "rows=0", "--wait")
+    assert failed.returncode in (0, 1)
+
+    got = weir(cluster, "get", "execution", result["id"], "-o", "json")
+    assert json.loads(got.stdout)["outputs"] == result["outputs"]
+    listed = weir(cluster, "list", "executions", "-o", "json")
+    assert result["id"] in [e["id"] for e in json.loads(listed.stdout)]
+    workflows = weir(cluster, "list", "workflows")
+    assert "approval-flow" in workflows.stdout
+    engines = json.loads(weir(cluster, "engines", "-o", "json").stdout)
+    assert {e["id"] for e in engines} == {"e1", "e2"}
+    assert all(e["healthy"] and e["capacity"] == 10 for e in engines)
+
+
+def test_cancel_and_errors(cluster: Cluster, tmp_path: Path) -> None:
+    slow = tmp_path / "slow.yaml"
+    slow.write_text("name: slow\nversion: 1.0.0\nnodes:\n  - {id: nap, sleep: 30s}\n")
+    assert weir(cluster, "apply", "-f", str(slow)).returncode == 0
+    execution_id = weir(cluster, "start", "slow").stdout.strip()
+    assert weir(cluster, "cancel", execution_id).returncode == 0
+    proc = weir(cluster, "get", "execution", execution_id, "-o", "json")
+    status = json.loads(proc.stdout)["status"]
+    assert status in ("running", "cancelled")
+
+    missing = weir(cluster, "start", "nope")
+    assert missing.returncode == 2 and "'nope' is not registered" in missing.stderr
+    bad = weir(cluster, "start", "slow", "-i", "x=1")
+    assert bad.returncode == 2 and "inputs.x" in bad.stderr
+    unreachable = weir(cluster, "engines", "--server", "127.0.0.1:1", server=False)
+    assert unreachable.returncode == 3 and "cannot reach the orchestrator" in unreachable.stderr

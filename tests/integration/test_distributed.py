@@ -1,0 +1,343 @@
+"""Orchestrator + engines as real processes on 127.0.0.1: results, failover, drain, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from engine.definition import load_file
+from engine.local import run_workflow
+from engine.proto.v1 import engine_pb2, engine_pb2_grpc
+from engine.testing import scripted_server
+from orchestrator.api.convert import execution_from_pb
+from orchestrator.client import WeirClient
+from orchestrator.errors import RpcError
+from tests.integration.cluster import ROOT, Cluster, async_wait_for, wait_for
+
+pytestmark = pytest.mark.integration
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    except BaseException:
+        print(c.dump())
+        raise
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+async def three(cluster: Cluster) -> AsyncIterator[tuple[Cluster, WeirClient]]:
+    for name in ("e1", "e2", "e3"):
+        cluster.start_engine(name)
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 3)
+        yield cluster, client
+
+
+def ack(state: str) -> tuple[int, dict[str, Any]]:
+    return 200, {"ackState": state, "done": True}
+
+
+APPROVAL = {
+    "/ci": [ack("FAIL"), ack("SUCCESS")],
+    "/approval": [ack("NEXT")],
+    "/approval2": [ack("FAIL"), ack("AGREE")],
+    "/deploy": [ack("SUCCESS")],
+    "/notify": [ack("SUCCESS")],
+}
+
+CASES = [
+    ("etl.yaml", {"rows": 3}),
+    ("arithmetic.yaml", {"a": 12, "b": 4}),
+    ("arithmetic.yaml", {"a": 12, "b": 0}),
+    ("order.yaml", {}),
+    ("order.yaml", {"in_stock": False}),
+    ("approval-flow.yaml", {"actions_url": None}),
+]
+
+
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": result["status"],
+        "outputs": result["outputs"],
+        "error": result["error"],
+        "path": sorted(result["path"]),
+        "nodes": {
+            k: (v["status"], v["outcome"], v["visits"], v["attempts"], v["output"])
+            for k, v in result["nodes"].items()
+        },
+    }
+
+
+async def test_every_example_gives_the_same_result_as_weir_run(
+    three: tuple[Cluster, WeirClient],
+) -> None:
+    _, client = three
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        response = await client.register(path.read_text())
+        assert response.created
+    used = set()
+    for name, inputs in CASES:
+        used.add(name)
+        definition = load_file(EXAMPLES / name)
+        with scripted_server(APPROVAL) as local_actions, scripted_server(APPROVAL) as actions:
+            if "actions_url" in inputs:
+                inputs = {"actions_url": local_actions.url}
+            local = await run_workflow(definition, inputs)
+            if "actions_url" in inputs:
+                inputs = {"actions_url": actions.url}
+            started = await client.start(definition.name, inputs)
+            remote = execution_from_pb(await client.wait(started.id))
+        assert remote["status"] in ("completed", "failed"), remote
+        assert comparable(remote) == comparable(local), name
+        assert remote["engine"] in {"e1", "e2", "e3"}
+    assert used == {p.name for p in EXAMPLES.glob("*.yaml")}, "an example has no case"
+
+
+# --- failover --------------------------------------------------------------------------------
+
+
+class Hits:
+    """A local HTTP endpoint the workflow calls: counts each (execution, node) side effect."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.last = 0.0
+        self.lock = threading.Lock()
+        hits = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with hits.lock:
+                    hits.counts[(body["execution"], body["node"])] += 1
+                    hits.last = time.monotonic()
+                payload = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hit"
+
+    def quiet_for(self, seconds: float) -> bool:
+        with self.lock:
+            return bool(self.counts) and time.monotonic() - self.last > seconds
+
+
+@contextmanager
+def hits_server() -> Iterator[Hits]:
+    hits = Hits()
+    thread = threading.Thread(target=hits.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hits
+    finally:
+        hits.server.shutdown()
+        hits.server.server_close()
+
+
+def long_workflow(steps: int, pause: str) -> str:
+    nodes = []
+    previous = None
+    for i in range(1, steps + 1):
+        hit = {
+            "id": f"hit{i}",
+            "http": {
+                "method": "POST",
+                "url": "${inputs.url}",
+                "json": {"execution": "${execution.id}", "node": f"hit{i}"},
+            },
+        }
+        wait = {"id": f"wait{i}", "sleep": pause, "depends_on": [f"hit{i}"]}
+        if previous:
+            hit["depends_on"] = [previous]
+        nodes += [hit, wait]
+        previous = f"wait{i}"
+    return json.dumps(
+        {
+            "name": "long",
+            "version": "1.0.0",
+            "inputs": {"url": {"type": "string"}},
+            "nodes": nodes,
+        }
+    )
+
+
+async def test_sigkill_an_engine_everything_completes_and_no_finished_node_runs_twice(
+    three: tuple[Cluster, WeirClient],
+) -> None:
+    cluster, client = three
+    await client.register(long_workflow(steps=5, pause="600ms"))
+    with hits_server() as hits:
+        started = [await client.start("long", {"url": hits.url}) for _ in range(9)]
+
+        async def placed() -> set[str]:
+            engines = {(await client.execution(s.id)).engine_id for s in started}
+            return engines if "" not in engines else set()
+
+        engines = await async_wait_for(placed, 10, "every execution placed")
+        victim = sorted(engines)[0]
+        on_victim = [s.id for s in started if (await client.execution(s.id)).engine_id == victim]
+        # Kill between side effects: every hit made so far has had ~100 ms to be reported.
+        wait_for(
+            lambda: hits.quiet_for(0.1) and sum(hits.counts.values()) >= 18,
+            20,
+            "a quiet moment after the second round of hits",
+        )
+        cluster.engines[victim].signal(signal.SIGKILL)
+        results = [execution_from_pb(await client.wait(s.id)) for s in started]
+    assert [r["status"] for r in results] == ["completed"] * 9, [r["error"] for r in results]
+    assert on_victim
+    for r in results:
+        if r["id"] in on_victim:
+            assert r["placements"] == 2 and r["engine"] != victim
+    twice = {key: n for key, n in hits.counts.items() if n != 1}
+    assert not twice, f"side effects repeated: {twice}"
+    assert len(hits.counts) == 9 * 5
+
+
+async def test_sigterm_drains_the_engine_and_nothing_fails(cluster: Cluster) -> None:
+    cluster.start_engine("e1", shutdown_grace_period="30s")
+    cluster.start_engine("e2", shutdown_grace_period="300ms")  # too short: hands work back
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 2)
+        await client.register(long_workflow(steps=3, pause="500ms"))
+        with hits_server() as hits:
+            started = [await client.start("long", {"url": hits.url}) for _ in range(8)]
+            await async_wait_for(lambda: _all_placed(client, started), 10, "every execution placed")
+            cluster.engines["e1"].signal(signal.SIGTERM)
+            cluster.engines["e2"].signal(signal.SIGTERM)
+            assert cluster.engines["e2"].wait(15) == 0
+            cluster.start_engine("e3-late", port=cluster.engine_ports["e2"])  # somewhere to go
+            assert cluster.engines["e1"].wait(30) == 0
+            results = [execution_from_pb(await client.wait(s.id)) for s in started]
+    assert [r["status"] for r in results] == ["completed"] * 8, [r["error"] for r in results]
+    assert "handing back" in cluster.engines["e2"].output()
+    assert "draining" in cluster.engines["e1"].output()
+
+
+async def _all_placed(client: WeirClient, started: list[Any]) -> bool:
+    return all([(await client.execution(s.id)).engine_id for s in started])
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+async def test_bad_requests_get_clear_statuses(three: tuple[Cluster, WeirClient]) -> None:
+    _, client = three
+    with pytest.raises(RpcError) as err:
+        await client.start("nope", {})
+    assert err.value.code == grpc.StatusCode.NOT_FOUND and "'nope'" in err.value.details
+    await client.register((EXAMPLES / "arithmetic.yaml").read_text())
+    with pytest.raises(RpcError) as err:
+        await client.start("arithmetic", {"a": "x", "b": 1, "c": 2})
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inputs.a" in err.value.details and "inputs.c" in err.value.details
+    with pytest.raises(RpcError) as err:
+        await client.register("name: bad\nversion: 1.0.0\nnodes: [{id: a, depends_on: [b]}]")
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "nodes[0]" in err.value.details
+    with pytest.raises(RpcError) as err:
+        await client.execution("no-such-id")
+    assert err.value.code == grpc.StatusCode.NOT_FOUND
+    changed = (EXAMPLES / "arithmetic.yaml").read_text().replace("Four operations", "Changed")
+    with pytest.raises(RpcError) as err:
+        await client.register(changed)
+    assert err.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert (await client.register((EXAMPLES / "arithmetic.yaml").read_text())).created is False
+    assert len(await client.executions()) == 0  # nothing half-started
+
+
+async def test_engine_unreachable_at_start_then_it_comes_up(cluster: Cluster) -> None:
+    port = cluster.reserve_engine("late")
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await client.register((EXAMPLES / "arithmetic.yaml").read_text())
+        started = await client.start("arithmetic", {"a": 1, "b": 2})
+        assert execution_from_pb(started)["status"] == "pending"
+        (engine,) = await client.engines()
+        assert not engine.healthy
+        cluster.start_engine("late", port=port)
+        result = execution_from_pb(await client.wait(started.id))
+    assert result["status"] == "completed" and result["outputs"]["sum"] == 3
+
+
+async def test_all_engines_full_executions_wait_in_the_queue(cluster: Cluster) -> None:
+    cluster.start_engine("small", capacity=1)
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        await client.register(long_workflow(steps=1, pause="300ms"))
+        with hits_server() as hits:
+            started = [await client.start("long", {"url": hits.url}) for _ in range(4)]
+            statuses = [execution_from_pb(await client.execution(s.id))["status"] for s in started]
+            assert statuses.count("pending") >= 2
+            results = [execution_from_pb(await client.wait(s.id)) for s in started]
+    assert [r["status"] for r in results] == ["completed"] * 4
+
+
+async def test_a_malformed_stream_message_loses_nothing(three: tuple[Cluster, WeirClient]) -> None:
+    cluster, client = three
+    port = cluster.engine_ports["e1"]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        # Bytes that are not a ToEngine message: the engine ends that stream, nothing else.
+        raw = channel.stream_stream(
+            "/weir.engine.v1.Engine/Connect",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        call = raw(iter([b"\xff\xff\xff\xff"]))
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for _ in call:
+                pass
+        # A well-formed message with bad content: refused with a reason, the stream stays up.
+        stub = engine_pb2_grpc.EngineStub(channel)
+
+        async def requests() -> AsyncIterator[engine_pb2.ToEngine]:
+            yield engine_pb2.ToEngine(
+                execute=[
+                    engine_pb2.Execute(
+                        execution_id="x",
+                        lease=1,
+                        definition_digest="d",
+                        definition_json=b"{not json",
+                    )
+                ]
+            )
+            await asyncio.sleep(5)
+
+        stream = stub.Connect(requests())
+        hello = await stream.read()
+        assert hello.hello.engine_id == "e1"
+        reply = await stream.read()
+        assert reply.rejected[0].reason == engine_pb2.ExecutionRejected.REASON_INVALID
+        assert "definition_digest" in reply.rejected[0].message
+        stream.cancel()
+    await client.register((EXAMPLES / "etl.yaml").read_text())
+    started = [await client.start("etl", {"rows": 2}) for _ in range(6)]
+    results = [execution_from_pb(await client.wait(s.id)) for s in started]
+    assert {r["status"] for r in results} == {"completed"}
