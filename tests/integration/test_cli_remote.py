@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,11 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        c.start_engine("e1")
-        c.start_engine("e2")
-        c.start_orchestrator()
-        yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
+def two(cluster: Cluster) -> Cluster:
+    cluster.start_engine("e1")
+    cluster.start_engine("e2")
+    cluster.start_orchestrator()
+    return cluster
 
 
 def weir(cluster: Cluster, *args: str, server: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,7 +34,8 @@ def weir(cluster: Cluster, *args: str, server: bool = True) -> subprocess.Comple
     return proc
 
 
-def test_apply_start_wait_get_list(cluster: Cluster) -> None:
+def test_apply_start_wait_get_list(two: Cluster) -> None:
+    cluster = two
     proc = weir(cluster, "apply", "-f", str(EXAMPLES))
     assert proc.returncode == 0, proc.stderr
     assert "arithmetic 1.0.0 registered" in proc.stdout
@@ -82,7 +75,8 @@ def test_apply_start_wait_get_list(cluster: Cluster) -> None:
     assert all(e["healthy"] and e["capacity"] == 10 for e in engines)
 
 
-def test_cancel_and_errors(cluster: Cluster, tmp_path: Path) -> None:
+def test_cancel_and_errors(two: Cluster, tmp_path: Path) -> None:
+    cluster = two
     slow = tmp_path / "slow.yaml"
     slow.write_text("name: slow\nversion: 1.0.0\nnodes:\n  - {id: nap, sleep: 30s}\n")
     assert weir(cluster, "apply", "-f", str(slow)).returncode == 0

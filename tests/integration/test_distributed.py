@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,18 +27,6 @@ from tests.integration.cluster import ROOT, Cluster, async_wait_for, wait_for
 
 pytestmark = pytest.mark.integration
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
 
 
 @pytest.fixture

@@ -39,16 +39,6 @@ def no_thread_outlives_the_test() -> Iterator[None]:
 
 
 @pytest.fixture
-def api() -> Iterator[FakeKubernetes]:
-    server = FakeKubernetes()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def kubeconfig(api: FakeKubernetes, tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path / "kubeconfig", api.url)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -22,16 +22,6 @@ from tests.orchestrator.discovery.manifests import endpoint, endpoint_slice, wri
 
 SERVICE = "weir-engine"
 FLOW = "name: f\nversion: 1.0.0\nnodes:\n  - {id: a, lua: 'return {x = 1}'}\n"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeKubernetes]:
-    server = FakeKubernetes()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
