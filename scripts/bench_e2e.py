@@ -397,10 +397,15 @@ class Driver:
             self.watch.on_end = None
         self.watch.check()
         span = until - measure_from
-        completed = sum(1 for t in ends if measure_from <= t < until)
+        per_second = [0] * max(int(span), 1)
+        for t in ends:
+            if measure_from <= t < until:
+                per_second[min(int(t - measure_from), len(per_second) - 1)] += 1
+        completed = sum(per_second)
         return {
             **counts,
             "completed": completed,
+            "per_second": per_second,
             "rate": completed / span,
             "events_per_s": (events[1] - events[0]) / span,
         }
@@ -418,11 +423,13 @@ class Driver:
         early: dict[str, float] = {}  # ended before its StartExecution call returned
         from_call: list[float] = []
         from_schedule: list[float] = []
+        when: list[float] = []  # scheduled start, seconds into the measured span
         counts = {"started": 0, "ended": 0, "failed": 0, "errors": 0}
 
         def record(scheduled: float, called: float, at: float) -> None:
             if scheduled >= measure_from:
                 from_call.append(at - called)
+                when.append(scheduled - measure_from)
                 from_schedule.append(at - scheduled)
 
         def on_end(execution_id: str, at: float, completed: bool) -> None:
@@ -469,7 +476,7 @@ class Driver:
         finally:
             self.watch.on_end = None
         self.watch.check()
-        return {**counts, "from_call": from_call, "from_schedule": from_schedule}
+        return {**counts, "from_call": from_call, "from_schedule": from_schedule, "when": when}
 
 
 async def worker_main() -> None:
@@ -517,6 +524,7 @@ class Clients:
                 workflow,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                limit=1 << 26,  # a result line holds every latency sample
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
                 cwd=ROOT,
                 start_new_session=True,
@@ -565,6 +573,27 @@ class Clients:
 
 
 # --- measurements ----------------------------------------------------------------------------
+
+
+def latency_slices(
+    when: list[float], latencies: list[float], span: float, count: int = 5
+) -> list[tuple[float, float, float, float]]:
+    """(from s, to s, p50 ms, p99 ms) for ``count`` equal slices of the latency phase."""
+    if span < 2 * count:
+        return []
+    step = span / count
+    out = []
+    for i in range(count):
+        part = [x for w, x in zip(when, latencies, strict=True) if i * step <= w < (i + 1) * step]
+        out.append(
+            (
+                round(i * step, 1),
+                round((i + 1) * step, 1),
+                percentile(part, 50) * 1e3,
+                percentile(part, 99) * 1e3,
+            )
+        )
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -617,19 +646,38 @@ async def unary_rate(client: WeirClient, concurrency: int, seconds: float) -> fl
     return done / (time.monotonic() - began)
 
 
+def machine_cpu() -> tuple[float, float, float] | None:
+    """(busy, idle, steal) seconds of every core since boot (Linux ``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq
+    return busy / _TICK, (idle + iowait) / _TICK, steal / _TICK
+
+
 async def cpu_during(pids: dict[str, int], start: float, end: float) -> dict[str, float]:
-    """Fraction of one core each process used between the monotonic times ``start``, ``end``."""
+    """Fraction of one core each process used between the monotonic times ``start``, ``end``,
+    and the whole machine's ``busy``, ``idle`` and ``steal`` (stolen by the hypervisor)."""
     await asyncio.sleep(max(start - time.monotonic(), 0))
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    machine_before = machine_cpu()
     began = time.monotonic()
     await asyncio.sleep(max(end - time.monotonic(), 0))
     after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    machine_after = machine_cpu()
     span = time.monotonic() - began
-    return {
+    shares = {
         name: (after[name] - b) / span  # type: ignore[operator]
         for name, b in before.items()
         if b is not None and after[name] is not None
     }
+    if machine_before is not None and machine_after is not None:
+        for key, a, b in zip(("busy", "idle", "steal"), machine_after, machine_before, strict=True):
+            shares[f"machine {key}"] = (a - b) / span
+    return shares
 
 
 @dataclass
@@ -725,6 +773,7 @@ async def run(s: Settings) -> None:
             )
             cpu = await cpu_task
             rate = sum(r["rate"] for r in results)
+            per_second = [sum(c) for c in zip(*(r["per_second"] for r in results), strict=True)]
             events = sum(r["events_per_s"] for r in results)
             problems = {k: sum(r[k] for r in results) for k in ("failed", "errors")}
 
@@ -743,6 +792,7 @@ async def run(s: Settings) -> None:
             )
             from_call = [x for r in lat_results for x in r["from_call"]]
             from_schedule = [x for r in lat_results for x in r["from_schedule"]]
+            when = [x for r in lat_results for x in r["when"]]
             for k in ("failed", "errors"):
                 problems[k] += sum(r[k] for r in lat_results)
             await clients.close()
@@ -797,6 +847,7 @@ async def run(s: Settings) -> None:
             f"{base_label:<32}"
         )
     cores = os.cpu_count() or 1
+    machine = {k.removeprefix("machine "): cpu.pop(k) for k in list(cpu) if k.startswith("machine")}
     total = sum(cpu.values())
     per_execution = (lambda share: f" = {share / rate * 1e3:.2f} ms") if rate else (lambda _: "")
     print(
@@ -806,6 +857,13 @@ async def run(s: Settings) -> None:
         )
         + f"; total {total * 100:.0f}% of {cores * 100}%{per_execution(total)}"
     )
+    if machine:
+        others = max(machine["busy"] - total, 0.0)
+        print(
+            f"  whole machine: busy {machine['busy'] * 100:.0f}%, idle {machine['idle'] * 100:.0f}%"
+            f", stolen by the hypervisor {machine['steal'] * 100:.0f}%; other processes "
+            f"{others * 100:.0f}% (a noisy neighbour if large)"
+        )
     print(
         f"latency from the scheduled start time (open loop): p50 {s50:.1f} ms, p99 {s99:.1f} ms; "
         f"{len(from_call)} executions measured"
@@ -816,6 +874,18 @@ async def run(s: Settings) -> None:
         f"watch stream: {events:.0f} events/s to the client"
         f" ({events / rate if rate else 0:.1f} per execution)"
     )
+    if len(per_second) >= 4:
+        print(
+            "completions per second during the throughput window: "
+            f"min {min(per_second)}, median {statistics.median(per_second):.0f}, "
+            f"max {max(per_second)}; " + " ".join(str(n) for n in per_second)
+        )
+    slices = latency_slices(when, from_call, s.latency_duration)
+    if len(slices) > 1:
+        print(
+            "latency by slice of the latency phase (from the call), p50/p99 ms: "
+            + ", ".join(f"{t0:g}-{t1:g} s {a:.1f}/{b:.1f}" for t0, t1, a, b in slices)
+        )
     if problems["failed"] or problems["errors"]:
         print(
             f"WARNING: {problems['failed']} executions failed, "
