@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import bench_e2e
 import lupa.lua54 as lua
 
 from engine.definition import Definition, Workflow
@@ -177,10 +178,27 @@ async def main(nodes: int, lua_nodes: int, repeat: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__ + "\n" + bench_e2e.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=("all", "engine", "e2e"),
+        default="all",
+        help="engine: the in-process benchmarks above; e2e: orchestrator + 2 engines "
+        "(scripts/bench_e2e.py); all (default): both, e2e skipped with --quick",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer runs and executions: a few seconds each"
     )
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--lua-nodes", type=int, default=1_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, help="runs per engine benchmark (7; --quick: 3)")
+    bench_e2e.add_arguments(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.lua_nodes, args.repeat))
+    if args.mode in ("all", "engine"):
+        repeat = args.repeat or (3 if args.quick else 7)
+        asyncio.run(main(args.nodes, args.lua_nodes, repeat))
+    if args.mode == "e2e" or (args.mode == "all" and not args.quick):
+        bench_e2e.main(args)

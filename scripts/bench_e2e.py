@@ -78,6 +78,8 @@ TERMINAL = frozenset({"execution.completed", "execution.failed", "execution.canc
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 1_000.0, 5.0, 25.0
 READY = 2  # EngineInfo.STATE_READY
 STOP_TIMEOUT = 15.0
+STEAL_WARNING = 0.2
+"""Cores' worth of time stolen by the hypervisor beyond which figures are flagged."""
 TOP = 25
 
 WEIR = shutil.which("weir", path=str(Path(sys.executable).parent)) or "weir"
@@ -306,7 +308,7 @@ class Watch:
             raise RuntimeError("the orchestrator ended the WatchEvents stream")
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # ABORTED = this client fell behind (Lagged)
+        except Exception as exc:  # ABORTED = this client fell behind (Lagged)
             self.failed = exc
             self.broken.set()
 
@@ -680,6 +682,24 @@ async def cpu_during(pids: dict[str, int], start: float, end: float) -> dict[str
     return shares
 
 
+def machine_of(shares: dict[str, float]) -> dict[str, float]:
+    """Move the whole-machine figures out of ``cpu_during``'s result."""
+    return {k.removeprefix("machine "): shares.pop(k) for k in list(shares) if k[:8] == "machine "}
+
+
+def machine_text(machine: dict[str, float], ours: float | None = None) -> str:
+    text = (
+        f"busy {machine['busy'] * 100:.0f}%, idle {machine['idle'] * 100:.0f}%, "
+        f"stolen by the hypervisor {machine['steal'] * 100:.0f}%"
+    )
+    if ours is not None:
+        others = max(machine["busy"] - ours, 0.0)
+        text += f"; processes not ours {others * 100:.0f}%"
+    if machine["steal"] > STEAL_WARNING:
+        text += "\n  WARNING: the host ran other VMs on our cores: these figures are unreliable"
+    return text
+
+
 @dataclass
 class Settings:
     duration: float
@@ -727,11 +747,31 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+@dataclass
+class Results:
+    baseline: tuple[float, float] = (0.0, 0.0)
+    """In-process executions/s: best, median."""
+    rpc: float = 0.0
+    rate: float = 0.0
+    per_second: list[int] = field(default_factory=list)
+    events: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    machine: dict[str, float] = field(default_factory=dict)
+    latency_rate: float = 0.0
+    from_call: list[float] = field(default_factory=list)
+    from_schedule: list[float] = field(default_factory=list)
+    when: list[float] = field(default_factory=list)
+    machine_latency: dict[str, float] = field(default_factory=dict)
+    failed: int = 0
+    errors: int = 0
+    boot: float = 0.0
+    elapsed: float = 0.0
+
+
 async def run(s: Settings) -> None:
     began = time.monotonic()
-    base_best, base_median = await inprocess_rate(
-        s.baseline_concurrency, s.baseline_rounds, s.baseline_seconds
-    )
+    r = Results()
+    r.baseline = await inprocess_rate(s.baseline_concurrency, s.baseline_rounds, s.baseline_seconds)
     logs = Path(tempfile.mkdtemp(prefix="weir-bench-e2e-"))
     profile_dir = s.profile_dir or logs
     profile_dir.mkdir(parents=True, exist_ok=True)
@@ -739,62 +779,16 @@ async def run(s: Settings) -> None:
     clients: Clients | None = None
     try:
         async with WeirClient(cluster.address, timeout=30.0) as admin:
+            booting = time.monotonic()
             await cluster.start(admin, capacity=s.capacity, profile_orchestrator=s.profile)
-            booted = time.monotonic()
+            r.boot = time.monotonic() - booting
             workflows = [f"bench-e2e-{i}" for i in range(s.clients)]
             for name in workflows:
                 await admin.register(WORKFLOW.format(name=name))
-            rpc = await unary_rate(admin, s.concurrency, s.rpc_seconds)
+            r.rpc = await unary_rate(admin, s.concurrency, s.rpc_seconds)
             clients = Clients(cluster.address, workflows)
             await clients.open()
-
-            # 1. throughput
-            now = time.monotonic()
-            measure_from = now + s.warmup
-            until = measure_from + s.duration
-            assert cluster.orchestrator is not None
-            pids = {
-                "orchestrator": cluster.orchestrator.pid,
-                **{e.name: e.pid for e in cluster.engines},
-                **{
-                    ("client" if s.clients == 1 else f"client{i}"): pid
-                    for i, pid in enumerate(clients.pids)
-                },
-            }
-            cpu_task = asyncio.create_task(cpu_during(pids, measure_from, until))
-            results = await clients.run(
-                "throughput",
-                {
-                    "concurrency": s.concurrency,
-                    "window": s.window,
-                    "measure_from": measure_from,
-                    "until": until,
-                },
-            )
-            cpu = await cpu_task
-            rate = sum(r["rate"] for r in results)
-            per_second = [sum(c) for c in zip(*(r["per_second"] for r in results), strict=True)]
-            events = sum(r["events_per_s"] for r in results)
-            problems = {k: sum(r[k] for r in results) for k in ("failed", "errors")}
-
-            # 2. latency, open loop at half the rate just measured
-            latency_rate = s.latency_rate or max(rate / 2, 1.0)
-            start_at = time.monotonic() + 0.05
-            measure_latency = start_at + (0.1 if s.quick else 1.0)
-            lat_results = await clients.run(
-                "latency",
-                {
-                    "rate": latency_rate / s.clients,
-                    "start_at": start_at,
-                    "measure_from": measure_latency,
-                    "until": measure_latency + s.latency_duration,
-                },
-            )
-            from_call = [x for r in lat_results for x in r["from_call"]]
-            from_schedule = [x for r in lat_results for x in r["from_schedule"]]
-            when = [x for r in lat_results for x in r["when"]]
-            for k in ("failed", "errors"):
-                problems[k] += sum(r[k] for r in lat_results)
+            await measure(s, r, cluster, clients)
             await clients.close()
             clients = None
     finally:
@@ -802,35 +796,103 @@ async def run(s: Settings) -> None:
             with contextlib.suppress(Exception):
                 await clients.close()
         cluster.stop()
-    elapsed = time.monotonic() - began
+    r.elapsed = time.monotonic() - began
+    report(s, r)
+    print(f"server logs in {logs}")
+    for server in cluster.servers:
+        if server.profile is not None:
+            print_profile(server.name, server.profile)
 
-    p50, p99 = percentile(from_call, 50) * 1e3, percentile(from_call, 99) * 1e3
-    s50, s99 = percentile(from_schedule, 50) * 1e3, percentile(from_schedule, 99) * 1e3
-    client_note = (
-        "this process" if s.clients == 1 else f"{s.clients} client processes, one workflow each"
+
+async def measure(s: Settings, r: Results, cluster: Cluster, clients: Clients) -> None:
+    """The throughput phase, then the latency phase at half its rate."""
+    assert cluster.orchestrator is not None
+    pids = {
+        "orchestrator": cluster.orchestrator.pid,
+        **{e.name: e.pid for e in cluster.engines},
+        **{
+            ("client" if s.clients == 1 else f"client{i}"): pid
+            for i, pid in enumerate(clients.pids)
+        },
+    }
+    measure_from = time.monotonic() + s.warmup
+    until = measure_from + s.duration
+    cpu = asyncio.create_task(cpu_during(pids, measure_from, until))
+    results = await clients.run(
+        "throughput",
+        {
+            "concurrency": s.concurrency,
+            "window": s.window,
+            "measure_from": measure_from,
+            "until": until,
+        },
     )
+    r.cpu = await cpu
+    r.machine = machine_of(r.cpu)
+    r.rate = sum(x["rate"] for x in results)
+    r.per_second = [sum(c) for c in zip(*(x["per_second"] for x in results), strict=True)]
+    r.events = sum(x["events_per_s"] for x in results)
+
+    r.latency_rate = s.latency_rate or max(r.rate / 2, 1.0)
+    start_at = time.monotonic() + 0.05
+    measure_from = start_at + (0.1 if s.quick else 1.0)
+    until = measure_from + s.latency_duration
+    cpu = asyncio.create_task(cpu_during(pids, measure_from, until))
+    latency = await clients.run(
+        "latency",
+        {
+            "rate": r.latency_rate / s.clients,
+            "start_at": start_at,
+            "measure_from": measure_from,
+            "until": until,
+        },
+    )
+    r.machine_latency = machine_of(await cpu)
+    r.from_call = [v for x in latency for v in x["from_call"]]
+    r.from_schedule = [v for x in latency for v in x["from_schedule"]]
+    r.when = [v for x in latency for v in x["when"]]
+    r.failed = sum(x["failed"] for x in [*results, *latency])
+    r.errors = sum(x["errors"] for x in [*results, *latency])
+
+
+def report(s: Settings, r: Results) -> None:
+    p50, p99 = percentile(r.from_call, 50) * 1e3, percentile(r.from_call, 99) * 1e3
+    s50, s99 = percentile(r.from_schedule, 50) * 1e3, percentile(r.from_schedule, 99) * 1e3
+    base_best, base_median = r.baseline
+    cores = os.cpu_count() or 1
+    total = sum(r.cpu.values())
+    cpu_ms = total / r.rate * 1e3 if r.rate else float("nan")
+    who = "this process" if s.clients == 1 else f"{s.clients} client processes, a workflow each"
     print(
-        f"\ne2e: orchestrator + 2 engines (CAPACITY={s.capacity}), 3-node Lua chain, "
-        f"{client_note};\n{s.concurrency} start coroutines and {s.window} executions in flight "
+        f"\ne2e: orchestrator + 2 engines (CAPACITY={s.capacity}), 3-node Lua chain; client: "
+        f"{who},\n{s.concurrency} start coroutines and {s.window} executions in flight "
         f"per client; {s.duration:g} s measured after {s.warmup:g} s warm-up"
         + (" [servers under cProfile: slower]" if s.profile or s.profile_engine else "")
     )
     print(
         f"{'benchmark':<27} {'value':>8} {'target':>9}     {'baseline':>8} {'ratio':>6}  "
-        f"{'baseline is':<32}"
+        "baseline is"
     )
-    rows = [
+    rows: list[tuple[str, float, str, float | None, float | None, str]] = [
         (
             "throughput, executions/s",
-            rate,
+            r.rate,
             ">=",
             TARGET_RATE,
             base_best,
-            "run_workflow, in-process",
+            "run_workflow in-process",
         ),
-        (f"latency p50 at {latency_rate:.0f}/s, ms", p50, "<=", TARGET_P50_MS, None, ""),
-        (f"latency p99 at {latency_rate:.0f}/s, ms", p99, "<=", TARGET_P99_MS, None, ""),
-        ("bare unary RPC, calls/s", rpc, "", None, None, "ListEngines, same coroutines"),
+        (f"latency p50 at {r.latency_rate:.0f}/s, ms", p50, "<=", TARGET_P50_MS, None, ""),
+        (f"latency p99 at {r.latency_rate:.0f}/s, ms", p99, "<=", TARGET_P99_MS, None, ""),
+        (
+            "cpu per execution, ms",
+            cpu_ms,
+            "",
+            None,
+            1e3 / base_best if base_best else None,
+            "run_workflow in-process (1 core)",
+        ),
+        ("bare unary RPC, calls/s", r.rpc, "", None, None, "(ListEngines, same coroutines)"),
     ]
     for label, value, op, target, base, base_label in rows:
         if target is None:
@@ -840,61 +902,54 @@ async def run(s: Settings) -> None:
             met = value >= target if op == ">=" else value <= target
             verdict = "ok" if met else "MISS"
         ratio = f"{value / base:>5.2f}x" if base else ""
-        base_text = f"{base:>8.0f}" if base else ""
-        digits = 1 if value < 100 else 0
+        digits = 2 if value < 10 else 1 if value < 100 else 0
+        base_text = f"{base:>8.{2 if base < 10 else 0}f}" if base else ""
         print(
             f"{label:<27} {value:>8.{digits}f} {goal:>9} {verdict:<4}{base_text:>9} {ratio:>6}  "
-            f"{base_label:<32}"
+            f"{base_label}".rstrip()
         )
-    cores = os.cpu_count() or 1
-    machine = {k.removeprefix("machine "): cpu.pop(k) for k in list(cpu) if k.startswith("machine")}
-    total = sum(cpu.values())
-    per_execution = (lambda share: f" = {share / rate * 1e3:.2f} ms") if rate else (lambda _: "")
+    per_execution = (lambda share: f" = {share / r.rate * 1e3:.2f} ms") if r.rate else str
     print(
         "\ncpu during the throughput window, % of one core = cpu ms per execution:\n  "
-        + ", ".join(
-            f"{name} {share * 100:.0f}%{per_execution(share)}" for name, share in cpu.items()
-        )
+        + ", ".join(f"{n} {share * 100:.0f}%{per_execution(share)}" for n, share in r.cpu.items())
         + f"; total {total * 100:.0f}% of {cores * 100}%{per_execution(total)}"
     )
-    if machine:
-        others = max(machine["busy"] - total, 0.0)
+    if cpu_ms == cpu_ms:
         print(
-            f"  whole machine: busy {machine['busy'] * 100:.0f}%, idle {machine['idle'] * 100:.0f}%"
-            f", stolen by the hypervisor {machine['steal'] * 100:.0f}%; other processes "
-            f"{others * 100:.0f}% (a noisy neighbour if large)"
+            f"  so {cores} cores busy with nothing else would top out near "
+            f"{cores / cpu_ms * 1e3:.0f} executions/s"
+        )
+    if r.machine:
+        print(f"  whole machine: {machine_text(r.machine, total)}")
+    if len(r.per_second) >= 4:
+        print(
+            f"  completions per second: min {min(r.per_second)}, "
+            f"median {statistics.median(r.per_second):.0f}, max {max(r.per_second)}: "
+            + " ".join(str(n) for n in r.per_second)
         )
     print(
-        f"latency from the scheduled start time (open loop): p50 {s50:.1f} ms, p99 {s99:.1f} ms; "
-        f"{len(from_call)} executions measured"
+        f"  watch stream: {r.events:.0f} events/s to the client"
+        f" ({r.events / r.rate if r.rate else 0:.1f} per execution)"
     )
     print(
-        f"in-process baseline: best {base_best:.0f}, median {base_median:.0f} executions/s "
-        f"({s.baseline_concurrency} coroutines, {s.baseline_rounds} x {s.baseline_seconds:g} s); "
-        f"watch stream: {events:.0f} events/s to the client"
-        f" ({events / rate if rate else 0:.1f} per execution)"
+        f"latency from the scheduled start (open loop): p50 {s50:.1f} ms, p99 {s99:.1f} ms; "
+        f"{len(r.from_call)} executions measured"
     )
-    if len(per_second) >= 4:
+    slices = latency_slices(r.when, r.from_call, s.latency_duration)
+    if slices:
         print(
-            "completions per second during the throughput window: "
-            f"min {min(per_second)}, median {statistics.median(per_second):.0f}, "
-            f"max {max(per_second)}; " + " ".join(str(n) for n in per_second)
-        )
-    slices = latency_slices(when, from_call, s.latency_duration)
-    if len(slices) > 1:
-        print(
-            "latency by slice of the latency phase (from the call), p50/p99 ms: "
+            "  p50/p99 ms by slice: "
             + ", ".join(f"{t0:g}-{t1:g} s {a:.1f}/{b:.1f}" for t0, t1, a, b in slices)
         )
-    if problems["failed"] or problems["errors"]:
-        print(
-            f"WARNING: {problems['failed']} executions failed, "
-            f"{problems['errors']} StartExecution calls failed"
-        )
-    print(f"cluster up in {booted - began:.1f} s; whole e2e run {elapsed:.1f} s; logs in {logs}")
-    for server in cluster.servers:
-        if server.profile is not None:
-            print_profile(server.name, server.profile)
+    if r.machine_latency:
+        print(f"  whole machine: {machine_text(r.machine_latency)}")
+    print(
+        f"in-process baseline: best {base_best:.0f}, median {base_median:.0f} executions/s "
+        f"({s.baseline_concurrency} coroutines, {s.baseline_rounds} x {s.baseline_seconds:g} s)"
+    )
+    if r.failed or r.errors:
+        print(f"WARNING: {r.failed} executions failed, {r.errors} StartExecution calls failed")
+    print(f"cluster up in {r.boot:.1f} s; whole e2e run {r.elapsed:.1f} s")
 
 
 def print_profile(name: str, path: Path) -> None:
@@ -955,7 +1010,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile-dir", help="where the .prof files go (default: the log dir)")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through ``run``'s finally: the servers are stopped
+
+
 def main(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(run(settings_from(args)))
 
 
