@@ -69,7 +69,6 @@ class ExecutionRecord:
     finished_at: float | None = None
     deadline: float | None = None
     cancel_reason: str | None = None
-    queued: bool = False
     events: deque[MonitorEvent] = field(default_factory=lambda: deque(maxlen=_EVENTS_PER_EXECUTION))
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -212,10 +211,7 @@ class Orchestrator(LinkHandler):
         """The result object as it stands: final, or rebuilt from the checkpoint."""
         if record.result is not None:
             return record.result
-        state = ExecutionState(record.workflow.definition, record.id)
-        if record.placements:
-            state.resume(record.journal, record.started_at or record.created_at)
-        result = execution_result(state, record.inputs)
+        result = execution_result(self._replay(record), record.inputs)
         result["status"] = str(record.status)
         return result
 
@@ -277,7 +273,6 @@ class Orchestrator(LinkHandler):
     # --- placement ---------------------------------------------------------------------------
 
     def _enqueue(self, record: ExecutionRecord, *, front: bool = False) -> None:
-        record.queued = True
         if front:
             self._queue.appendleft(record)
         else:
@@ -304,18 +299,15 @@ class Orchestrator(LinkHandler):
             record = queue[0]
             if record.finished:
                 queue.popleft()
-                record.queued = False
                 continue
             if record.cancel_reason is not None:
                 queue.popleft()
-                record.queued = False
                 self._finish_here(record, record.cancel_reason)
                 continue
             link_id = self._balancer.choose(record.routing_key or record.id, self._has_room)
             if link_id is None:
                 return  # every engine is full or none is ready: wait for room
             queue.popleft()
-            record.queued = False
             self._send(record, self._links[link_id])
 
     def _send(self, record: ExecutionRecord, link: EngineLink) -> None:
@@ -501,11 +493,9 @@ class Orchestrator(LinkHandler):
     def _finish_here(self, record: ExecutionRecord, reason: str, *, error: str = "") -> None:
         """End an execution that no engine is running (cancelled while queued, refused)."""
         now = time.time()
-        state = ExecutionState(record.workflow.definition, record.id)
-        if record.placements:
-            state.resume(record.journal, record.started_at or now)
-            if not error:
-                state.handle(Cancel(now, reason))  # nodes that were running show cancelled
+        state = self._replay(record)
+        if record.placements and not error:
+            state.handle(Cancel(now, reason))  # nodes that were running show cancelled
         result = execution_result(state, record.inputs)
         result["status"] = str(ExecutionStatus.FAILED if error else ExecutionStatus.CANCELLED)
         result["error"] = {"node": None, "message": error or reason}
@@ -517,6 +507,14 @@ class Orchestrator(LinkHandler):
             data={"reason": error or reason},
         )
         self._finish(record, result)
+
+    @staticmethod
+    def _replay(record: ExecutionRecord) -> ExecutionState:
+        """The execution's state rebuilt from its checkpoint (untouched if it never ran)."""
+        state = ExecutionState(record.workflow.definition, record.id)
+        if record.placements:
+            state.resume(record.journal, record.started_at or record.created_at)
+        return state
 
     def _publish(self, record: ExecutionRecord, type_: str, **fields: Any) -> None:
         event = self.monitor.publish(

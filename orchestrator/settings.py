@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from engine.settings import EnvSettings, Port, Seconds, SettingsError, default_host_id
+from orchestrator.discovery import DiscoveryError
+from orchestrator.discovery.static import split_host_port
 
 __all__ = ["ClientSettings", "OrchestratorSettings", "SettingsError"]
 
@@ -56,9 +58,10 @@ class OrchestratorSettings(EnvSettings):
     def _static_needs_engines(self) -> OrchestratorSettings:
         if self.discovery == "static":
             for item in self.engine_list():
-                host, _, port = item.rpartition(":")
-                if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                    raise ValueError(f"ENGINES entry {item!r} is not host:port")
+                try:
+                    split_host_port(item)
+                except DiscoveryError:
+                    raise ValueError(f"ENGINES entry {item!r} is not host:port") from None
         return self
 
     def engine_list(self) -> list[str]:

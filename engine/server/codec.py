@@ -71,13 +71,6 @@ def canonical_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def timestamp(at: float | None) -> Timestamp | None:
-    if at is None:
-        return None
-    seconds = int(at // 1)
-    return Timestamp(seconds=seconds, nanos=int((at - seconds) * 1e9))
-
-
 def seconds(ts: Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9
 
@@ -144,15 +137,3 @@ def fill_event(m: pb.ExecutionEvent, lease: int, e: Event) -> None:
     if e.data:
         m.data_json = to_json(e.data)
     set_time(m.at, e.at)
-
-
-def event_from_pb(m: pb.ExecutionEvent) -> Event:
-    return Event(
-        m.type,
-        m.execution_id,
-        seconds(m.at),
-        node=m.node if m.HasField("node") else None,
-        visit=m.visit,
-        attempt=m.attempt,
-        data=from_json(m.data_json, f"event {m.type!r} data"),
-    )

@@ -121,11 +121,9 @@ class EngineServer:
             return
         self._stopping = True
         try:
-            if self.service is not None:
-                await self.service.close()
-        finally:
             await self._server.stop(0)
-            await self._close_parts()
+        finally:
+            await self._close_parts()  # cancels what still runs, then closes runner and sandbox
             self._stopped.set()
 
     async def wait_stopped(self) -> None:

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from engine.definition.values import parse_input_text
+from engine.definition.parser import loads
 from engine.server import codec
 from engine.state.events import Event
 from orchestrator.api.convert import execution_from_pb
@@ -138,8 +138,6 @@ def start(
 
 def _declared_inputs(wf: pb.Workflow) -> dict[str, Any]:
     """The declared input types, for turning KEY=VALUE text into typed values."""
-    from engine.definition.parser import loads
-
     try:
         return dict(loads(wf.source).inputs)
     except Exception:  # the server validated it; parse errors here only lose typing help
@@ -315,4 +313,4 @@ def engines(output_format: str, server: str | None) -> None:
     Console().print(table)
 
 
-__all__ = ["apply", "cancel", "engines", "get", "list_", "parse_input_text", "start"]
+__all__ = ["apply", "cancel", "engines", "get", "list_", "start"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from kubernetes import client
 
 from orchestrator.discovery import DiscoveryError, EngineEndpoint
 from orchestrator.discovery.kubernetes import KubernetesDiscovery
+from tests.integration.cluster import free_port
 from tests.orchestrator.discovery.collect import Updates, eventually
 from tests.orchestrator.discovery.fake_k8s import FakeKubernetes
 from tests.orchestrator.discovery.manifests import endpoint, endpoint_slice, pod, write_kubeconfig
@@ -176,13 +176,6 @@ async def test_pods_follow_readiness(api: FakeKubernetes, kubeconfig: Path) -> N
         api.compact(in_stream=True)
         await updates.wait_ids({"starting"})
     assert api.requests("list")[0].query["labelSelector"] == "app.kubernetes.io/name=weir-engine"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
