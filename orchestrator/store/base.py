@@ -1,0 +1,227 @@
+"""The store's interface: what the orchestrator persists and how it asks for it back.
+
+Two kinds of operation:
+
+* **Group-committed writes** (``put_execution``, ``add_node_run``, ``add_events``) only queue
+  the row and return at once. A background writer commits whatever has queued in one
+  transaction (a *group commit*), so many executions share one commit. ``await durable()``
+  returns once everything queued before the call is committed; the orchestrator acknowledges a
+  node result to its engine, or reports an execution as started or finished to a client, only
+  after that.
+* **Direct operations** (everything ``async``) run at once and see every committed write. Reads
+  do not see writes still queued: call ``durable()`` first when that matters.
+
+Rows are plain dataclasses; times are Unix seconds (float); user data is JSON bytes, as on the
+wire. Backends: ``SqlStore`` (SQLite or PostgreSQL through SQLAlchemy) and ``MemoryStore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """The store cannot be opened, migrated or written; the message says which and why."""
+
+
+@dataclass(slots=True)
+class WorkflowRow:
+    """One registered workflow version."""
+
+    name: str
+    version: str
+    source: str
+    """The definition as submitted (YAML or JSON text)."""
+    document_json: bytes
+    """The parsed form: the canonical JSON snapshot engines receive."""
+    digest: str
+    registered_at: float
+    deprecated: bool = False
+
+
+@dataclass(slots=True)
+class ExecutionRow:
+    """One execution: its identity, its placement, and its result once finished."""
+
+    id: str
+    workflow: str
+    version: str
+    status: str
+    """An ``ExecutionStatus`` value: pending, running, completed, failed, cancelled."""
+    inputs_json: bytes
+    created_at: float
+    routing_key: str = ""
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    parent_node: str | None = None
+    child_key: str | None = None
+    """For a child: ``parent/node/visit/attempt``, unique, so a re-sent start finds it."""
+    depth: int = 0
+    engine: str = ""
+    """The engine link it is placed on (or last ran on); empty while queued."""
+    engine_name: str = ""
+    """That engine's own id (``ENGINE_ID``), for people."""
+    lease: int = 0
+    placements: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline: float | None = None
+    cancel_reason: str | None = None
+    result_json: bytes | None = None
+    """The result object of ARCHITECTURE.md, once finished."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+
+@dataclass(slots=True)
+class NodeRunRow:
+    """One attempt of one visit of one node: the checkpoint record."""
+
+    execution_id: str
+    position: int
+    """Its place in the execution's journal (0, 1, ...): replay order."""
+    node: str
+    visit: int
+    attempt: int
+    status: str
+    """A ``NodeStatus`` value: completed, failed, skipped."""
+    output_json: bytes | None = None
+    outcome: str | None = None
+    error: str | None = None
+    retryable: bool = False
+    route: str | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+@dataclass(slots=True)
+class EventRow:
+    """One monitoring event of the event log; ``seq`` increases by one per event."""
+
+    seq: int
+    type: str
+    at: float
+    severity: int
+    workflow: str = ""
+    version: str = ""
+    execution_id: str = ""
+    node: str | None = None
+    visit: int = 0
+    attempt: int = 0
+    engine_id: str = ""
+    message: str = ""
+    data_json: bytes | None = None
+
+
+@dataclass(slots=True)
+class TriggerRow:
+    """The state of one cron trigger of one workflow."""
+
+    workflow: str
+    trigger: str
+    """The trigger's key within the workflow (its index or name)."""
+    last_fire_at: float | None = None
+    next_fire_at: float | None = None
+    owner: str = ""
+    """The orchestrator that fired it last."""
+
+
+class Store(Protocol):
+    """What the orchestrator needs from a store; see the module docstring."""
+
+    url: str
+    """Where it is, with any password masked: for logs and error messages."""
+
+    async def open(self) -> None:
+        """Connect and apply migrations; raise ``StoreError`` saying what is wrong."""
+
+    async def close(self) -> None:
+        """Commit whatever is queued, then disconnect; idempotent."""
+
+    # --- group-committed writes ---------------------------------------------------------------
+
+    def put_execution(self, row: ExecutionRow) -> None:
+        """Insert or replace the execution (the latest put of a batch wins)."""
+
+    def add_node_run(self, row: NodeRunRow) -> None:
+        """Insert a node run; one already stored with the same key is left as it is."""
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        """Append events to the log."""
+
+    async def durable(self) -> None:
+        """Return once every write queued before this call is committed.
+
+        Raises ``StoreError`` when that commit failed (the writes are lost).
+        """
+
+    # --- workflows ----------------------------------------------------------------------------
+
+    async def save_workflow(self, row: WorkflowRow) -> None:
+        """Insert a workflow version (name and version unique)."""
+
+    async def set_deprecated(self, name: str, version: str, deprecated: bool) -> None: ...
+
+    async def delete_workflow(self, name: str, version: str) -> None: ...
+
+    async def load_workflows(self) -> list[WorkflowRow]:
+        """Every stored workflow version, in no particular order."""
+
+    # --- executions ---------------------------------------------------------------------------
+
+    async def get_execution(self, execution_id: str) -> ExecutionRow | None: ...
+
+    async def find_execution(
+        self, *, idempotency_key: str | None = None, child_key: str | None = None
+    ) -> ExecutionRow | None:
+        """The execution with that idempotency key or child key, if any."""
+
+    async def list_executions(
+        self,
+        *,
+        workflow: str = "",
+        version: str = "",
+        status: str = "",
+        parent_id: str = "",
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[ExecutionRow]:
+        """Newest first (created_at, then id, descending), strictly older than ``before``."""
+
+    async def unfinished_executions(self) -> list[ExecutionRow]:
+        """Every execution not yet completed, failed or cancelled, oldest first."""
+
+    async def node_runs(self, execution_ids: Sequence[str]) -> dict[str, list[NodeRunRow]]:
+        """The journals of these executions, each in ``position`` order."""
+
+    async def prune(self, finished_before: float, batch: int) -> int:
+        """Delete up to ``batch`` executions finished before that time, with their node runs
+        and events, and up to ``batch`` events of no execution (``engine.*``, ``workflow.*``)
+        older than that; return how many executions were deleted (call again while it returns
+        ``batch``)."""
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def last_event_seq(self) -> int:
+        """The highest ``seq`` in the log, 0 when empty."""
+
+    async def events(
+        self,
+        *,
+        after: int = 0,
+        execution_id: str = "",
+        workflow: str = "",
+        limit: int = 1000,
+    ) -> list[EventRow]:
+        """Events with ``seq > after``, ascending."""
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    async def trigger_states(self, workflow: str = "") -> list[TriggerRow]: ...
+
+    async def save_trigger_state(self, row: TriggerRow) -> None:
+        """Insert or replace the state of (workflow, trigger)."""

@@ -1,0 +1,227 @@
+"""``MemoryStore``: the store in dictionaries, for tests and benchmarks' baseline.
+
+Same semantics as ``SqlStore`` (latest put wins, a duplicate node run is ignored, newest-first
+listing with a ``before`` cursor, pruning in batches) except that writes are visible at once and
+nothing survives the process. Rows are copied in and out, so callers may mutate what they get.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Sequence
+
+from orchestrator.store.base import (
+    EventRow,
+    ExecutionRow,
+    NodeRunRow,
+    StoreError,
+    TriggerRow,
+    WorkflowRow,
+)
+
+_FINISHED = ("completed", "failed", "cancelled")
+
+
+class MemoryStore:
+    """The store in dictionaries; see the module docstring."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._workflows: dict[tuple[str, str], WorkflowRow] = {}
+        self._executions: dict[str, ExecutionRow] = {}
+        self._by_idempotency_key: dict[str, str] = {}
+        self._by_child_key: dict[str, str] = {}
+        self._node_runs: dict[str, dict[tuple[str, int, int], NodeRunRow]] = {}
+        self._events: list[EventRow] = []
+        self._seqs: list[int] = []
+        self._triggers: dict[tuple[str, str], TriggerRow] = {}
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def put_execution(self, row: ExecutionRow) -> None:
+        old = self._executions.get(row.id)
+        if old is not None:
+            if old.idempotency_key is not None:
+                self._by_idempotency_key.pop(old.idempotency_key, None)
+            if old.child_key is not None:
+                self._by_child_key.pop(old.child_key, None)
+        self._executions[row.id] = copy.copy(row)
+        if row.idempotency_key is not None:
+            self._by_idempotency_key[row.idempotency_key] = row.id
+        if row.child_key is not None:
+            self._by_child_key[row.child_key] = row.id
+
+    def add_node_run(self, row: NodeRunRow) -> None:
+        journal = self._node_runs.setdefault(row.execution_id, {})
+        journal.setdefault((row.node, row.visit, row.attempt), copy.copy(row))
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        for row in rows:
+            i = bisect.bisect_left(self._seqs, row.seq)
+            if i < len(self._seqs) and self._seqs[i] == row.seq:
+                continue  # already stored, as the SQL store ignores it
+            self._seqs.insert(i, row.seq)
+            self._events.insert(i, copy.copy(row))
+
+    async def durable(self) -> None:
+        pass
+
+    # --- workflows ----------------------------------------------------------------------------
+
+    async def save_workflow(self, row: WorkflowRow) -> None:
+        key = (row.name, row.version)
+        if key in self._workflows:
+            raise StoreError(
+                f"store {self.url}: workflow {row.name} {row.version} is already stored"
+            )
+        self._workflows[key] = copy.copy(row)
+
+    async def set_deprecated(self, name: str, version: str, deprecated: bool) -> None:
+        row = self._workflows.get((name, version))
+        if row is not None:
+            row.deprecated = deprecated
+
+    async def delete_workflow(self, name: str, version: str) -> None:
+        self._workflows.pop((name, version), None)
+
+    async def load_workflows(self) -> list[WorkflowRow]:
+        return [copy.copy(row) for row in self._workflows.values()]
+
+    # --- executions ---------------------------------------------------------------------------
+
+    async def get_execution(self, execution_id: str) -> ExecutionRow | None:
+        row = self._executions.get(execution_id)
+        return None if row is None else copy.copy(row)
+
+    async def find_execution(
+        self, *, idempotency_key: str | None = None, child_key: str | None = None
+    ) -> ExecutionRow | None:
+        if idempotency_key is None and child_key is None:
+            return None
+        ids = set()
+        if idempotency_key is not None:
+            ids.add(self._by_idempotency_key.get(idempotency_key))
+        if child_key is not None:
+            ids.add(self._by_child_key.get(child_key))
+        if len(ids) != 1:
+            return None
+        (execution_id,) = ids
+        return None if execution_id is None else await self.get_execution(execution_id)
+
+    async def list_executions(
+        self,
+        *,
+        workflow: str = "",
+        version: str = "",
+        status: str = "",
+        parent_id: str = "",
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[ExecutionRow]:
+        rows = [
+            row
+            for row in self._executions.values()
+            if (not workflow or row.workflow == workflow)
+            and (not version or row.version == version)
+            and (not status or row.status == status)
+            and (not parent_id or row.parent_id == parent_id)
+            and (before is None or (row.created_at, row.id) < before)
+        ]
+        rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+        return [copy.copy(row) for row in rows[: max(limit, 0)]]
+
+    async def unfinished_executions(self) -> list[ExecutionRow]:
+        rows = [row for row in self._executions.values() if row.status not in _FINISHED]
+        rows.sort(key=lambda row: (row.created_at, row.id))
+        return [copy.copy(row) for row in rows]
+
+    async def node_runs(self, execution_ids: Sequence[str]) -> dict[str, list[NodeRunRow]]:
+        journals: dict[str, list[NodeRunRow]] = {}
+        for execution_id in execution_ids:
+            runs = self._node_runs.get(execution_id)
+            if runs:
+                ordered = sorted(runs.values(), key=lambda row: row.position)
+                journals[execution_id] = [copy.copy(row) for row in ordered]
+        return journals
+
+    async def prune(self, finished_before: float, batch: int) -> int:
+        doomed = sorted(
+            (
+                row
+                for row in self._executions.values()
+                if row.status in _FINISHED
+                and row.finished_at is not None
+                and row.finished_at < finished_before
+            ),
+            key=lambda row: row.finished_at or 0.0,
+        )[: max(batch, 0)]
+        ids = {row.id for row in doomed}
+        for row in doomed:
+            del self._executions[row.id]
+            self._node_runs.pop(row.id, None)
+            if row.idempotency_key is not None:
+                self._by_idempotency_key.pop(row.idempotency_key, None)
+            if row.child_key is not None:
+                self._by_child_key.pop(row.child_key, None)
+        unattached = {
+            event.seq
+            for event in self._events
+            if not event.execution_id and event.at < finished_before
+        }
+        unattached = set(sorted(unattached)[: max(batch, 0)])
+        if ids or unattached:
+            kept = [
+                event
+                for event in self._events
+                if event.execution_id not in ids and event.seq not in unattached
+            ]
+            if len(kept) != len(self._events):
+                self._events = kept
+                self._seqs = [event.seq for event in kept]
+        return len(doomed)
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def last_event_seq(self) -> int:
+        return self._seqs[-1] if self._seqs else 0
+
+    async def events(
+        self,
+        *,
+        after: int = 0,
+        execution_id: str = "",
+        workflow: str = "",
+        limit: int = 1000,
+    ) -> list[EventRow]:
+        found: list[EventRow] = []
+        if limit <= 0:
+            return found
+        for event in self._events[bisect.bisect_right(self._seqs, after) :]:
+            if (not execution_id or event.execution_id == execution_id) and (
+                not workflow or event.workflow == workflow
+            ):
+                found.append(copy.copy(event))
+                if len(found) >= limit:
+                    break
+        return found
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    async def trigger_states(self, workflow: str = "") -> list[TriggerRow]:
+        rows = [row for row in self._triggers.values() if not workflow or row.workflow == workflow]
+        rows.sort(key=lambda row: (row.workflow, row.trigger))
+        return [copy.copy(row) for row in rows]
+
+    async def save_trigger_state(self, row: TriggerRow) -> None:
+        self._triggers[(row.workflow, row.trigger)] = copy.copy(row)

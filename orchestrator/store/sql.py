@@ -1,0 +1,551 @@
+"""``SqlStore``: SQLite (aiosqlite) or PostgreSQL (asyncpg) through SQLAlchemy 2 Core, async.
+
+Group commit: ``put_execution``, ``add_node_run`` and ``add_events`` turn the row into a dict
+and append it to the batch that is gathering; they never wait. One writer task commits a whole
+batch in one transaction -- executions as an upsert (the latest put of an id wins), node runs
+as an insert that ignores a key already stored, events as an insert (ignoring a sequence number
+already stored, so that a retried commit is idempotent) -- while the next batch gathers. A
+failed commit is retried with backoff for ``retry_window`` seconds; after that the batch is lost,
+``durable()`` raises ``StoreError`` for it and for every later call, and later writes are
+dropped (the orchestrator stops; a restart resumes from what is durable).
+
+``open()`` connects, applies the Alembic migrations shipped in ``migrations/`` and checks the
+schema; every failure is one ``StoreError`` line naming the URL (password masked) and the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from orchestrator.store import tables as t
+from orchestrator.store.base import (
+    EventRow,
+    ExecutionRow,
+    NodeRunRow,
+    StoreError,
+    TriggerRow,
+    WorkflowRow,
+)
+from orchestrator.store.diagnose import describe, parse_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x77656972  # "weir": serialises migrations of replicas starting together
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _values(table: sa.Table) -> Callable[[Any], dict[str, Any]]:
+    """A fast row -> dict of column values (the columns are named after the row's fields)."""
+    names = tuple(c.name for c in table.columns)
+    get = attrgetter(*names)
+    return lambda row: dict(zip(names, get(row), strict=True))
+
+
+_execution_values = _values(t.executions)
+_node_run_values = _values(t.node_runs)
+_event_values = _values(t.events)
+
+
+class SqlStore:
+    """The store on SQLite or PostgreSQL; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retry_window: float = 30.0,
+        connect_timeout: float = 10.0,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self._target, self.url = parse_url(url)
+        self._sqlite = self._target.drivername.startswith("sqlite")
+        self._retry_window = retry_window
+        self._connect_timeout = connect_timeout
+        self._busy_timeout = busy_timeout
+        self.engine: AsyncEngine | None = None
+        """The SQLAlchemy engine while open (for diagnostics and tests)."""
+        self.commits = 0
+        """Batches committed by the group commit so far."""
+        # the batch gathering
+        self._executions: dict[str, dict[str, Any]] = {}
+        self._node_runs: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._pending = False
+        self._gathering: asyncio.Future[StoreError | None] | None = None
+        # the batch being committed
+        self._inflight = False
+        self._committing: asyncio.Future[StoreError | None] | None = None
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._failure: StoreError | None = None
+        insert = sqlite.insert if self._sqlite else postgresql.insert
+        ex = insert(t.executions)
+        self._upsert_executions = ex.on_conflict_do_update(
+            index_elements=[t.executions.c.id],
+            set_={c.name: ex.excluded[c.name] for c in t.executions.columns if not c.primary_key},
+        )
+        self._insert_node_runs = insert(t.node_runs).on_conflict_do_nothing(
+            index_elements=list(t.node_runs.primary_key.columns)
+        )
+        self._insert_events = insert(t.events).on_conflict_do_nothing(
+            index_elements=[t.events.c.seq]
+        )
+        tr = insert(t.triggers)
+        self._upsert_trigger = tr.on_conflict_do_update(
+            index_elements=list(t.triggers.primary_key.columns),
+            set_={c.name: tr.excluded[c.name] for c in t.triggers.columns if not c.primary_key},
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.url!r})"
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.engine is not None:
+            return
+        if self._sqlite:
+            directory = Path(self._target.database or "").parent
+            if not directory.is_dir():
+                raise StoreError(f"store {self.url}: directory {directory} does not exist")
+        engine = self._create_engine()
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(self._migrate)
+        except StoreError:
+            await engine.dispose()
+            raise
+        except Exception as exc:
+            await engine.dispose()
+            raise StoreError(
+                f"store {self.url}: {describe(exc, self._target, self._connect_timeout)}"
+            ) from None
+        self.engine = engine
+        self._stopping = False
+        self._failure = None
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._write_loop(), name=f"group commit {self.url}")
+
+    def _create_engine(self) -> AsyncEngine:
+        if self._sqlite:
+            engine = create_async_engine(self._target)
+            busy_ms = int(self._busy_timeout * 1000)
+
+            def pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA synchronous=NORMAL")
+                    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                finally:
+                    cursor.close()
+
+            sa.event.listen(engine.sync_engine, "connect", pragmas)
+            return engine
+        return create_async_engine(
+            self._target,
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": self._connect_timeout,
+                "server_settings": {"application_name": "weir"},
+            },
+        )
+
+    def _migrate(self, connection: sa.Connection) -> None:
+        """Bring the schema to the latest revision (runs inside ``open``'s transaction)."""
+        if not self._sqlite:
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+            )
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+        config.attributes["connection"] = connection
+        script = ScriptDirectory.from_config(config)
+        head = script.get_current_head()
+        current = MigrationContext.configure(connection).get_current_heads()
+        for revision in current:
+            try:
+                script.get_revision(revision)
+            except CommandError:
+                raise StoreError(
+                    f"store {self.url}: the database schema is at revision {revision!r}, newer "
+                    f"than this weir knows (latest {head}); upgrade weir to use it"
+                ) from None
+        if tuple(current) != (head,):
+            with _quiet("alembic"):
+                command.upgrade(config, "head")
+            log.info("store %s: schema migrated from %s to %s", self.url, current or "empty", head)
+        missing = set(t.TABLES) - set(sa.inspect(connection).get_table_names())
+        if missing:
+            raise StoreError(
+                f"store {self.url}: the schema says revision {head} but tables "
+                f"{', '.join(sorted(missing))} are missing"
+            )
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer, disconnect; idempotent."""
+        self._stopping = True
+        self._wake.set()
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                await writer  # it commits what is queued, then returns
+        finally:
+            self._abandon(self._failure or StoreError(f"store {self.url} is closed"))
+            engine, self.engine = self.engine, None
+            if engine is not None:
+                await engine.dispose()
+
+    # --- group commit -------------------------------------------------------------------------
+
+    def put_execution(self, row: ExecutionRow) -> None:
+        if self._writer is None:
+            return  # closed or failed: durable() says so
+        self._executions[row.id] = _execution_values(row)
+        if not self._pending:
+            self._pending = True
+            self._wake.set()
+
+    def add_node_run(self, row: NodeRunRow) -> None:
+        if self._writer is None:
+            return  # closed or failed: durable() says so
+        self._node_runs.append(_node_run_values(row))
+        if not self._pending:
+            self._pending = True
+            self._wake.set()
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        if rows and self._writer is not None:
+            self._events.extend(map(_event_values, rows))
+            if not self._pending:
+                self._pending = True
+                self._wake.set()
+
+    async def durable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._pending:
+            if self._writer is None:
+                raise StoreError(f"store {self.url} is not open")
+            if self._gathering is None:
+                self._gathering = asyncio.get_running_loop().create_future()
+            waiter = self._gathering
+        elif self._inflight:
+            if self._committing is None:
+                self._committing = asyncio.get_running_loop().create_future()
+            waiter = self._committing
+        else:
+            return
+        error = await asyncio.shield(waiter)
+        if error is not None:
+            raise error
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._stopping or self._failure is not None:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            executions, node_runs, events = (
+                list(self._executions.values()),
+                self._node_runs,
+                self._events,
+            )
+            self._executions, self._node_runs, self._events = {}, [], []
+            self._pending = False
+            self._committing, self._gathering = self._gathering, None
+            self._inflight = True
+            try:
+                error = await self._commit_retrying(executions, node_runs, events)
+            except Exception as exc:  # a bug here must still release every waiter
+                log.exception("store %s: the group commit failed", self.url)
+                error = StoreError(f"store {self.url}: the group commit failed: {exc!r}")
+            waiter, self._committing = self._committing, None
+            self._inflight = False
+            if waiter is not None:
+                waiter.set_result(error)
+            if error is not None:
+                self._failure = error
+                self._abandon(error)
+                self._writer = None  # later writes are dropped; durable() raises the failure
+                return
+
+    def _abandon(self, error: StoreError) -> None:
+        """Drop what is queued and release its waiters with ``error``."""
+        self._executions, self._node_runs, self._events = {}, [], []
+        self._pending = False
+        for waiter in (self._gathering, self._committing):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(error)
+        self._gathering = self._committing = None
+
+    async def _commit_retrying(
+        self,
+        executions: list[dict[str, Any]],
+        node_runs: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+    ) -> StoreError | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_window
+        delay = 0.05
+        while True:
+            try:
+                await self._commit(executions, node_runs, events)
+            except (SQLAlchemyError, OSError, asyncpg.PostgresError) as exc:
+                cause = describe(exc, self._target, self._connect_timeout)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log.error("store %s: commit failed, giving up: %s", self.url, cause)
+                    return StoreError(
+                        f"store {self.url}: cannot commit ({cause}); gave up after "
+                        f"{self._retry_window:g} s"
+                    )
+                log.warning("store %s: commit failed (%s); retrying", self.url, cause)
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 2, 2.0)
+            else:
+                self.commits += 1
+                return None
+
+    async def _commit(
+        self,
+        executions: list[dict[str, Any]],
+        node_runs: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+    ) -> None:
+        assert self.engine is not None
+        async with self.engine.begin() as conn:
+            if executions:
+                await conn.execute(self._upsert_executions, executions)
+            if node_runs:
+                await conn.execute(self._insert_node_runs, node_runs)
+            if events:
+                await conn.execute(self._insert_events, events)
+
+    # --- direct operations --------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        engine = self.engine
+        if engine is None:
+            raise StoreError(f"store {self.url} is not open")
+        try:
+            async with engine.begin() if write else engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(
+                f"store {self.url}: {describe(exc, self._target, self._connect_timeout)}"
+            ) from exc
+
+    async def save_workflow(self, row: WorkflowRow) -> None:
+        try:
+            async with self._connect(write=True) as conn:
+                await conn.execute(sa.insert(t.workflows), _values(t.workflows)(row))
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise StoreError(
+                    f"store {self.url}: workflow {row.name} {row.version} is already stored"
+                ) from None
+            raise
+
+    async def set_deprecated(self, name: str, version: str, deprecated: bool) -> None:
+        w = t.workflows.c
+        async with self._connect(write=True) as conn:
+            await conn.execute(
+                sa.update(t.workflows)
+                .where(w.name == name, w.version == version)
+                .values(deprecated=deprecated)
+            )
+
+    async def delete_workflow(self, name: str, version: str) -> None:
+        w = t.workflows.c
+        async with self._connect(write=True) as conn:
+            await conn.execute(sa.delete(t.workflows).where(w.name == name, w.version == version))
+
+    async def load_workflows(self) -> list[WorkflowRow]:
+        async with self._connect() as conn:
+            result = await conn.execute(sa.select(t.workflows))
+            return [WorkflowRow(**r._mapping) for r in result]
+
+    async def get_execution(self, execution_id: str) -> ExecutionRow | None:
+        async with self._connect() as conn:
+            result = await conn.execute(
+                sa.select(t.executions).where(t.executions.c.id == execution_id)
+            )
+            r = result.first()
+        return None if r is None else ExecutionRow(**r._mapping)
+
+    async def find_execution(
+        self, *, idempotency_key: str | None = None, child_key: str | None = None
+    ) -> ExecutionRow | None:
+        e = t.executions.c
+        query = sa.select(t.executions)
+        if idempotency_key is None and child_key is None:
+            return None
+        if idempotency_key is not None:
+            query = query.where(e.idempotency_key == idempotency_key)
+        if child_key is not None:
+            query = query.where(e.child_key == child_key)
+        async with self._connect() as conn:
+            r = (await conn.execute(query)).first()
+        return None if r is None else ExecutionRow(**r._mapping)
+
+    async def list_executions(
+        self,
+        *,
+        workflow: str = "",
+        version: str = "",
+        status: str = "",
+        parent_id: str = "",
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[ExecutionRow]:
+        e = t.executions.c
+        query = sa.select(t.executions)
+        if workflow:
+            query = query.where(e.workflow == workflow)
+        if version:
+            query = query.where(e.version == version)
+        if status:
+            query = query.where(e.status == status)
+        if parent_id:
+            query = query.where(e.parent_id == parent_id)
+        if before is not None:
+            at, ident = before
+            query = query.where(
+                sa.or_(e.created_at < at, sa.and_(e.created_at == at, e.id < ident))
+            )
+        query = query.order_by(e.created_at.desc(), e.id.desc()).limit(limit)
+        async with self._connect() as conn:
+            return [ExecutionRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def unfinished_executions(self) -> list[ExecutionRow]:
+        e = t.executions.c
+        query = (
+            sa.select(t.executions).where(e.status.not_in(t.FINISHED)).order_by(e.created_at, e.id)
+        )
+        async with self._connect() as conn:
+            return [ExecutionRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def node_runs(self, execution_ids: Sequence[str]) -> dict[str, list[NodeRunRow]]:
+        n = t.node_runs.c
+        journals: dict[str, list[NodeRunRow]] = {}
+        ids = list(dict.fromkeys(execution_ids))
+        async with self._connect() as conn:
+            for chunk in _chunks(ids):
+                result = await conn.execute(
+                    sa.select(t.node_runs)
+                    .where(n.execution_id.in_(chunk))
+                    .order_by(n.execution_id, n.position)
+                )
+                for r in result:
+                    row = NodeRunRow(**r._mapping)
+                    journals.setdefault(row.execution_id, []).append(row)
+        return journals
+
+    async def prune(self, finished_before: float, batch: int) -> int:
+        e = t.executions.c
+        doomed = (
+            sa.select(e.id)
+            .where(e.status.in_(t.FINISHED), e.finished_at < finished_before)
+            .order_by(e.finished_at)
+            .limit(batch)
+        )
+        if not self._sqlite:
+            doomed = doomed.with_for_update(skip_locked=True)
+        async with self._connect(write=True) as conn:
+            result = await conn.execute(
+                sa.delete(t.executions).where(e.id.in_(doomed)).returning(e.id)
+            )
+            ids = list(result.scalars())
+            for chunk in _chunks(ids):
+                await conn.execute(
+                    sa.delete(t.node_runs).where(t.node_runs.c.execution_id.in_(chunk))
+                )
+                await conn.execute(sa.delete(t.events).where(t.events.c.execution_id.in_(chunk)))
+            v = t.events.c
+            unattached = (
+                sa.select(v.seq)
+                .where(v.execution_id == "", v.at < finished_before)
+                .order_by(v.seq)
+                .limit(batch)
+            )
+            await conn.execute(sa.delete(t.events).where(v.seq.in_(unattached)))
+        return len(ids)
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def last_event_seq(self) -> int:
+        async with self._connect() as conn:
+            seq = (await conn.execute(sa.select(sa.func.max(t.events.c.seq)))).scalar()
+        return int(seq or 0)
+
+    async def events(
+        self,
+        *,
+        after: int = 0,
+        execution_id: str = "",
+        workflow: str = "",
+        limit: int = 1000,
+    ) -> list[EventRow]:
+        v = t.events.c
+        query = sa.select(t.events).where(v.seq > after)
+        if execution_id:
+            query = query.where(v.execution_id == execution_id)
+        if workflow:
+            query = query.where(v.workflow == workflow)
+        query = query.order_by(v.seq).limit(limit)
+        async with self._connect() as conn:
+            return [EventRow(**r._mapping) for r in await conn.execute(query)]
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    async def trigger_states(self, workflow: str = "") -> list[TriggerRow]:
+        c = t.triggers.c
+        query = sa.select(t.triggers).order_by(c.workflow, c.trigger)
+        if workflow:
+            query = query.where(c.workflow == workflow)
+        async with self._connect() as conn:
+            return [TriggerRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def save_trigger_state(self, row: TriggerRow) -> None:
+        async with self._connect(write=True) as conn:
+            await conn.execute(self._upsert_trigger, _values(t.triggers)(row))
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Alembic logs each step at INFO; weir logs one line of its own instead."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

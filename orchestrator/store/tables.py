@@ -1,0 +1,135 @@
+"""The SQL schema as SQLAlchemy Core tables: what ``SqlStore`` queries.
+
+The migrations under ``migrations/versions/`` create the same schema; they are the source of
+truth for the database, this module for the queries. Column names equal the row dataclasses'
+field names in ``base.py``, so a result row converts with ``Row(**mapping)``.
+
+There are no foreign keys on purpose: node runs and events reach the database through the group
+commit, and a stray row (a late duplicate result of a pruned execution) must never fail a batch.
+``SqlStore.prune`` deletes an execution's node runs and events with it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+FINISHED = ("completed", "failed", "cancelled")
+"""Execution statuses that are final."""
+
+metadata = sa.MetaData()
+
+# SQLite makes an ``INTEGER PRIMARY KEY`` the rowid; BIGINT would not be.
+_Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("document_json", sa.LargeBinary, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("registered_at", sa.Double, nullable=False),
+    sa.Column("deprecated", sa.Boolean, nullable=False),
+)
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("workflow", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("inputs_json", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("routing_key", sa.Text, nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=True),
+    sa.Column("parent_id", sa.Text, nullable=True),
+    sa.Column("parent_node", sa.Text, nullable=True),
+    sa.Column("child_key", sa.Text, nullable=True),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("engine", sa.Text, nullable=False),
+    sa.Column("engine_name", sa.Text, nullable=False),
+    sa.Column("lease", sa.Integer, nullable=False),
+    sa.Column("placements", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=True),
+    sa.Column("finished_at", sa.Double, nullable=True),
+    sa.Column("deadline", sa.Double, nullable=True),
+    sa.Column("cancel_reason", sa.Text, nullable=True),
+    sa.Column("result_json", sa.LargeBinary, nullable=True),
+    sa.UniqueConstraint("idempotency_key", name="uq_executions_idempotency_key"),
+    sa.UniqueConstraint("child_key", name="uq_executions_child_key"),
+)
+
+node_runs = sa.Table(
+    "node_runs",
+    metadata,
+    sa.Column("execution_id", sa.Text, primary_key=True),
+    sa.Column("node", sa.Text, primary_key=True),
+    sa.Column("visit", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("attempt", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("output_json", sa.LargeBinary, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("retryable", sa.Boolean, nullable=False),
+    sa.Column("route", sa.Text, nullable=True),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("finished_at", sa.Double, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("workflow", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("execution_id", sa.Text, nullable=False),
+    sa.Column("node", sa.Text, nullable=True),
+    sa.Column("visit", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("engine_id", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data_json", sa.LargeBinary, nullable=True),
+)
+
+triggers = sa.Table(
+    "triggers",
+    metadata,
+    sa.Column("workflow", sa.Text, primary_key=True),
+    sa.Column("trigger", sa.Text, primary_key=True),
+    sa.Column("last_fire_at", sa.Double, nullable=True),
+    sa.Column("next_fire_at", sa.Double, nullable=True),
+    sa.Column("owner", sa.Text, nullable=False),
+)
+
+TABLES = ("workflows", "executions", "node_runs", "events", "triggers")
+
+_unfinished = executions.c.status.not_in(FINISHED)
+
+INDEXES = (
+    # unfinished_executions(): a partial index, small however long the history grows
+    sa.Index(
+        "ix_executions_unfinished",
+        executions.c.created_at,
+        executions.c.id,
+        sqlite_where=_unfinished,
+        postgresql_where=_unfinished,
+    ),
+    sa.Index("ix_executions_created", executions.c.created_at, executions.c.id),
+    sa.Index("ix_executions_parent", executions.c.parent_id),
+    sa.Index(
+        "ix_executions_workflow",
+        executions.c.workflow,
+        executions.c.version,
+        executions.c.created_at,
+    ),
+    sa.Index("ix_executions_status", executions.c.status, executions.c.created_at),
+    sa.Index("ix_executions_finished", executions.c.finished_at),
+    sa.Index("ix_events_execution", events.c.execution_id, events.c.seq),
+    sa.Index("ix_events_workflow", events.c.workflow, events.c.seq),
+)
