@@ -17,7 +17,7 @@ from engine.definition.semver import Version, VersionRange
 from engine.definition.values import resolve_inputs
 from engine.driver import EventSink, ExecutionDriver
 from engine.errors import InputError, TaskError
-from engine.executors.node import ExecutionContext, NodeRunner
+from engine.executors.node import ExecutionContext, NodeAttempt, NodeRunner
 from engine.lua import LuaSandbox
 
 MAX_DEPTH = 10
@@ -76,7 +76,11 @@ class LocalLauncher:
         """Finished child results by child execution id."""
 
     async def run_child(
-        self, task: SubWorkflowTask, inputs: dict[str, Any], parent: ExecutionContext, node: str
+        self,
+        task: SubWorkflowTask,
+        inputs: dict[str, Any],
+        parent: ExecutionContext,
+        attempt: NodeAttempt,
     ) -> Any:
         assert self.runner is not None
         if parent.depth + 1 > MAX_DEPTH:
@@ -90,7 +94,7 @@ class LocalLauncher:
             definition, resolved, self.runner, on_event=self.on_event, depth=parent.depth + 1
         )
         result = await driver.run()
-        result["parent"] = {"execution": parent.id, "node": node}
+        result["parent"] = {"execution": parent.id, "node": attempt.node}
         self.children[driver.id] = result
         if result["status"] != "completed":
             error = result["error"] or {}

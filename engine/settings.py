@@ -82,6 +82,9 @@ class EngineSettings(EnvSettings):
     """Prometheus metrics port; 0 turns the metrics server off."""
     shutdown_grace_period: Seconds = 30.0
     """On SIGTERM: how long running executions may take to finish before they are handed back."""
+    detached_timeout: Annotated[Seconds, Field(gt=0)] = 60.0
+    """How long executions of a closed orchestrator stream keep running (and their unacknowledged
+    results are kept) waiting for an orchestrator to attach them; then they are cancelled."""
     lua_workers: int = Field(default=2, ge=1, le=64)
     """Threads running Lua code that is too long for the inline slice."""
     log_level: str = "INFO"

@@ -66,14 +66,29 @@ class ExecutionContext:
         object.__setattr__(self, "scope", Scope(self.inputs, self.outputs, execution))
 
 
+@dataclass(frozen=True, slots=True)
+class NodeAttempt:
+    """Which attempt of which visit of a node is running: the key of its checkpoint record."""
+
+    node: str
+    visit: int
+    attempt: int
+
+
 class SubWorkflowLauncher(Protocol):
     """Runs a child execution for a ``workflow`` node and returns the child's outputs.
 
-    Raises ``TaskError`` when the child fails or cannot be started.
+    ``attempt`` identifies the node attempt asking, so a launcher can find the same child again
+    when the request is repeated (after a reconnect). Raises ``TaskError`` when the child fails
+    or cannot be started; cancelling the call stops waiting for the child.
     """
 
     async def run_child(
-        self, task: SubWorkflowTask, inputs: dict[str, Any], parent: ExecutionContext, node: str
+        self,
+        task: SubWorkflowTask,
+        inputs: dict[str, Any],
+        parent: ExecutionContext,
+        attempt: NodeAttempt,
     ) -> Any: ...
 
 
@@ -185,7 +200,7 @@ class NodeRunner:
             args = await self._render("args", node.args, scope, inline)
             if not isinstance(args, dict):
                 raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
-            output = await self._execute(ctx, node, args, inline)
+            output = await self._execute(ctx, node, visit, attempt, args, inline)
             outcome = self._outcome(node, output)
         except _Escalate:
             raise
@@ -233,7 +248,13 @@ class NodeRunner:
         )
 
     async def _execute(
-        self, ctx: ExecutionContext, node: Node, args: dict[str, Any], inline: bool
+        self,
+        ctx: ExecutionContext,
+        node: Node,
+        visit: int,
+        attempt: int,
+        args: dict[str, Any],
+        inline: bool,
     ) -> Any:
         task = node.executor
         kind = type(task)
@@ -267,7 +288,7 @@ class NodeRunner:
                 f"sub-workflow '{task.name}' needs an orchestrator, or `weir run --workflows DIR`",
                 retryable=False,
             )
-        return await self.launcher.run_child(task, args, ctx, node.id)
+        return await self.launcher.run_child(task, args, ctx, NodeAttempt(node.id, visit, attempt))
 
     async def _http_call(self, ctx: ExecutionContext, node: Node, task: HttpTask) -> Any:
         scope = ctx.scope

@@ -52,6 +52,41 @@ class EngineMetrics:
             ["direction"],
             registry=r,
         )
+        self.detached = Gauge(
+            "weir_engine_detached_executions",
+            "Executions of closed streams held for an orchestrator to attach (running or ended).",
+            registry=r,
+        )
+        self.unacknowledged = Gauge(
+            "weir_engine_unacknowledged_executions",
+            "Finished executions whose result the orchestrator has not acknowledged yet.",
+            registry=r,
+        )
+        self.attached = Counter(
+            "weir_engine_executions_attached",
+            "Held executions an orchestrator attached to a new stream.",
+            registry=r,
+        )
+        self.expired = Counter(
+            "weir_engine_detached_expired",
+            "Held executions cancelled or forgotten because nobody attached them in time.",
+            registry=r,
+        )
+        self.acked = Counter(
+            "weir_engine_records_acked",
+            "Node results and final results the orchestrator acknowledged.",
+            registry=r,
+        )
+        self.resent = Counter(
+            "weir_engine_records_resent",
+            "Unacknowledged node results and final results sent again after an attach.",
+            registry=r,
+        )
+        self.children = Counter(
+            "weir_engine_children_requested",
+            "Sub-workflow children asked of the orchestrator (start_child).",
+            registry=r,
+        )
         self.stream_errors = Counter(
             "weir_engine_stream_errors", "Malformed or failed stream messages.", registry=r
         )

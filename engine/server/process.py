@@ -2,7 +2,8 @@
 
 Start: Lua sandbox and node runner, gRPC server (Engine, health, reflection), metrics server.
 Stop (``drain``): health NOT_SERVING, refuse new executions, let running ones finish within the
-grace period, hand back the rest, stop the gRPC server, close the runner and sandbox.
+grace period, hand back the rest, cancel held (detached) ones, stop the gRPC server, close the
+runner and sandbox. ``stop`` cancels everything at once.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class EngineServer:
         capacity: int = 10,
         metrics_port: int | None = None,
         shutdown_grace_period: float = 30.0,
+        detached_timeout: float = 60.0,
         lua_workers: int = 2,
     ) -> None:
         self.engine_id = engine_id
@@ -55,6 +57,7 @@ class EngineServer:
         self._bind_address = bind_address
         self._capacity = capacity
         self._grace = shutdown_grace_period
+        self._detached_timeout = detached_timeout
         self._lua_workers = lua_workers
         self._sandbox: LuaSandbox | None = None
         self._runner: NodeRunner | None = None
@@ -73,8 +76,14 @@ class EngineServer:
         self._sandbox = LuaSandbox(workers=self._lua_workers)
         self._runner = NodeRunner(sandbox=self._sandbox)
         self.service = EngineService(
-            self.engine_id, self._capacity, self._runner, metrics, version=weir_version()
+            self.engine_id,
+            self._capacity,
+            self._runner,
+            metrics,
+            version=weir_version(),
+            detached_timeout=self._detached_timeout,
         )
+        self._runner.launcher = self.service  # `workflow` nodes ask the orchestrator
         server = grpc_server.new_server()
         engine_pb2_grpc.add_EngineServicer_to_server(self.service, server)
         self._health = grpc_server.add_health_and_reflection(server, [SERVICE_NAME])
@@ -116,7 +125,7 @@ class EngineServer:
             log.info("engine %s stopped", self.engine_id)
 
     async def stop(self) -> None:
-        """Hard stop: cancel running executions without handing them back."""
+        """Hard stop: cancel running and held executions without handing them back."""
         if self._stopping or self._server is None:
             return
         self._stopping = True

@@ -1,4 +1,7 @@
-"""The engine's gRPC service in this process: capacity, leases, cancel, drain, health, metrics."""
+"""The engine's gRPC service in this process: capacity, leases, cancel, drain, health, metrics.
+
+Detached executions, acknowledgements and sub-workflows: ``test_engine_detach.py``.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ class Stream:
     async def _requests(self) -> AsyncIterator[pb.ToEngine]:
         while True:
             yield await self.outbox.get()
+
+    def send(self, **fields: Any) -> None:
+        """Queue one ``ToEngine`` built from ``fields`` (attach, cancel, ack, child_finished...)."""
+        self.outbox.put_nowait(pb.ToEngine(**fields))
 
     def execute(self, execution_id: str, doc: dict[str, Any], lease: int = 1, **kw: Any) -> None:
         data, digest = codec.canonical_definition(doc)

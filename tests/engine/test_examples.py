@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.definition import load_file
-from engine.local import run_workflow
+from engine.local import LocalWorkflows, run_workflow
 from engine.testing import scripted_server
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -122,3 +122,16 @@ async def test_approval_flow_endless_failure_hits_max_visits() -> None:
     assert result["status"] == "failed"
     assert result["error"] == {"node": "A", "message": "entered more than max_visits (10) times"}
     assert server.paths().count("/ci") == 10
+
+
+async def test_order_batch_runs_two_orders_as_sub_workflows() -> None:
+    workflows = LocalWorkflows.from_directory(EXAMPLES)
+    definition = load_file(EXAMPLES / "order-batch.yaml")
+    result = await run_workflow(definition, {}, workflows=workflows)
+    assert result["outputs"] == {"confirmed": 2, "total": 156.0}
+    children = result["children"]
+    assert [c["workflow"] for c in children] == ["order-processing"] * 2
+    assert {c["parent"]["node"] for c in children} == {"first", "second"}
+    result = await run_workflow(definition, {"second_in_stock": False}, workflows=workflows)
+    assert result["status"] == "completed"
+    assert result["outputs"] == {"confirmed": 1, "total": 156.0}

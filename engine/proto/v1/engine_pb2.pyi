@@ -79,8 +79,8 @@ Global___NodeStatus: _TypeAlias = NodeStatus  # noqa: Y015
 class ToEngine(_message.Message):
     """--- orchestrator -> engine ---------------------------------------------------------------------
 
-    Everything that was ready when the orchestrator wrote: the engine applies `execute` before
-    `cancel`.
+    Everything that was ready when the orchestrator wrote: the engine applies `attach`, then
+    `execute`, `cancel` and `child_finished`, then `ack`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -88,22 +88,40 @@ class ToEngine(_message.Message):
     HELLO_FIELD_NUMBER: _builtins.int
     EXECUTE_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
+    ATTACH_FIELD_NUMBER: _builtins.int
+    CHILD_FINISHED_FIELD_NUMBER: _builtins.int
+    ack: _builtins.int
+    """Every node result and finished execution in FromEngine messages of this stream numbered up
+    to `ack` is durable in the orchestrator's store: the engine may forget them. 0: nothing new.
+    """
     @_builtins.property
     def hello(self) -> Global___OrchestratorHello: ...
     @_builtins.property
     def execute(self) -> _containers.RepeatedCompositeFieldContainer[Global___Execute]: ...
     @_builtins.property
     def cancel(self) -> _containers.RepeatedCompositeFieldContainer[Global___Cancel]: ...
+    @_builtins.property
+    def attach(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attach]:
+        """Claim executions the engine listed as held in its hello (see HeldExecution)."""
+
+    @_builtins.property
+    def child_finished(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildFinished]:
+        """Sub-workflow children that ended (answers to FromEngine.start_child)."""
+
     def __init__(
         self,
         *,
         hello: Global___OrchestratorHello | None = ...,
         execute: _abc.Iterable[Global___Execute] | None = ...,
         cancel: _abc.Iterable[Global___Cancel] | None = ...,
+        ack: _builtins.int = ...,
+        attach: _abc.Iterable[Global___Attach] | None = ...,
+        child_finished: _abc.Iterable[Global___ChildFinished] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel", b"cancel", "execute", b"execute", "hello", b"hello"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "attach", b"attach", "cancel", b"cancel", "child_finished", b"child_finished", "execute", b"execute", "hello", b"hello"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,6 +200,82 @@ class Execute(_message.Message):
 Global___Execute: _TypeAlias = Execute  # noqa: Y015
 
 @_typing.final
+class Attach(_message.Message):
+    """Take over a held execution of a closed stream: from now on it reports on this stream. The
+    engine first re-sends its unacknowledged node results, its result if it has finished, and the
+    start_child requests it still waits on. A held execution never claimed within the engine's
+    DETACHED_TIMEOUT is cancelled.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "lease", b"lease"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attach: _TypeAlias = Attach  # noqa: Y015
+
+@_typing.final
+class ChildFinished(_message.Message):
+    """The end of a child execution started by a `workflow` node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    CHILD_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OUTPUTS_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    """The parent execution, its lease and the node attempt that asked for the child."""
+    lease: _builtins.int
+    node: _builtins.str
+    visit: _builtins.int
+    attempt: _builtins.int
+    child_id: _builtins.str
+    status: Global___ExecutionStatus.ValueType
+    outputs_json: _builtins.bytes
+    """The child's outputs when it completed."""
+    error: _builtins.str
+    """Why it did not complete (or could not be started), for the parent node's error."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        node: _builtins.str = ...,
+        visit: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        child_id: _builtins.str = ...,
+        status: Global___ExecutionStatus.ValueType = ...,
+        outputs_json: _builtins.bytes = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "child_id", b"child_id", "error", b"error", "execution_id", b"execution_id", "lease", b"lease", "node", b"node", "outputs_json", b"outputs_json", "status", b"status", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChildFinished: _TypeAlias = ChildFinished  # noqa: Y015
+
+@_typing.final
 class Cancel(_message.Message):
     """Cancel an execution; lease 0 means whichever lease runs here."""
 
@@ -227,6 +321,10 @@ class FromEngine(_message.Message):
     FINISHED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     HANDED_BACK_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    START_CHILD_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Numbers the messages of one stream from 1; ToEngine.ack refers to it."""
     @_builtins.property
     def hello(self) -> Global___EngineHello: ...
     @_builtins.property
@@ -241,6 +339,10 @@ class FromEngine(_message.Message):
     def rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionRejected]: ...
     @_builtins.property
     def handed_back(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionHandedBack]: ...
+    @_builtins.property
+    def start_child(self) -> _containers.RepeatedCompositeFieldContainer[Global___StartChild]:
+        """Sub-workflow nodes asking the orchestrator to start their child execution."""
+
     def __init__(
         self,
         *,
@@ -251,10 +353,12 @@ class FromEngine(_message.Message):
         finished: _abc.Iterable[Global___ExecutionFinished] | None = ...,
         rejected: _abc.Iterable[Global___ExecutionRejected] | None = ...,
         handed_back: _abc.Iterable[Global___ExecutionHandedBack] | None = ...,
+        seq: _builtins.int = ...,
+        start_child: _abc.Iterable[Global___StartChild] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "handed_back", b"handed_back", "hello", b"hello", "load", b"load", "node_results", b"node_results", "rejected", b"rejected"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "handed_back", b"handed_back", "hello", b"hello", "load", b"load", "node_results", b"node_results", "rejected", b"rejected", "seq", b"seq", "start_child", b"start_child"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,23 +371,103 @@ class EngineHello(_message.Message):
     ENGINE_ID_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
     engine_id: _builtins.str
     capacity: _builtins.int
     version: _builtins.str
+    @_builtins.property
+    def held(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldExecution]:
+        """Executions this engine still runs (or finished without an acknowledgement) for a stream
+        that closed: the orchestrator attaches the ones it owns, cancels stale leases and leaves
+        the rest alone.
+        """
+
     def __init__(
         self,
         *,
         engine_id: _builtins.str = ...,
         capacity: _builtins.int = ...,
         version: _builtins.str = ...,
+        held: _abc.Iterable[Global___HeldExecution] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "engine_id", b"engine_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "engine_id", b"engine_id", "held", b"held", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EngineHello: _TypeAlias = EngineHello  # noqa: Y015
+
+@_typing.final
+class HeldExecution(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    finished: _builtins.bool
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        finished: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "finished", b"finished", "lease", b"lease"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldExecution: _TypeAlias = HeldExecution  # noqa: Y015
+
+@_typing.final
+class StartChild(_message.Message):
+    """A `workflow` node's attempt asks for a child execution. The orchestrator answers with
+    ToEngine.child_finished once the child has ended; asking again for the same (execution, node,
+    visit, attempt) finds the same child, so re-sending after a reconnect or failover is safe.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    VERSION_RANGE_FIELD_NUMBER: _builtins.int
+    INPUTS_JSON_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    node: _builtins.str
+    visit: _builtins.int
+    attempt: _builtins.int
+    workflow: _builtins.str
+    version_range: _builtins.str
+    """A version range: `^1.2`, `~1.2.3`, `1.2.3`, `*`."""
+    inputs_json: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        node: _builtins.str = ...,
+        visit: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        workflow: _builtins.str = ...,
+        version_range: _builtins.str = ...,
+        inputs_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "execution_id", b"execution_id", "inputs_json", b"inputs_json", "lease", b"lease", "node", b"node", "version_range", b"version_range", "visit", b"visit", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartChild: _TypeAlias = StartChild  # noqa: Y015
 
 @_typing.final
 class Load(_message.Message):

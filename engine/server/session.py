@@ -1,0 +1,232 @@
+"""Per-stream outboxes, and what each execution keeps until the orchestrator acknowledges it.
+
+``Session`` is one orchestrator's ``Connect`` stream. It numbers the ``FromEngine`` messages it
+writes (``seq``: 1, 2, 3…; the hello is 1) and builds each one from what accumulated since the
+last: node results, events, finished executions, rejections, hand-backs and ``start_child``
+requests.
+
+``Run`` is one execution placed on this engine. Its node results and its final result are
+*kept* by the run, not by the stream: a result moves from ``unsent`` to ``kept`` (tagged with the
+seq of the message that carried it) when it is written, and is forgotten when the stream's
+``ToEngine.ack`` reaches that seq. While the run is detached (``session is None``) nothing is
+written; on attach everything kept goes back to ``unsent`` and is written again on the new
+stream, in order, followed by the final result and the ``start_child`` requests still waiting.
+Events are never kept: one produced while detached is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from engine.driver import ExecutionDriver
+from engine.proto.v1 import engine_pb2 as pb
+from engine.server import codec
+from engine.state.events import Event, NodeResult
+
+ChildKey = tuple[str, int, int]
+"""A ``workflow`` node attempt asking for a child: (node, visit, attempt)."""
+
+
+@dataclass(slots=True, eq=False)
+class ChildWait:
+    """A ``start_child`` request waiting for its ``child_finished``."""
+
+    request: pb.StartChild
+    answer: asyncio.Future[pb.ChildFinished]
+    sent: bool = False
+    """Written on the run's current stream (cleared on attach, so it is asked again)."""
+
+
+@dataclass(slots=True, eq=False)
+class Run:
+    """One execution placed here: its driver, its stream, and what it keeps until acknowledged."""
+
+    id: str
+    lease: int
+    session: Session | None
+    """The stream it reports on; None while detached (held)."""
+    driver: ExecutionDriver = field(init=False)
+    task: asyncio.Task[None] | None = None
+    hand_back: bool = False
+    """Set when the engine gives the execution up (drain): report it handed back, not ended."""
+    silent: bool = False
+    """Set when nobody may hear of it any more (cancelled while held, replaced, expired)."""
+    unsent: list[NodeResult] = field(default_factory=list)
+    kept: deque[tuple[int, NodeResult]] = field(default_factory=deque)
+    """Written but not acknowledged: (seq of the carrying message, result)."""
+    final: pb.ExecutionFinished | None = None
+    final_seq: int = 0
+    """Seq of the message that carried ``final`` on the current stream; 0: not written yet."""
+    children: dict[ChildKey, ChildWait] = field(default_factory=dict)
+    expiry: asyncio.TimerHandle | None = None
+    """The detached timeout, while held."""
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None
+
+    def add_result(self, result: NodeResult) -> None:
+        if self.silent:
+            return
+        self.unsent.append(result)
+        if self.session is not None:
+            self.session.mark(self)
+
+    def add_event(self, event: Event) -> None:
+        session = self.session
+        if session is not None and not self.silent:
+            session.events.append((self.lease, event))
+            session.wake.set()
+
+    def finish(self, final: pb.ExecutionFinished) -> None:
+        self.final = final
+        self.final_seq = 0
+        if self.session is not None:
+            self.session.mark(self)
+
+    def ask_child(self, key: ChildKey, wait: ChildWait) -> None:
+        self.children[key] = wait
+        if self.session is not None:
+            self.session.mark(self)
+
+    def acked(self, seq: int) -> int:
+        """Forget what messages up to ``seq`` carried; return how many records that was."""
+        kept = self.kept
+        count = 0
+        while kept and kept[0][0] <= seq:
+            kept.popleft()
+            count += 1
+        if self.final_seq and self.final_seq <= seq:
+            self.final_seq = -1  # acknowledged: nothing more to say
+            count += 1
+        return count
+
+    @property
+    def settled(self) -> bool:
+        """Finished, and the orchestrator has everything durably."""
+        return self.final_seq == -1 and not self.kept and not self.unsent
+
+    def rewind(self) -> int:
+        """Make everything unacknowledged unsent again (attach); return how many records."""
+        resent = len(self.kept)
+        if resent:
+            self.unsent[:0] = [result for _, result in self.kept]
+            self.kept.clear()
+        if self.final_seq > 0:
+            self.final_seq = 0
+            resent += 1
+        for wait in self.children.values():
+            wait.sent = False
+        return resent
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One orchestrator's stream: message numbering, acknowledgements, and the outbox."""
+
+    peer: str
+    orchestrator_id: str = ""
+    seq: int = 0
+    """The seq of the last message written."""
+    acked: int = 0
+    runs: dict[str, Run] = field(default_factory=dict)
+    """Executions reporting on this stream, running or finished but not yet acknowledged."""
+    dirty: dict[Run, None] = field(default_factory=dict)
+    """Runs with something to write (an ordered set)."""
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    rejected: list[pb.ExecutionRejected] = field(default_factory=list)
+    handed_back: list[pb.ExecutionHandedBack] = field(default_factory=list)
+    carried: deque[tuple[int, list[Run]]] = field(default_factory=deque)
+    """The runs whose kept records each message carried, oldest first, until acknowledged."""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+    error: str | None = None
+
+    def pending(self) -> bool:
+        return bool(self.dirty or self.events or self.rejected or self.handed_back)
+
+    def mark(self, run: Run) -> None:
+        self.dirty[run] = None
+        self.wake.set()
+
+    def reject(
+        self,
+        execution_id: str,
+        lease: int,
+        reason: pb.ExecutionRejected.Reason.ValueType,
+        message: str,
+    ) -> None:
+        self.rejected.append(
+            pb.ExecutionRejected(
+                execution_id=execution_id, lease=lease, reason=reason, message=message
+            )
+        )
+        self.wake.set()
+
+    def message(self, in_flight: int, capacity: int, draining: bool) -> pb.FromEngine:
+        """The next message: everything waiting, numbered; what it carries is kept by the runs."""
+        self.seq += 1
+        seq = self.seq
+        out = pb.FromEngine(seq=seq)
+        load = out.load
+        load.in_flight = in_flight
+        load.capacity = capacity
+        load.draining = draining
+        if self.dirty:
+            carried: list[Run] = []
+            add = out.node_results.add
+            for run in self.dirty:
+                if run.session is not self:
+                    continue  # dropped or detached since it was marked
+                keeps = False
+                if run.unsent:
+                    kept = run.kept
+                    for result in run.unsent:
+                        codec.fill_result(add(), run.id, run.lease, result)
+                        kept.append((seq, result))
+                    run.unsent.clear()
+                    keeps = True
+                if run.final is not None and run.final_seq == 0:
+                    out.finished.append(run.final)
+                    run.final_seq = seq
+                    keeps = True
+                for wait in run.children.values():
+                    if not wait.sent:
+                        out.start_child.append(wait.request)
+                        wait.sent = True
+                if keeps:
+                    carried.append(run)
+            self.dirty.clear()
+            if carried:
+                self.carried.append((seq, carried))
+        if self.events:
+            add_event = out.events.add
+            for lease, event in self.events:
+                codec.fill_event(add_event(), lease, event)
+            self.events.clear()
+        if self.rejected:
+            out.rejected.extend(self.rejected)
+            self.rejected.clear()
+        if self.handed_back:
+            out.handed_back.extend(self.handed_back)
+            self.handed_back.clear()
+        return out
+
+    def ack(self, seq: int) -> tuple[int, list[Run]]:
+        """Apply ``ToEngine.ack``: (records forgotten, runs now settled)."""
+        if seq <= self.acked:
+            return 0, []
+        self.acked = seq
+        count = 0
+        settled: list[Run] = []
+        carried = self.carried
+        while carried and carried[0][0] <= seq:
+            _, runs = carried.popleft()
+            for run in runs:
+                if run.session is self:
+                    count += run.acked(seq)
+                    if run.settled:
+                        settled.append(run)
+        return count, settled
