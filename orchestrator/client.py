@@ -72,12 +72,14 @@ class WeirClient:
         *,
         version: str = "",
         routing_key: str = "",
+        idempotency_key: str = "",
     ) -> pb.Execution:
         request = pb.StartExecutionRequest(
             workflow=workflow,
             version=version,
             inputs_json=codec.to_json(inputs or {}),
             routing_key=routing_key,
+            idempotency_key=idempotency_key,
         )
         response: pb.Execution = await self._call(self._stub.StartExecution, request)
         return response
@@ -88,10 +90,37 @@ class WeirClient:
         )
         return response
 
+    async def versions(self, name: str) -> list[pb.Workflow]:
+        response = await self._call(
+            self._stub.ListWorkflowVersions, pb.ListWorkflowVersionsRequest(name=name)
+        )
+        return list(response.versions)
+
+    async def deprecate(self, name: str, version: str, deprecated: bool = True) -> pb.Workflow:
+        request = pb.DeprecateWorkflowVersionRequest(
+            name=name, version=version, deprecated=deprecated
+        )
+        response: pb.Workflow = await self._call(self._stub.DeprecateWorkflowVersion, request)
+        return response
+
+    async def delete(self, name: str, version: str) -> None:
+        request = pb.DeleteWorkflowVersionRequest(name=name, version=version)
+        await self._call(self._stub.DeleteWorkflowVersion, request)
+
+    async def diff(self, name: str, old: str, new: str) -> pb.WorkflowDiff:
+        request = pb.DiffWorkflowVersionsRequest(name=name, from_version=old, to_version=new)
+        response: pb.WorkflowDiff = await self._call(self._stub.DiffWorkflowVersions, request)
+        return response
+
     async def executions(
-        self, *, workflow: str = "", status: int = 0, limit: int = 100
+        self, *, workflow: str = "", status: int = 0, limit: int = 100, parent: str = ""
     ) -> list[pb.ExecutionSummary]:
-        request = pb.ListExecutionsRequest(workflow=workflow, status=status, limit=limit)  # type: ignore[arg-type]
+        request = pb.ListExecutionsRequest(
+            workflow=workflow,
+            status=status,  # type: ignore[arg-type]
+            limit=limit,
+            parent_execution_id=parent,
+        )
         response = await self._call(self._stub.ListExecutions, request)
         return list(response.executions)
 

@@ -1,84 +1,50 @@
-"""The orchestrator's service layer: workflows, executions, placement and failover.
+"""The orchestrator's service layer: workflows, executions, recovery and retention.
 
-Both APIs (gRPC now, REST in issue 5) call this class; it never sees protobuf of the public API.
+Both APIs (gRPC now, REST in issue 5) call ``Orchestrator``; it never sees protobuf of the public
+API. The moving parts (placement, engine reports, failover, sub-workflows) are in
+``dispatch.py``; this module adds the public operations and the lifecycle:
 
-An execution is queued, then placed on an engine chosen by the balancer among engines that are
-ready and have room (``max(placed here, engine-reported in flight) < capacity``). When none has
-room it stays queued; it is never dropped. Every placement gets a new ``lease`` number; reports
-carrying an older lease, or arriving from an engine the execution is no longer on, are ignored.
-
-Node results stream in as they happen and form the execution's checkpoint. When an engine's
-stream breaks (or its health check fails, or it leaves discovery), its executions go back to the
-front of the queue and are placed elsewhere with their checkpoints: finished nodes are replayed,
-never run again; nodes that were running start over (at-least-once per node).
+* **start**: open the store (migrations run there), load workflow versions, resume every
+  unfinished execution (see ``_recover``), then discover engines.
+* **restart**: an execution that was placed before the restart waits up to
+  ``reattach_timeout`` for its engine to connect and list it as held; then it is attached again
+  (nothing is re-run). If its engine connects without it, or never connects, it is re-placed from
+  its checkpoint.
+* **retention**: finished executions older than ``retention`` seconds are deleted, with their
+  node runs and events, in batches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-import uuid
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from engine.definition.diff import DefinitionDiff, diff_definitions
 from engine.definition.values import resolve_inputs
-from engine.proto.v1 import engine_pb2 as pb
-from engine.server import codec
-from engine.state.events import Cancel, ExecutionStatus, NodeResult
-from engine.state.machine import ExecutionState
-from engine.state.result import execution_result, iso
+from engine.state.events import ExecutionStatus
+from engine.state.result import execution_result
 from orchestrator.discovery import Discovery, EngineEndpoint
-from orchestrator.errors import NotFound, QueueFull
-from orchestrator.links import EngineLink, LinkHandler
+from orchestrator.dispatch import Dispatcher
+from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound, QueueFull
+from orchestrator.links import EngineLink
 from orchestrator.monitor import Monitor, MonitorEvent
+from orchestrator.records import ExecutionRecord, event_from_row, from_row
 from orchestrator.registry import Registry, WorkflowVersion
 from orchestrator.ring import Balancer
+from orchestrator.store import ExecutionRow, MemoryStore, Store, WorkflowRow
 
 log = logging.getLogger(__name__)
 
 TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
-_EVENTS_PER_EXECUTION = 10_000
-Reason = pb.ExecutionRejected.Reason
+PRUNE_BATCH = 500
 
 
-@dataclass(slots=True, eq=False)
-class ExecutionRecord:
-    """What the orchestrator knows about one execution."""
-
-    id: str
-    workflow: WorkflowVersion
-    inputs: dict[str, Any]
-    inputs_json: bytes
-    routing_key: str
-    created_at: float
-    depth: int = 0
-    status: ExecutionStatus = ExecutionStatus.PENDING
-    engine: str = ""
-    """The link it is placed on (empty while queued), or the last one it ran on."""
-    engine_name: str = ""
-    """That engine's own id (``ENGINE_ID``), for people."""
-    lease: int = 0
-    placements: int = 0
-    journal: list[NodeResult] = field(default_factory=list)
-    seen: set[tuple[str, int, int]] = field(default_factory=set)
-    result: dict[str, Any] | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    deadline: float | None = None
-    cancel_reason: str | None = None
-    events: deque[MonitorEvent] = field(default_factory=lambda: deque(maxlen=_EVENTS_PER_EXECUTION))
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def finished(self) -> bool:
-        return self.result is not None
-
-
-class Orchestrator(LinkHandler):
-    """``async with Orchestrator(...)``: discovery, engine links, the queue and the records."""
+class Orchestrator(Dispatcher):
+    """``async with Orchestrator(...)``: the store, discovery, engine links and executions."""
 
     def __init__(
         self,
@@ -86,44 +52,68 @@ class Orchestrator(LinkHandler):
         orchestrator_id: str,
         discovery: Discovery,
         balancer: Balancer,
+        store: Store | None = None,
         registry: Registry | None = None,
         monitor: Monitor | None = None,
         health_interval: float = 10.0,
         health_timeout: float = 2.0,
         max_queued: int = 10_000,
-        retention: int = 10_000,
+        max_depth: int = 10,
+        retention: float = 7 * 86400.0,
+        reattach_timeout: float = 15.0,
     ) -> None:
-        self.id = orchestrator_id
-        self.registry = registry or Registry()
-        self.monitor = monitor or Monitor()
+        super().__init__(
+            orchestrator_id=orchestrator_id,
+            store=store or MemoryStore(),
+            balancer=balancer,
+            registry=registry,
+            monitor=monitor,
+            max_depth=max_depth,
+        )
         self._discovery = discovery
-        self._balancer = balancer
         self._health_interval = health_interval
         self._health_timeout = health_timeout
         self._max_queued = max_queued
         self._retention = retention
-        self._links: dict[str, EngineLink] = {}
-        self._records: dict[str, ExecutionRecord] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
-        self._queue: deque[ExecutionRecord] = deque()
-        self._place_scheduled = False
-        self._discovery_task: asyncio.Task[None] | None = None
-        self.stale_reports = 0
-        """Reports ignored because they came from an older lease or another engine."""
+        self._reattach_timeout = reattach_timeout
+        self._keys: dict[str, asyncio.Lock] = {}
+        self._by_key: dict[str, str] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._discovery_task is None:
-            self._discovery_task = asyncio.create_task(self._discover(), name="discovery")
+        """Open the store and resume; raises ``StoreError`` when the store is unusable."""
+        if self._started:
+            return
+        await self.store.open()
+        self._started = True
+        self.monitor.resume_after(await self.store.last_event_seq())
+        await self._load_workflows()
+        await self._recover()
+        self._background = [
+            asyncio.create_task(self._discover(), name="discovery"),
+            asyncio.create_task(self._prune_loop(), name="retention"),
+        ]
+        if self._orphans:
+            self._background.append(
+                asyncio.create_task(self._reattach_deadline(), name="reattach deadline")
+            )
 
     async def stop(self) -> None:
-        if self._discovery_task is not None:
-            self._discovery_task.cancel()
-            await asyncio.gather(self._discovery_task, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, *self._tasks, return_exceptions=True)
+        self._background = []
         await asyncio.gather(*(link.stop() for link in self._links.values()))
         self._links.clear()
         self.monitor.close()
+        if self._started:
+            self._started = False
+            with contextlib.suppress(Exception):
+                await self.store.durable()
+            await self.store.close()
 
     async def __aenter__(self) -> Orchestrator:
         await self.start()
@@ -162,103 +152,312 @@ class Orchestrator(LinkHandler):
             log.info("discovered engine %s at %s", link_id, endpoint.address)
             await link.start()
 
+    # --- recovery ----------------------------------------------------------------------------
+
+    async def _load_workflows(self) -> None:
+        rows = await self.store.load_workflows()
+        for row in rows:
+            self.registry.load(
+                row.source, registered_at=row.registered_at, deprecated=row.deprecated
+            )
+        if rows:
+            log.info("loaded %d workflow versions from %s", len(rows), self.store.url)
+
+    async def _recover(self) -> None:
+        """Rebuild every unfinished execution from the store and decide where it goes."""
+        rows = await self.store.unfinished_executions()
+        if not rows:
+            return
+        journals = await self.store.node_runs([r.id for r in rows if r.placements])
+        recovered: list[ExecutionRecord] = []
+        for row in rows:
+            wf = self._pinned(row)
+            record = from_row(row, wf, journals.get(row.id))
+            self._remember(record)
+            if record.idempotency_key:
+                self._by_key[record.idempotency_key] = record.id
+            recovered.append(record)
+        for record in recovered:
+            if record.wf is not None and record.wf.uses:
+                for child in await self.store.list_executions(parent_id=record.id, limit=10_000):
+                    if child.id not in self._records and child.finished:
+                        self._remember(self._child_view(child))
+                        self._forget_finished(self._records[child.id])
+        for record in recovered:  # oldest first
+            if record.wf is None:
+                gone = f"workflow {record.name} {record.version} was deleted"
+                self._finish_here(record, "", error=gone)
+            elif record.cancel_reason is not None:
+                self._finish_here(record, record.cancel_reason)
+            elif record.placements and record.engine:
+                self._orphans[record.id] = record
+            else:
+                self._enqueue(record)
+        log.info(
+            "resumed %d unfinished executions: %d wait for their engine to re-attach",
+            len(recovered),
+            len(self._orphans),
+        )
+
+    def _pinned(self, row: ExecutionRow) -> WorkflowVersion | None:
+        try:
+            return self.registry.get(row.workflow, row.version)
+        except NotFound:
+            return None
+
+    def _child_view(self, row: ExecutionRow) -> ExecutionRecord:
+        return from_row(row, self._pinned(row))
+
+    async def _reattach_deadline(self) -> None:
+        await asyncio.sleep(self._reattach_timeout)
+        left = sorted(self._orphans.values(), key=lambda r: r.created_at, reverse=True)
+        self._orphans.clear()
+        for record in left:
+            if not record.finished:
+                self._publish(
+                    record,
+                    "execution.failover",
+                    message=f"engine {record.engine} did not re-attach it within "
+                    f"{self._reattach_timeout:g}s; re-placing from the checkpoint",
+                )
+                self._enqueue(record, front=True)
+
+    async def _prune_loop(self) -> None:
+        interval = min(max(self._retention / 10, 1.0), 300.0)
+        while True:
+            await self.prune()
+            await asyncio.sleep(interval)
+
+    async def prune(self, now: float | None = None) -> int:
+        """Delete finished executions older than the retention period; return how many."""
+        cutoff = (time.time() if now is None else now) - self._retention
+        total = 0
+        while True:
+            deleted = await self.store.prune(cutoff, PRUNE_BATCH)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        for execution_id in list(self._recent):
+            record = self._records.get(execution_id)
+            if record is None or (record.finished_at or 0) >= cutoff:
+                break
+            self._recent.pop(execution_id)
+            self._records.pop(execution_id, None)
+        if total:
+            log.info("retention: deleted %d executions finished before %s", total, cutoff)
+        return total
+
     # --- workflows ---------------------------------------------------------------------------
 
-    def register_workflow(self, source: str) -> tuple[WorkflowVersion, bool]:
-        version, created = self.registry.register(source)
-        if created:
-            self.monitor.publish(
-                "workflow.registered",
-                workflow=version.name,
+    async def register_workflow(self, source: str) -> tuple[WorkflowVersion, bool]:
+        """Validate, persist and add a version; see ``Registry`` for the rules."""
+        registration = self.registry.prepare(source)
+        version = registration.version
+        if not registration.created:
+            return version, False
+        await self.store.save_workflow(
+            WorkflowRow(
+                name=version.name,
                 version=version.version,
-                message=f"{version.name} {version.version} registered",
+                source=version.source,
+                document_json=version.snapshot,
+                digest=version.digest,
+                registered_at=version.registered_at,
             )
-        return version, created
+        )
+        self.registry.add(version)
+        self.monitor.publish(
+            "workflow.registered",
+            workflow=version.name,
+            version=version.version,
+            message=f"{version.name} {version.version} registered",
+        )
+        return version, True
+
+    async def deprecate_workflow(
+        self, name: str, version: str, deprecated: bool = True
+    ) -> WorkflowVersion:
+        wf = self.registry.get(name, version)
+        await self.store.set_deprecated(wf.name, wf.version, deprecated)
+        wf = self.registry.deprecate(name, version, deprecated)
+        self.monitor.publish(
+            "workflow.deprecated" if deprecated else "workflow.undeprecated",
+            workflow=wf.name,
+            version=wf.version,
+            message=f"{wf.name} {wf.version} {'deprecated' if deprecated else 'in use again'}",
+        )
+        return wf
+
+    async def delete_workflow(self, name: str, version: str) -> None:
+        """Raises FailedPrecondition while a running execution or a dependent uses it."""
+        wf = self.registry.get(name, version)
+        self.registry.check_delete(name, version, running=self.running_on(wf))
+        await self.store.delete_workflow(wf.name, wf.version)
+        self.registry.remove(name, version)
+        self.monitor.publish(
+            "workflow.deleted",
+            workflow=wf.name,
+            version=wf.version,
+            message=f"{wf.name} {wf.version} deleted",
+        )
+
+    def diff_workflow(self, name: str, old: str, new: str) -> DefinitionDiff:
+        return diff_definitions(
+            self.registry.get(name, old).definition, self.registry.get(name, new).definition
+        )
 
     # --- executions --------------------------------------------------------------------------
 
-    def start_execution(
+    async def start_execution(
         self,
         workflow: str,
         version: str = "",
         inputs: Mapping[str, Any] | None = None,
         *,
         routing_key: str = "",
+        idempotency_key: str = "",
     ) -> ExecutionRecord:
-        """Validate and queue a new execution; raises NotFound, InputError or QueueFull."""
+        """Validate, persist and queue a new execution; returns once it is durable.
+
+        Raises NotFound, InputError, FailedPrecondition (deprecated version), QueueFull, or
+        AlreadyExists (the idempotency key was used for another request).
+        """
+        if not idempotency_key:
+            record = self._start(workflow, version, inputs, routing_key, None)
+            await self.store.durable()
+            return record
+        lock = self._keys.setdefault(idempotency_key, asyncio.Lock())
+        try:
+            async with lock:
+                found = await self._by_idempotency_key(idempotency_key)
+                if found is not None:
+                    self._check_same(found, idempotency_key, workflow, version, inputs)
+                    record = found
+                else:
+                    record = self._start(workflow, version, inputs, routing_key, idempotency_key)
+                    self._by_key[idempotency_key] = record.id
+                await self.store.durable()
+                return record
+        finally:
+            if not lock.locked():
+                self._keys.pop(idempotency_key, None)
+
+    def _start(
+        self,
+        workflow: str,
+        version: str,
+        inputs: Mapping[str, Any] | None,
+        routing_key: str,
+        idempotency_key: str | None,
+    ) -> ExecutionRecord:
         wf = self.registry.get(workflow, version)
+        if wf.deprecated:
+            raise FailedPrecondition(
+                f"workflow {wf.name} version {wf.version} is deprecated: start another version"
+            )
         resolved = resolve_inputs(wf.definition, inputs or {})
         if len(self._queue) >= self._max_queued:
             raise QueueFull(
                 f"{len(self._queue)} executions are already waiting for an engine "
                 f"(MAX_QUEUED_EXECUTIONS={self._max_queued}); try again later"
             )
-        record = ExecutionRecord(
-            str(uuid.uuid4()), wf, resolved, codec.to_json(resolved), routing_key, time.time()
+        return self._new_record(
+            wf, resolved, routing_key=routing_key, idempotency_key=idempotency_key
         )
-        self._records[record.id] = record
-        self._publish(record, "execution.queued", message=f"{wf.name} {wf.version} queued")
-        self._enqueue(record)
-        return record
 
-    def get(self, execution_id: str) -> ExecutionRecord:
+    async def _by_idempotency_key(self, key: str) -> ExecutionRecord | None:
+        execution_id = self._by_key.get(key)
+        if execution_id is not None and execution_id in self._records:
+            return self._records[execution_id]
+        row = await self.store.find_execution(idempotency_key=key)
+        return None if row is None else self._child_view(row)
+
+    def _check_same(
+        self,
+        record: ExecutionRecord,
+        key: str,
+        workflow: str,
+        version: str,
+        inputs: Mapping[str, Any] | None,
+    ) -> None:
+        same = record.name == workflow and (not version or version == record.version)
+        if same and record.wf is not None:
+            try:
+                same = resolve_inputs(record.wf.definition, inputs or {}) == record.inputs
+            except Exception:
+                same = False
+        if not same:
+            raise AlreadyExists(
+                f"idempotency key {key!r} already started execution {record.id} "
+                f"({record.name} {record.version}) with other arguments"
+            )
+
+    async def get(self, execution_id: str) -> ExecutionRecord:
         record = self._records.get(execution_id)
-        if record is None:
+        if record is not None:
+            return record
+        row = await self.store.get_execution(execution_id)
+        if row is None:
             raise NotFound(f"execution {execution_id!r} not found")
-        return record
+        return self._child_view(row)
 
     def result_of(self, record: ExecutionRecord) -> dict[str, Any]:
         """The result object as it stands: final, or rebuilt from the checkpoint."""
         if record.result is not None:
             return record.result
-        result = execution_result(self._replay(record), record.inputs)
+        result = execution_result(self.replay(record), record.inputs)
         result["status"] = str(record.status)
+        if record.parent is not None:
+            result["parent"] = {"execution": record.parent.execution_id, "node": record.parent.node}
+        if record.children:
+            result["children"] = self.children_of(record)
         return result
 
-    def list_executions(
-        self, *, workflow: str = "", status: ExecutionStatus | None = None, limit: int = 100
-    ) -> list[ExecutionRecord]:
-        """Newest first."""
-        found = []
-        for record in reversed(self._records.values()):
-            if workflow and record.workflow.name != workflow:
-                continue
-            if status is not None and record.status is not status:
-                continue
-            found.append(record)
-            if len(found) >= limit:
-                break
-        return found
+    async def list_executions(
+        self,
+        *,
+        workflow: str = "",
+        status: ExecutionStatus | None = None,
+        parent_id: str = "",
+        limit: int = 100,
+    ) -> list[ExecutionRow]:
+        """Newest first, from the store (after everything written so far is committed)."""
+        await self.store.durable()
+        return await self.store.list_executions(
+            workflow=workflow,
+            status=str(status) if status is not None else "",
+            parent_id=parent_id,
+            limit=limit,
+        )
 
-    def cancel(self, execution_id: str, reason: str = "") -> ExecutionRecord:
-        """Ask an execution to stop; a finished one is returned as it is."""
-        record = self.get(execution_id)
-        if record.finished:
-            return record
-        reason = reason or "cancelled by request"
-        record.cancel_reason = reason
-        link = self._links.get(record.engine)
-        if record.engine and link is not None and record.id in link.assigned:
-            link.cancel(record.id, record.lease, reason)
-        else:
-            self._finish_here(record, reason)
+    async def cancel(self, execution_id: str, reason: str = "") -> ExecutionRecord:
+        """Ask an execution and its children to stop; a finished one is returned as it is."""
+        record = await self.get(execution_id)
+        if not record.finished:
+            self.cancel_record(record, reason or "cancelled by request")
         return record
 
     async def wait(self, execution_id: str) -> ExecutionRecord:
-        record = self.get(execution_id)
+        record = await self.get(execution_id)
         await record.done.wait()
         return record
 
     async def execution_events(self, execution_id: str) -> AsyncIterator[MonitorEvent]:
-        """The execution's events so far, then live ones until it has finished."""
-        record = self.get(execution_id)
+        """The execution's events so far (from the log), then live ones until it has ended."""
+        record = await self.get(execution_id)
         with self.monitor.subscribe(lambda e: e.execution_id == execution_id) as sub:
-            backlog = list(record.events)
+            await self.store.durable()
             last = 0
-            for event in backlog:
-                last = event.sequence
-                yield event
-            if record.finished:
+            ended = record.done.is_set()
+            while True:
+                rows = await self.store.events(after=last, execution_id=execution_id, limit=1000)
+                for row in rows:
+                    last = row.seq
+                    ended = ended or row.type in TERMINAL_EVENTS
+                    yield event_from_row(row)
+                if len(rows) < 1000:
+                    break
+            if ended:
                 return
             async for event in sub:
                 if event.sequence <= last:
@@ -269,259 +468,3 @@ class Orchestrator(LinkHandler):
 
     def engines(self) -> list[dict[str, Any]]:
         return [link.info() for link in sorted(self._links.values(), key=lambda x: x.id)]
-
-    # --- placement ---------------------------------------------------------------------------
-
-    def _enqueue(self, record: ExecutionRecord, *, front: bool = False) -> None:
-        if front:
-            self._queue.appendleft(record)
-        else:
-            self._queue.append(record)
-        self._schedule_placement()
-
-    def _schedule_placement(self) -> None:
-        if not self._place_scheduled and self._queue:
-            self._place_scheduled = True
-            asyncio.get_running_loop().call_soon(self._place)
-
-    def _has_room(self, link_id: str) -> bool:
-        link = self._links.get(link_id)
-        return (
-            link is not None
-            and link.usable
-            and max(len(link.assigned), link.reported_in_flight) < link.capacity
-        )
-
-    def _place(self) -> None:
-        self._place_scheduled = False
-        queue = self._queue
-        while queue:
-            record = queue[0]
-            if record.finished:
-                queue.popleft()
-                continue
-            if record.cancel_reason is not None:
-                queue.popleft()
-                self._finish_here(record, record.cancel_reason)
-                continue
-            link_id = self._balancer.choose(record.routing_key or record.id, self._has_room)
-            if link_id is None:
-                return  # every engine is full or none is ready: wait for room
-            queue.popleft()
-            self._send(record, self._links[link_id])
-
-    def _send(self, record: ExecutionRecord, link: EngineLink) -> None:
-        now = time.time()
-        record.lease += 1
-        record.placements += 1
-        record.engine = link.id
-        record.engine_name = link.engine_id or link.id
-        link.assigned.add(record.id)
-        wf = record.workflow
-        if record.started_at is None:
-            record.started_at = now
-            if wf.definition.timeout is not None:
-                record.deadline = now + wf.definition.timeout
-        m = pb.Execute(
-            execution_id=record.id,
-            lease=record.lease,
-            definition_digest=wf.digest,
-            inputs_json=record.inputs_json,
-            depth=record.depth,
-        )
-        if wf.digest not in link.sent_digests:
-            m.definition_json = wf.snapshot
-            link.sent_digests.add(wf.digest)
-        if record.journal:
-            add = m.checkpoint.add
-            for result in record.journal:
-                codec.fill_result(add(), record.id, record.lease, result)
-        if record.deadline is not None:
-            m.timeout.FromNanoseconds(int(max(record.deadline - now, 0.001) * 1e9))
-        link.execute(m)
-        if record.placements > 1:
-            self._publish(
-                record,
-                "execution.placed",
-                engine_id=link.id,
-                message=f"re-placed on {link.id} with {len(record.journal)} finished node runs",
-                data={"placement": record.placements, "checkpoint": len(record.journal)},
-            )
-
-    def _evacuate(self, link: EngineLink, reason: str) -> None:
-        """Re-place every execution that was on ``link``, oldest first, ahead of new ones."""
-        records = [self._records[i] for i in link.assigned if i in self._records]
-        link.assigned.clear()
-        link.sent_digests.clear()
-        records.sort(key=lambda r: r.created_at, reverse=True)
-        for record in records:
-            if record.finished:
-                continue
-            self._publish(
-                record,
-                "execution.failover",
-                engine_id=link.id,
-                message=f"engine {link.id} {reason}; re-placing from the checkpoint",
-            )
-            self._enqueue(record, front=True)
-
-    # --- LinkHandler -------------------------------------------------------------------------
-
-    def link_ready(self, link: EngineLink) -> None:
-        self._balancer.add(link.id)
-        self.monitor.publish(
-            "engine.joined", engine_id=link.id, message=f"engine {link.id} at {link.address} ready"
-        )
-        self._schedule_placement()
-
-    def link_unready(self, link: EngineLink) -> None:
-        self._balancer.remove(link.id)
-        kind = "engine.draining" if link.draining else "engine.unhealthy"
-        self.monitor.publish(kind, engine_id=link.id, message=f"engine {link.id} takes no work")
-
-    def link_lost(self, link: EngineLink, reason: str) -> None:
-        self._balancer.remove(link.id)
-        self.monitor.publish(
-            "engine.left", engine_id=link.id, message=f"engine {link.id}: {reason}"
-        )
-        self._evacuate(link, "lost")
-
-    def link_message(self, link: EngineLink, message: pb.FromEngine) -> None:
-        records = self._records
-        for m in message.node_results:
-            record = records.get(m.execution_id)
-            if record is None or not self._current(record, link, m.lease):
-                continue
-            key = (m.node, m.visit, m.attempt)
-            if key in record.seen:
-                continue
-            try:
-                result = codec.result_from_pb(m)
-            except codec.CodecError as exc:
-                log.warning("engine %s sent a bad node result: %s", link.id, exc)
-                continue
-            record.seen.add(key)
-            record.journal.append(result)
-        for e in message.events:
-            record = records.get(e.execution_id)
-            if record is None or not self._current(record, link, e.lease):
-                continue
-            if e.type in ("execution.started", "execution.resumed"):
-                record.status = ExecutionStatus.RUNNING
-            try:
-                data = codec.from_json(e.data_json, "event data")
-            except codec.CodecError:
-                data = None
-            self._publish(
-                record,
-                e.type,
-                at=codec.seconds(e.at),
-                node=e.node if e.HasField("node") else None,
-                visit=e.visit,
-                attempt=e.attempt,
-                engine_id=link.id,
-                data=data,
-            )
-        for f in message.finished:
-            record = records.get(f.execution_id)
-            if record is None or not self._current(record, link, f.lease):
-                continue
-            try:
-                final = codec.from_json(f.result_json, "result")
-            except codec.CodecError as exc:
-                log.warning("engine %s sent a bad result for %s: %s", link.id, record.id, exc)
-                final = None
-            link.assigned.discard(record.id)
-            if not isinstance(final, dict):
-                self._finish_here(record, "", error="engine sent an unreadable result")
-            else:
-                self._finish(record, final)
-        for r in message.rejected:
-            record = records.get(r.execution_id)
-            if record is None or not self._current(record, link, r.lease):
-                continue
-            self._on_rejected(record, link, r)
-        for h in message.handed_back:
-            record = records.get(h.execution_id)
-            if record is None or not self._current(record, link, h.lease):
-                continue
-            link.assigned.discard(record.id)
-            self._publish(
-                record,
-                "execution.failover",
-                engine_id=link.id,
-                message=f"engine {link.id} handed it back while draining",
-            )
-            self._enqueue(record, front=True)
-        if message.finished or message.rejected or message.handed_back or message.load:
-            self._schedule_placement()
-
-    def _current(self, record: ExecutionRecord, link: EngineLink, lease: int) -> bool:
-        if record.lease == lease and record.engine == link.id and not record.finished:
-            return True
-        self.stale_reports += 1
-        return False
-
-    def _on_rejected(
-        self, record: ExecutionRecord, link: EngineLink, r: pb.ExecutionRejected
-    ) -> None:
-        link.assigned.discard(record.id)
-        if r.reason == Reason.REASON_DUPLICATE:
-            return
-        if r.reason == Reason.REASON_INVALID:
-            log.warning("engine %s refused %s: %s", link.id, record.id, r.message)
-            self._finish_here(record, "", error=f"engine {link.id} refused it: {r.message}")
-            return
-        if r.reason == Reason.REASON_UNKNOWN_DEFINITION:
-            link.sent_digests.discard(record.workflow.digest)
-        elif r.reason == Reason.REASON_FULL:
-            link.reported_in_flight = max(link.reported_in_flight, link.capacity)
-        self._enqueue(record, front=True)
-
-    # --- ends --------------------------------------------------------------------------------
-
-    def _finish(self, record: ExecutionRecord, result: dict[str, Any]) -> None:
-        record.result = result
-        record.status = ExecutionStatus(result.get("status", "failed"))
-        record.finished_at = time.time()
-        record.done.set()
-        self._finished[record.id] = None
-        while len(self._finished) > self._retention:
-            old, _ = self._finished.popitem(last=False)
-            self._records.pop(old, None)
-
-    def _finish_here(self, record: ExecutionRecord, reason: str, *, error: str = "") -> None:
-        """End an execution that no engine is running (cancelled while queued, refused)."""
-        now = time.time()
-        state = self._replay(record)
-        if record.placements and not error:
-            state.handle(Cancel(now, reason))  # nodes that were running show cancelled
-        result = execution_result(state, record.inputs)
-        result["status"] = str(ExecutionStatus.FAILED if error else ExecutionStatus.CANCELLED)
-        result["error"] = {"node": None, "message": error or reason}
-        result["finished_at"] = iso(now)
-        self._publish(
-            record,
-            "execution.failed" if error else "execution.cancelled",
-            message=error or reason,
-            data={"reason": error or reason},
-        )
-        self._finish(record, result)
-
-    @staticmethod
-    def _replay(record: ExecutionRecord) -> ExecutionState:
-        """The execution's state rebuilt from its checkpoint (untouched if it never ran)."""
-        state = ExecutionState(record.workflow.definition, record.id)
-        if record.placements:
-            state.resume(record.journal, record.started_at or record.created_at)
-        return state
-
-    def _publish(self, record: ExecutionRecord, type_: str, **fields: Any) -> None:
-        event = self.monitor.publish(
-            type_,
-            workflow=record.workflow.name,
-            version=record.workflow.version,
-            execution_id=record.id,
-            **fields,
-        )
-        record.events.append(event)

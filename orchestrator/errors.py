@@ -6,6 +6,8 @@
         ├── AlreadyExists      that version is registered with a different definition
         ├── VersionConflict    a new version must be greater than the latest
         ├── QueueFull          every engine is busy and the wait queue is at its limit
+        ├── FailedPrecondition the request is valid but the current state forbids it (a
+        │                      deprecated version, a version still in use)
         └── RpcError           a call to the orchestrator failed (client side; has a status)
 
 ``orchestrator.api`` maps each to one gRPC status code in a single table.
@@ -35,6 +37,10 @@ class VersionConflict(OrchestratorError):
 
 
 class QueueFull(OrchestratorError):
+    pass
+
+
+class FailedPrecondition(OrchestratorError):
     pass
 
 

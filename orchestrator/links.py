@@ -7,9 +7,10 @@ usable and every message the engine sends. It never decides placement.
 Readiness: the stream is up (the engine said hello) and the last ``grpc.health.v1`` check said
 SERVING. A check answering NOT_SERVING takes the engine off the ring but keeps the stream (a
 draining engine still reports on it). A check that fails or times out, or a stream that breaks,
-means the engine is lost: the stream is cancelled (so the engine drops what it runs for us) and
-the handler re-places its executions. The link keeps reconnecting with backoff and rejoins once
-healthy again.
+means the engine is lost: the stream is cancelled and the handler re-places its executions
+(the engine keeps them, detached, until an orchestrator attaches or cancels them). The link keeps
+reconnecting with backoff and rejoins once healthy again; the engine's hello on each new stream
+lists the executions it holds, which the handler attaches or cancels (``link_connected``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class LinkState(enum.Enum):
 
 
 class LinkHandler(Protocol):
+    def link_connected(self, link: EngineLink, held: list[pb.HeldExecution]) -> None:
+        """A new stream is up; ``held`` are executions the engine kept from a closed stream."""
+
     def link_ready(self, link: EngineLink) -> None:
         """The engine can take work."""
 
@@ -82,6 +86,8 @@ class EngineLink:
         """Executions placed here whose end has not been reported (kept by the handler)."""
         self.sent_digests: set[str] = set()
         """Definition snapshots the engine got on the current stream."""
+        self.stream_number = 0
+        """Counts streams, so an acknowledgement meant for a closed one is not sent on the next."""
         self._handler = handler
         self._orchestrator_id = orchestrator_id
         self._health_interval = health_interval
@@ -130,10 +136,25 @@ class EngineLink:
         self._outbox.cancel.add(execution_id=execution_id, lease=lease, reason=reason)
         self._outbox_wake.set()
 
+    def attach(self, execution_id: str, lease: int) -> None:
+        self._outbox.attach.add(execution_id=execution_id, lease=lease)
+        self._outbox_wake.set()
+
+    def child_finished(self, message: pb.ChildFinished) -> None:
+        self._outbox.child_finished.append(message)
+        self._outbox_wake.set()
+
+    def ack(self, seq: int, stream: int) -> None:
+        """Acknowledge the engine's messages up to ``seq`` of stream number ``stream``."""
+        if stream == self.stream_number and seq > self._outbox.ack:
+            self._outbox.ack = seq
+            self._outbox_wake.set()
+
     async def _requests(self) -> AsyncIterator[pb.ToEngine]:
         yield pb.ToEngine(hello=pb.OrchestratorHello(orchestrator_id=self._orchestrator_id))
         while True:
-            if not self._outbox.execute and not self._outbox.cancel:
+            box = self._outbox
+            if not (box.execute or box.cancel or box.attach or box.child_finished or box.ack):
                 self._outbox_wake.clear()
                 await self._outbox_wake.wait()
                 continue
@@ -163,6 +184,7 @@ class EngineLink:
         stub = pb_grpc.EngineStub(self._channel)
         self._outbox = pb.ToEngine()  # nothing queued for an older stream applies to this one
         self.sent_digests = set()
+        self.stream_number += 1
         call = stub.Connect(self._requests())
         self._call = call
         try:
@@ -170,6 +192,7 @@ class EngineLink:
             if not isinstance(first, pb.FromEngine) or not first.HasField("hello"):
                 return "engine closed the stream without a hello"
             self._on_hello(first)
+            self._handler.link_connected(self, list(first.hello.held))
             if not self.healthy:
                 await self.check_now()
             while True:

@@ -1,8 +1,9 @@
-"""Monitoring events: numbered, kept in a bounded history, fanned out to subscribers.
+"""Monitoring events: numbered, written to the event log, fanned out to subscribers.
 
 A subscriber has a bounded queue. When it falls that far behind it is cut off with a ``lagged``
 marker naming the last sequence it received, so a slow reader never slows the orchestrator; it
-can resubscribe from there (the durable event log of issue 5 makes that lossless).
+can read what it missed from the store's event log (every event goes to the ``sink``, which the
+orchestrator points at the store) and resubscribe.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -57,6 +57,8 @@ class MonitorEvent:
 
 
 EventFilter = Callable[[MonitorEvent], bool]
+EventSink = Callable[[MonitorEvent, "bytes | None"], None]
+"""Receives every event, with its data as JSON when the publisher already had it encoded."""
 
 
 class Lagged(Exception):
@@ -106,14 +108,30 @@ class Subscription:
 
 
 class Monitor:
-    def __init__(self, *, history: int = 10_000, subscriber_buffer: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        subscriber_buffer: int = 10_000,
+        sink: EventSink | None = None,
+    ) -> None:
         self._sequence = itertools.count(1)
-        self.history: deque[MonitorEvent] = deque(maxlen=history)
         self._subscribers: set[Subscription] = set()
         self._buffer = subscriber_buffer
+        self.sink = sink
         self.dropped_subscribers = 0
 
-    def publish(self, type_: str, *, at: float | None = None, **fields: Any) -> MonitorEvent:
+    def resume_after(self, sequence: int) -> None:
+        """Number the next event ``sequence + 1`` (the last one in the durable log)."""
+        self._sequence = itertools.count(sequence + 1)
+
+    def publish(
+        self,
+        type_: str,
+        *,
+        at: float | None = None,
+        data_json: bytes | None = None,
+        **fields: Any,
+    ) -> MonitorEvent:
         event = MonitorEvent(
             next(self._sequence),
             type_,
@@ -121,7 +139,8 @@ class Monitor:
             severity_of(type_),
             **fields,
         )
-        self.history.append(event)
+        if self.sink is not None:
+            self.sink(event, data_json)
         for sub in self._subscribers:
             if sub.lagged or (sub.accepts is not None and not sub.accepts(event)):
                 continue

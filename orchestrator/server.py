@@ -17,6 +17,7 @@ from orchestrator.discovery.factory import make_discovery
 from orchestrator.proto.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from orchestrator.ring import make_balancer
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,16 @@ class OrchestratorServer:
             health_interval=settings.engine_health_check_interval,
             health_timeout=settings.engine_health_check_timeout,
             max_queued=settings.max_queued_executions,
+            store=open_store(settings.store_url),
+            max_depth=settings.max_subworkflow_depth,
             retention=settings.execution_retention,
+            reattach_timeout=settings.reattach_timeout,
         )
         self._server: Any = None
         self._health: Any = None
 
     async def start(self) -> None:
-        """Raises ``OSError`` when the port is taken."""
+        """Raises ``OSError`` when the port is taken, ``StoreError`` when the store is unusable."""
         if self._server is not None:
             return
         server = grpc_server.new_server()

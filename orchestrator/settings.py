@@ -50,8 +50,16 @@ class OrchestratorSettings(EnvSettings):
     engine_health_check_timeout: Seconds = 2.0
     max_queued_executions: int = Field(default=10_000, ge=0)
     """Executions waiting for room on an engine; beyond this, starts fail RESOURCE_EXHAUSTED."""
-    execution_retention: int = Field(default=10_000, ge=1)
-    """Finished executions kept in memory for get/list (the store of issue 4 replaces this)."""
+    store_url: str = "sqlite:///weir.db"
+    """Where state lives: ``sqlite:///path`` (a file; WAL mode), ``postgresql://user@host/db``
+    (several orchestrators may share it), or ``memory://`` (nothing survives a restart)."""
+    execution_retention: Seconds = 7 * 86400.0
+    """Finished executions older than this are deleted, with their node runs and events."""
+    max_subworkflow_depth: int = Field(default=10, ge=1, le=1000)
+    """Sub-workflows nested deeper than this fail instead of recursing forever."""
+    reattach_timeout: Seconds = 15.0
+    """After a restart: how long an execution waits for its engine to re-attach it before it is
+    re-placed from its checkpoint."""
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -18,7 +18,12 @@ workflow), never by polling executions. The CPU time each process used during th
 window shows which one is the bottleneck. ``--profile`` runs the orchestrator under cProfile,
 ``--profile-engine`` the first engine, and prints where their time went.
 
-Targets (the distribution issue): >= 1,000 executions/s, p50 <= 5 ms, p99 <= 25 ms.
+The whole measurement runs once per store (``--stores``, default memory, sqlite, postgres; the
+PostgreSQL run gets a throwaway database), one after another in the same session, and a last
+table gives each store's throughput as a ratio of the in-memory store's: what persistence costs.
+
+Targets: >= 1,000 executions/s, p50 <= 5 ms, p99 <= 25 ms (the distribution issue); a durable
+store keeps >= 0.7x the in-memory store's throughput (the durable-state issue).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +81,9 @@ outputs:
 INPUTS = {"x": 1}
 TERMINAL = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 1_000.0, 5.0, 25.0
+STORE_TARGET = 0.7
+"""Persistence may cost at most 30% of the in-memory store's throughput (durable-state issue)."""
+STORES = ("memory", "sqlite", "postgres")
 READY = 2  # EngineInfo.STATE_READY
 STOP_TIMEOUT = 15.0
 STEAL_WARNING = 0.2
@@ -173,8 +181,11 @@ class Server:
 class Cluster:
     """An orchestrator and two engines, started together, stopped in ``stop()``."""
 
-    def __init__(self, logs: Path, *, profile_dir: Path | None, profile_engine: bool) -> None:
+    def __init__(
+        self, logs: Path, store_url: str, *, profile_dir: Path | None, profile_engine: bool
+    ) -> None:
         self.logs = logs
+        self.store_url = store_url
         self.servers: list[Server] = []
         self.engines: list[Server] = []
         self.orchestrator: Server | None = None
@@ -223,6 +234,7 @@ class Cluster:
                 "DISCOVERY": "static",
                 "ENGINES": ",".join(f"127.0.0.1:{p}" for p in ports),
                 "ENGINE_HEALTH_CHECK_INTERVAL": "2s",
+                "STORE_URL": self.store_url,
             },
             self.logs,
             self._profile_path("orchestrator") if profile_orchestrator else None,
@@ -718,6 +730,8 @@ class Settings:
     profile_engine: bool
     profile_dir: Path | None
     quick: bool
+    stores: tuple[str, ...]
+    postgres_admin: str
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -744,6 +758,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         profile_engine=args.profile_engine,
         profile_dir=Path(args.profile_dir) if args.profile_dir else None,
         quick=quick,
+        stores=tuple(x.strip() for x in args.stores.split(",") if x.strip()),
+        postgres_admin=args.postgres_admin,
     )
 
 
@@ -770,12 +786,53 @@ class Results:
 
 async def run(s: Settings) -> None:
     began = time.monotonic()
-    r = Results()
-    r.baseline = await inprocess_rate(s.baseline_concurrency, s.baseline_rounds, s.baseline_seconds)
+    baseline = await inprocess_rate(s.baseline_concurrency, s.baseline_rounds, s.baseline_seconds)
     logs = Path(tempfile.mkdtemp(prefix="weir-bench-e2e-"))
+    results: dict[str, Results] = {}
+    for store in s.stores:
+        started = time.monotonic()
+        r = Results(baseline=baseline)
+        results[store] = r
+        async with store_url(store, logs, s.postgres_admin) as url:
+            cluster = await run_cluster(s, r, logs / store, url)
+        r.elapsed = time.monotonic() - started
+        report(s, r, store)
+        for server in cluster.servers:
+            if server.profile is not None:
+                print_profile(f"{server.name} ({store})", server.profile)
+    if len(results) > 1:
+        report_stores(results)
+    print(f"server logs in {logs}; whole e2e run {time.monotonic() - began:.1f} s")
+
+
+@contextlib.asynccontextmanager
+async def store_url(store: str, logs: Path, postgres_admin: str) -> AsyncIterator[str]:
+    """The orchestrator's STORE_URL for ``store``; PostgreSQL gets a throwaway database."""
+    if store == "memory":
+        yield "memory://"
+    elif store == "sqlite":
+        (logs / store).mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{logs / store / 'weir.db'}"
+    else:
+        import asyncpg  # only needed here
+
+        name = f"weir_bench_{os.getpid()}_{int(time.time())}"
+        admin = await asyncpg.connect(postgres_admin, timeout=10)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            try:
+                yield postgres_admin.rsplit("/", 1)[0] + f"/{name}"
+            finally:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def run_cluster(s: Settings, r: Results, logs: Path, url: str) -> Cluster:
     profile_dir = s.profile_dir or logs
-    profile_dir.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(logs, profile_dir=profile_dir, profile_engine=s.profile_engine)
+    for folder in (logs, profile_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(logs, url, profile_dir=profile_dir, profile_engine=s.profile_engine)
     clients: Clients | None = None
     try:
         async with WeirClient(cluster.address, timeout=30.0) as admin:
@@ -796,12 +853,7 @@ async def run(s: Settings) -> None:
             with contextlib.suppress(Exception):
                 await clients.close()
         cluster.stop()
-    r.elapsed = time.monotonic() - began
-    report(s, r)
-    print(f"server logs in {logs}")
-    for server in cluster.servers:
-        if server.profile is not None:
-            print_profile(server.name, server.profile)
+    return cluster
 
 
 async def measure(s: Settings, r: Results, cluster: Cluster, clients: Clients) -> None:
@@ -855,7 +907,7 @@ async def measure(s: Settings, r: Results, cluster: Cluster, clients: Clients) -
     r.errors = sum(x["errors"] for x in [*results, *latency])
 
 
-def report(s: Settings, r: Results) -> None:
+def report(s: Settings, r: Results, store: str) -> None:
     p50, p99 = percentile(r.from_call, 50) * 1e3, percentile(r.from_call, 99) * 1e3
     s50, s99 = percentile(r.from_schedule, 50) * 1e3, percentile(r.from_schedule, 99) * 1e3
     base_best, base_median = r.baseline
@@ -864,7 +916,8 @@ def report(s: Settings, r: Results) -> None:
     cpu_ms = total / r.rate * 1e3 if r.rate else float("nan")
     who = "this process" if s.clients == 1 else f"{s.clients} client processes, a workflow each"
     print(
-        f"\ne2e: orchestrator + 2 engines (CAPACITY={s.capacity}), 3-node Lua chain; client: "
+        f"\ne2e, store {store}: orchestrator + 2 engines (CAPACITY={s.capacity}), "
+        f"3-node Lua chain; client: "
         f"{who},\n{s.concurrency} start coroutines and {s.window} executions in flight "
         f"per client; {s.duration:g} s measured after {s.warmup:g} s warm-up"
         + (" [servers under cProfile: slower]" if s.profile or s.profile_engine else "")
@@ -949,7 +1002,34 @@ def report(s: Settings, r: Results) -> None:
     )
     if r.failed or r.errors:
         print(f"WARNING: {r.failed} executions failed, {r.errors} StartExecution calls failed")
-    print(f"cluster up in {r.boot:.1f} s; whole e2e run {r.elapsed:.1f} s")
+    print(f"cluster up in {r.boot:.1f} s; this store's run {r.elapsed:.1f} s")
+
+
+def report_stores(results: dict[str, Results]) -> None:
+    """Persistence's cost: each store's throughput as a ratio of the in-memory store's."""
+    base = results.get("memory")
+    print(
+        f"\nstores (the same run, one after another): target >= {STORE_TARGET:.2f}x the "
+        "in-memory store's throughput"
+    )
+    print(
+        f"{'store':<10} {'exec/s':>8} {'ratio':>7} {'p50 ms':>7} {'p99 ms':>7} {'orch cpu ms':>12}"
+    )
+    for store, r in results.items():
+        ratio = r.rate / base.rate if base is not None and base.rate else None
+        verdict = (
+            ""
+            if ratio is None or store == "memory"
+            else (" ok" if ratio >= STORE_TARGET else " MISS")
+        )
+        orch = r.cpu.get("orchestrator", 0.0) / r.rate * 1e3 if r.rate else float("nan")
+        print(
+            f"{store:<10} {r.rate:>8.0f} "
+            + (f"{ratio:>6.2f}x" if ratio is not None else f"{'':>7}")
+            + f" {percentile(r.from_call, 50) * 1e3:>7.1f}"
+            + f" {percentile(r.from_call, 99) * 1e3:>7.1f}"
+            + f" {orch:>12.2f}{verdict}"
+        )
 
 
 def print_profile(name: str, path: Path) -> None:
@@ -1004,6 +1084,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--capacity", type=int, default=2000, help="CAPACITY of each engine")
     group.add_argument(
         "--baseline-concurrency", type=int, default=32, help="run_workflow coroutines"
+    )
+    group.add_argument(
+        "--stores",
+        default=",".join(STORES),
+        help="STORE_URL kinds to run, one after another: memory, sqlite, postgres (all three)",
+    )
+    group.add_argument(
+        "--postgres-admin",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="where the throwaway PostgreSQL database is created",
     )
     group.add_argument("--profile", action="store_true", help="run the orchestrator under cProfile")
     group.add_argument("--profile-engine", action="store_true", help="run engine e1 under cProfile")

@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.definition.diff import DefinitionDiff
 from engine.server import codec
 from engine.state.events import ExecutionStatus
 from engine.state.result import iso as iso_time
-from orchestrator.core import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
+from orchestrator.records import ExecutionRecord
 from orchestrator.registry import WorkflowVersion
+from orchestrator.store import ExecutionRow
 
 
-def workflow_to_pb(wf: WorkflowVersion) -> pb.Workflow:
+def workflow_to_pb(
+    wf: WorkflowVersion, used_by: list[tuple[WorkflowVersion, str]] | None = None
+) -> pb.Workflow:
     m = pb.Workflow(
         name=wf.name,
         version=wf.version,
@@ -22,9 +26,27 @@ def workflow_to_pb(wf: WorkflowVersion) -> pb.Workflow:
         source=wf.source,
         digest=wf.digest,
         nodes=[node.id for node in wf.definition.nodes],
+        deprecated=wf.deprecated,
+        uses=[f"{name}@{spec}" for name, spec in wf.uses],
+        used_by=[f"{d.name}@{d.version}" for d, _ in used_by or ()],
     )
     codec.set_time(m.registered_at, wf.registered_at)
     return m
+
+
+def diff_to_pb(name: str, old: str, new: str, d: DefinitionDiff) -> pb.WorkflowDiff:
+    return pb.WorkflowDiff(
+        name=name,
+        from_version=old,
+        to_version=new,
+        added=d.added,
+        removed=d.removed,
+        changed=[pb.NodeChange(node=c.node, fields=c.fields) for c in d.changed],
+        other=d.other,
+        can_continue=d.can_continue,
+        reasons=d.reasons,
+        notes=d.notes,
+    )
 
 
 def _set_iso(field: Any, value: str | None) -> None:
@@ -35,16 +57,29 @@ def _set_iso(field: Any, value: str | None) -> None:
 def execution_to_pb(record: ExecutionRecord, result: dict[str, Any]) -> pb.Execution:
     m = pb.Execution(
         id=record.id,
-        workflow=record.workflow.name,
-        version=record.workflow.version,
+        workflow=record.name,
+        version=record.version,
         status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(result["status"])],
         inputs_json=codec.to_json(result.get("inputs")),
         outputs_json=codec.to_json(result.get("outputs")),
         path=result.get("path") or [],
         engine_id=record.engine_name,
         placements=record.placements,
+        idempotency_key=record.idempotency_key or "",
     )
     codec.set_time(m.created_at, record.created_at)
+    parent = result.get("parent")
+    if parent:
+        m.parent.execution_id = parent["execution"]
+        m.parent.node = parent["node"]
+    for child in result.get("children") or ():
+        m.children.add(
+            id=child["id"],
+            workflow=child["workflow"],
+            version=child["version"],
+            status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(child["status"])],
+            node=child["node"],
+        )
     _set_iso(m.started_at, result.get("started_at"))
     _set_iso(m.finished_at, result.get("finished_at"))
     error = result.get("error")
@@ -67,17 +102,18 @@ def execution_to_pb(record: ExecutionRecord, result: dict[str, Any]) -> pb.Execu
     return m
 
 
-def summary_to_pb(record: ExecutionRecord) -> pb.ExecutionSummary:
+def summary_to_pb(row: ExecutionRow) -> pb.ExecutionSummary:
     m = pb.ExecutionSummary(
-        id=record.id,
-        workflow=record.workflow.name,
-        version=record.workflow.version,
-        status=codec.EXECUTION_STATUS_TO_PB[record.status],
-        engine_id=record.engine_name,
+        id=row.id,
+        workflow=row.workflow,
+        version=row.version,
+        status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(row.status)],
+        engine_id=row.engine,
+        parent_execution_id=row.parent_id or "",
     )
-    codec.set_time(m.created_at, record.created_at)
-    if record.finished_at is not None:
-        codec.set_time(m.finished_at, record.finished_at)
+    codec.set_time(m.created_at, row.created_at)
+    if row.finished_at is not None:
+        codec.set_time(m.finished_at, row.finished_at)
     return m
 
 
@@ -121,7 +157,7 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
             "started_at": iso(run.started_at, run.HasField("started_at")),
             "finished_at": iso(run.finished_at, run.HasField("finished_at")),
         }
-    return {
+    out: dict[str, Any] = {
         "id": m.id,
         "workflow": m.workflow,
         "version": m.version,
@@ -140,3 +176,17 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
         "engine": m.engine_id or None,
         "placements": m.placements,
     }
+    if m.HasField("parent"):
+        out["parent"] = {"execution": m.parent.execution_id, "node": m.parent.node}
+    if m.children:
+        out["children"] = [
+            {
+                "id": c.id,
+                "workflow": c.workflow,
+                "version": c.version,
+                "status": str(codec.EXECUTION_STATUS_FROM_PB[c.status]),
+                "node": c.node,
+            }
+            for c in m.children
+        ]
+    return out

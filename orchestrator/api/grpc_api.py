@@ -13,14 +13,23 @@ from typing import Any, NoReturn
 
 import grpc
 
+from engine.definition.semver import Version, VersionRange
 from engine.errors import DefinitionError, InputError, Issue, WeirError
 from engine.server import codec
 from orchestrator.api import convert
 from orchestrator.core import Orchestrator
-from orchestrator.errors import AlreadyExists, NotFound, QueueFull, VersionConflict
+from orchestrator.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    QueueFull,
+    VersionConflict,
+)
 from orchestrator.monitor import Lagged
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
 from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
+from orchestrator.registry import WorkflowVersion
+from orchestrator.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +40,10 @@ STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (VersionConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (QueueFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Lagged, grpc.StatusCode.ABORTED),
+    (StoreError, grpc.StatusCode.UNAVAILABLE),
     (WeirError, grpc.StatusCode.FAILED_PRECONDITION),
 ]
 
@@ -47,6 +58,19 @@ async def _abort(context: Context, exc: Exception) -> NoReturn:
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
 
 
+def _admits(spec: str, version: Version) -> bool:
+    try:
+        return VersionRange.parse(spec).matches(version)
+    except ValueError:
+        return False
+
+
+def _require_version(name: str, version: str) -> None:
+    issues = [Issue(f, "is required") for f, v in (("name", name), ("version", version)) if not v]
+    if issues:
+        raise InputError(issues)
+
+
 class OrchestratorApi(pb_grpc.OrchestratorServicer):
     def __init__(self, core: Orchestrator) -> None:
         self.core = core
@@ -57,7 +81,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         try:
             if not request.source.strip():
                 raise InputError([Issue("source", "is empty: send the definition's YAML or JSON")])
-            version, created = self.core.register_workflow(request.source)
+            version, created = await self.core.register_workflow(request.source)
         except Exception as exc:
             await _abort(context, exc)
         return pb.RegisterWorkflowResponse(
@@ -81,7 +105,68 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
 
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: Context) -> pb.Workflow:
         try:
-            return convert.workflow_to_pb(self.core.registry.get(request.name, request.version))
+            return self._workflow(self.core.registry.get(request.name, request.version))
+        except Exception as exc:
+            await _abort(context, exc)
+
+    def _workflow(self, wf: WorkflowVersion) -> pb.Workflow:
+        used_by = [
+            (d, spec)
+            for d, spec in self.core.registry.dependents(wf.name)
+            if _admits(spec, wf.semver)
+        ]
+        return convert.workflow_to_pb(wf, used_by)
+
+    async def ListWorkflowVersions(
+        self, request: pb.ListWorkflowVersionsRequest, context: Context
+    ) -> pb.ListWorkflowVersionsResponse:
+        try:
+            versions = self.core.registry.versions(request.name)
+            if not versions:
+                raise NotFound(f"workflow {request.name!r} is not registered")
+            return pb.ListWorkflowVersionsResponse(versions=[self._workflow(v) for v in versions])
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def DeprecateWorkflowVersion(
+        self, request: pb.DeprecateWorkflowVersionRequest, context: Context
+    ) -> pb.Workflow:
+        try:
+            _require_version(request.name, request.version)
+            wf = await self.core.deprecate_workflow(
+                request.name, request.version, request.deprecated
+            )
+            return self._workflow(wf)
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def DeleteWorkflowVersion(
+        self, request: pb.DeleteWorkflowVersionRequest, context: Context
+    ) -> pb.DeleteWorkflowVersionResponse:
+        try:
+            _require_version(request.name, request.version)
+            await self.core.delete_workflow(request.name, request.version)
+            return pb.DeleteWorkflowVersionResponse()
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def DiffWorkflowVersions(
+        self, request: pb.DiffWorkflowVersionsRequest, context: Context
+    ) -> pb.WorkflowDiff:
+        try:
+            issues = [
+                Issue(name, "is required")
+                for name, value in (
+                    ("name", request.name),
+                    ("from_version", request.from_version),
+                    ("to_version", request.to_version),
+                )
+                if not value
+            ]
+            if issues:
+                raise InputError(issues)
+            d = self.core.diff_workflow(request.name, request.from_version, request.to_version)
+            return convert.diff_to_pb(request.name, request.from_version, request.to_version, d)
         except Exception as exc:
             await _abort(context, exc)
 
@@ -94,8 +179,12 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 inputs = {}
             if not isinstance(inputs, dict):
                 raise InputError([Issue("inputs_json", "expected a JSON object")])
-            record = self.core.start_execution(
-                request.workflow, request.version, inputs, routing_key=request.routing_key
+            record = await self.core.start_execution(
+                request.workflow,
+                request.version,
+                inputs,
+                routing_key=request.routing_key,
+                idempotency_key=request.idempotency_key,
             )
             return convert.execution_to_pb(record, self.core.result_of(record))
         except Exception as exc:
@@ -103,7 +192,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
 
     async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.Execution:
         try:
-            record = self.core.get(request.id)
+            record = await self.core.get(request.id)
             return convert.execution_to_pb(record, self.core.result_of(record))
         except Exception as exc:
             await _abort(context, exc)
@@ -111,17 +200,23 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
     async def ListExecutions(
         self, request: pb.ListExecutionsRequest, context: Context
     ) -> pb.ListExecutionsResponse:
-        status = codec.EXECUTION_STATUS_FROM_PB.get(request.status) if request.status else None
-        records = self.core.list_executions(
-            workflow=request.workflow, status=status, limit=request.limit or 100
-        )
-        return pb.ListExecutionsResponse(executions=[convert.summary_to_pb(r) for r in records])
+        try:
+            status = codec.EXECUTION_STATUS_FROM_PB.get(request.status) if request.status else None
+            rows = await self.core.list_executions(
+                workflow=request.workflow,
+                status=status,
+                parent_id=request.parent_execution_id,
+                limit=min(request.limit or 100, 10_000),
+            )
+            return pb.ListExecutionsResponse(executions=[convert.summary_to_pb(r) for r in rows])
+        except Exception as exc:
+            await _abort(context, exc)
 
     async def CancelExecution(
         self, request: pb.CancelExecutionRequest, context: Context
     ) -> pb.Execution:
         try:
-            record = self.core.cancel(request.id, request.reason)
+            record = await self.core.cancel(request.id, request.reason)
             return convert.execution_to_pb(record, self.core.result_of(record))
         except Exception as exc:
             await _abort(context, exc)

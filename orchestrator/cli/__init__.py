@@ -20,6 +20,7 @@ from orchestrator.cli.remote import apply, cancel, engines, get, list_, start
 from orchestrator.cli.run import run
 from orchestrator.cli.serve import engine, orchestrator
 from orchestrator.cli.validate import schema, validate
+from orchestrator.cli.versions import delete, deprecate, diff
 from orchestrator.errors import RpcError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
@@ -62,7 +63,19 @@ def main() -> None:
 main.add_command(validate)
 main.add_command(schema)
 main.add_command(run)
-for _command in (apply, start, get, list_, cancel, engines, engine, orchestrator):
+for _command in (
+    apply,
+    start,
+    get,
+    list_,
+    cancel,
+    engines,
+    deprecate,
+    delete,
+    diff,
+    engine,
+    orchestrator,
+):
     main.add_command(_command)
 
 

@@ -95,6 +95,11 @@ def apply(files: tuple[str, ...], server: str | None) -> None:
 @click.option("--input", "-i", "pairs", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
 @click.option("--inputs-json", metavar="JSON", help="All inputs as one JSON object.")
 @click.option("--routing-key", default="", help="Place by this key instead of the execution id.")
+@click.option(
+    "--idempotency-key",
+    default="",
+    help="Starting again with the same key returns the first execution instead of a new one.",
+)
 @click.option("--wait", "-w", is_flag=True, help="Show progress and wait for the result.")
 @output_option
 @server_option
@@ -104,6 +109,7 @@ def start(
     pairs: tuple[str, ...],
     inputs_json: str | None,
     routing_key: str,
+    idempotency_key: str,
     wait: bool,
     output_format: str,
     server: str | None,
@@ -114,7 +120,13 @@ def start(
         wf = await client.workflow(workflow, version)
         declared = _declared_inputs(wf)
         inputs = _inputs(declared, pairs, inputs_json)
-        started = await client.start(workflow, inputs, version=wf.version, routing_key=routing_key)
+        started = await client.start(
+            workflow,
+            inputs,
+            version=version,
+            routing_key=routing_key,
+            idempotency_key=idempotency_key,
+        )
         if not wait:
             return execution_from_pb(started)
         err = Console(stderr=True, soft_wrap=True)
@@ -182,7 +194,16 @@ def get_execution(execution_id: str, output_format: str, server: str | None) -> 
     if output_format == "json":
         _print_result(result, "json")
         return
-    _summary(result, Console())
+    console = Console()
+    _summary(result, console)
+    parent = result.get("parent")
+    if parent:
+        console.print(f"parent: {parent['execution']} (node {parent['node']})")
+    for child in result.get("children") or ():
+        console.print(
+            f"child: {child['id']} {child['workflow']} {child['version']} "
+            f"{child['status']} (node {child['node']})"
+        )
     table = Table("node", "status", "outcome", "attempts", "visits", "error")
     for node_id, node in result["nodes"].items():
         table.add_row(
@@ -193,7 +214,7 @@ def get_execution(execution_id: str, output_format: str, server: str | None) -> 
             str(node["visits"]),
             (node["error"] or "")[:60],
         )
-    Console().print(table)
+    console.print(table)
 
 
 @get.command("workflow")
@@ -239,15 +260,23 @@ def list_workflows(output_format: str, server: str | None) -> None:
 @click.option(
     "--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"])
 )
+@click.option("--parent", default="", metavar="ID", help="Only the children of this execution.")
 @click.option("--limit", default=50, show_default=True)
 @output_option
 @server_option
 def list_executions(
-    workflow: str, status: str | None, limit: int, output_format: str, server: str | None
+    workflow: str,
+    status: str | None,
+    parent: str,
+    limit: int,
+    output_format: str,
+    server: str | None,
 ) -> None:
     """Executions, newest first."""
     code = codec.EXECUTION_STATUS_TO_PB[status] if status else 0
-    rows = _client_call(server, lambda c: c.executions(workflow=workflow, status=code, limit=limit))
+    rows = _client_call(
+        server, lambda c: c.executions(workflow=workflow, status=code, limit=limit, parent=parent)
+    )
     items = [
         {
             "id": r.id,
@@ -255,17 +284,17 @@ def list_executions(
             "version": r.version,
             "status": str(codec.EXECUTION_STATUS_FROM_PB[r.status]),
             "engine": r.engine_id or None,
+            "parent": r.parent_execution_id or None,
         }
         for r in rows
     ]
     if output_format == "json":
         click.echo(json.dumps(items, indent=2))
         return
-    table = Table("id", "workflow", "version", "status", "engine")
+    columns = ("id", "workflow", "version", "status", "engine", "parent")
+    table = Table(*columns)
     for item in items:
-        table.add_row(
-            *(str(item[k] or "") for k in ("id", "workflow", "version", "status", "engine"))
-        )
+        table.add_row(*(str(item[k] or "") for k in columns))
     Console().print(table)
 
 

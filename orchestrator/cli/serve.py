@@ -8,6 +8,7 @@ a second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from engine.server.process import EngineServer
 from engine.settings import EngineSettings
 from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.store import StoreError
 
 
 def _logging(level: str) -> None:
@@ -81,6 +83,7 @@ async def _engine(settings: EngineSettings) -> None:
         capacity=settings.capacity,
         metrics_port=settings.metrics_port or None,
         shutdown_grace_period=settings.shutdown_grace_period,
+        detached_timeout=settings.detached_timeout,
         lua_workers=settings.lua_workers,
     )
     try:
@@ -96,20 +99,26 @@ async def _engine(settings: EngineSettings) -> None:
 @click.option("--bind", "bind_address", help="Overrides BIND_ADDRESS (default 0.0.0.0).")
 @click.option("--port", "grpc_port", type=int, help="Overrides GRPC_PORT (default 50051).")
 @click.option("--engines", help="Overrides ENGINES (static discovery: host:port,...).")
-def orchestrator(bind_address: str | None, grpc_port: int | None, engines: str | None) -> None:
-    """Run the orchestrator: the public API, discovery, placement and failover."""
+@click.option("--store", "store_url", help="Overrides STORE_URL (default sqlite:///weir.db).")
+def orchestrator(
+    bind_address: str | None, grpc_port: int | None, engines: str | None, store_url: str | None
+) -> None:
+    """Run the orchestrator: the public API, discovery, placement, failover and the store."""
     settings = OrchestratorSettings.from_env(
-        bind_address=bind_address, grpc_port=grpc_port, engines=engines
+        bind_address=bind_address, grpc_port=grpc_port, engines=engines, store_url=store_url
     )
     _logging(settings.log_level)
     asyncio.run(_orchestrator(settings))
 
 
 async def _orchestrator(settings: OrchestratorSettings) -> None:
-    server = OrchestratorServer(settings)
+    try:
+        server = OrchestratorServer(settings)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         await server.start()
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         await server.core.stop()
         raise click.ClickException(str(exc)) from None
     stopped = asyncio.Event()
@@ -122,4 +131,12 @@ async def _orchestrator(settings: OrchestratorSettings) -> None:
 
     _on_signals(asyncio.get_running_loop(), stop)
     click.echo(f"orchestrator listening on port {server.port}", err=True)
-    await stopped.wait()
+    failed = asyncio.create_task(server.core.failed.wait())
+    ended = asyncio.create_task(stopped.wait())
+    await asyncio.wait([failed, ended], return_when=asyncio.FIRST_COMPLETED)
+    if failed.done() and not stopped.is_set():
+        ended.cancel()
+        with contextlib.suppress(Exception):
+            await server.stop(grace=1.0)
+        raise click.ClickException(str(server.core.failure))
+    failed.cancel()

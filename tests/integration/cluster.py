@@ -87,11 +87,14 @@ class Proc:
 class Cluster:
     """An orchestrator and engines, all real processes with static discovery."""
 
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, logs: Path, store_url: str = "") -> None:
         self.logs = logs
+        self.store_url = store_url or f"sqlite:///{logs / 'weir.db'}"
+        self.starts = 0
         self.engines: dict[str, Proc] = {}
         self.engine_ports: dict[str, int] = {}
         self.orchestrator: Proc | None = None
+        self.orchestrators: list[Proc] = []
         self.port = 0
 
     def start_engine(self, name: str, *, port: int | None = None, **env: Any) -> Proc:
@@ -125,10 +128,12 @@ class Cluster:
         return self.engine_ports[name]
 
     def start_orchestrator(self, **env: Any) -> Proc:
+        """Start (or restart: same port, same store) the orchestrator; ``env`` overrides."""
         self.port = self.port or free_port()
         engines = ",".join(f"127.0.0.1:{p}" for p in self.engine_ports.values())
+        self.starts += 1
         proc = Proc(
-            "orchestrator",
+            "orchestrator" if self.starts == 1 else f"orchestrator-{self.starts}",
             ["orchestrator"],
             {
                 "GRPC_PORT": str(self.port),
@@ -137,11 +142,13 @@ class Cluster:
                 "ENGINES": engines,
                 "ENGINE_HEALTH_CHECK_INTERVAL": "300ms",
                 "ENGINE_HEALTH_CHECK_TIMEOUT": "1s",
+                "STORE_URL": self.store_url,
                 **{k.upper(): str(v) for k, v in env.items()},
             },
             self.logs,
         )
         self.orchestrator = proc
+        self.orchestrators.append(proc)
         wait_for(
             lambda: "listening on port" in proc.output() or proc.popen.poll() is not None,
             20,
@@ -165,9 +172,9 @@ class Cluster:
         await async_wait_for(ready, within, f"{count} ready engines")
 
     def stop(self) -> None:
-        for proc in [*self.engines.values(), *([self.orchestrator] if self.orchestrator else [])]:
+        for proc in [*self.engines.values(), *self.orchestrators]:
             proc.stop()
 
     def dump(self) -> str:
-        procs = [*self.engines.values(), *([self.orchestrator] if self.orchestrator else [])]
+        procs = [*self.engines.values(), *self.orchestrators]
         return "\n".join(f"--- {p.name}\n{p.output()[-4000:]}" for p in procs)

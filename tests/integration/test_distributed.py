@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-import threading
-import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 
 from engine.definition import load_file
-from engine.local import run_workflow
+from engine.local import LocalWorkflows, run_workflow
 from engine.proto.v1 import engine_pb2, engine_pb2_grpc
 from engine.testing import scripted_server
 from orchestrator.api.convert import execution_from_pb
 from orchestrator.client import WeirClient
 from orchestrator.errors import RpcError
 from tests.integration.cluster import ROOT, Cluster, async_wait_for, wait_for
+from tests.integration.workloads import hits_server, long_workflow
 
 pytestmark = pytest.mark.integration
 EXAMPLES = ROOT / "examples"
@@ -58,6 +53,8 @@ CASES = [
     ("order.yaml", {}),
     ("order.yaml", {"in_stock": False}),
     ("approval-flow.yaml", {"actions_url": None}),
+    ("order-batch.yaml", {}),  # two order-processing children, each placed on its own
+    ("order-batch.yaml", {"second_in_stock": False}),
 ]
 
 
@@ -82,13 +79,14 @@ async def test_every_example_gives_the_same_result_as_weir_run(
         response = await client.register(path.read_text())
         assert response.created
     used = set()
+    workflows = LocalWorkflows.from_directory(EXAMPLES)
     for name, inputs in CASES:
         used.add(name)
         definition = load_file(EXAMPLES / name)
         with scripted_server(APPROVAL) as local_actions, scripted_server(APPROVAL) as actions:
             if "actions_url" in inputs:
                 inputs = {"actions_url": local_actions.url}
-            local = await run_workflow(definition, inputs)
+            local = await run_workflow(definition, inputs, workflows=workflows)
             if "actions_url" in inputs:
                 inputs = {"actions_url": actions.url}
             started = await client.start(definition.name, inputs)
@@ -100,78 +98,6 @@ async def test_every_example_gives_the_same_result_as_weir_run(
 
 
 # --- failover --------------------------------------------------------------------------------
-
-
-class Hits:
-    """A local HTTP endpoint the workflow calls: counts each (execution, node) side effect."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
-        self.last = 0.0
-        self.lock = threading.Lock()
-        hits = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with hits.lock:
-                    hits.counts[(body["execution"], body["node"])] += 1
-                    hits.last = time.monotonic()
-                payload = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hit"
-
-    def quiet_for(self, seconds: float) -> bool:
-        with self.lock:
-            return bool(self.counts) and time.monotonic() - self.last > seconds
-
-
-@contextmanager
-def hits_server() -> Iterator[Hits]:
-    hits = Hits()
-    thread = threading.Thread(target=hits.server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield hits
-    finally:
-        hits.server.shutdown()
-        hits.server.server_close()
-
-
-def long_workflow(steps: int, pause: str) -> str:
-    nodes = []
-    previous = None
-    for i in range(1, steps + 1):
-        hit = {
-            "id": f"hit{i}",
-            "http": {
-                "method": "POST",
-                "url": "${inputs.url}",
-                "json": {"execution": "${execution.id}", "node": f"hit{i}"},
-            },
-        }
-        wait = {"id": f"wait{i}", "sleep": pause, "depends_on": [f"hit{i}"]}
-        if previous:
-            hit["depends_on"] = [previous]
-        nodes += [hit, wait]
-        previous = f"wait{i}"
-    return json.dumps(
-        {
-            "name": "long",
-            "version": "1.0.0",
-            "inputs": {"url": {"type": "string"}},
-            "nodes": nodes,
-        }
-    )
 
 
 async def test_sigkill_an_engine_everything_completes_and_no_finished_node_runs_twice(

@@ -190,6 +190,9 @@ class Workflow(_message.Message):
     DIGEST_FIELD_NUMBER: _builtins.int
     REGISTERED_AT_FIELD_NUMBER: _builtins.int
     NODES_FIELD_NUMBER: _builtins.int
+    DEPRECATED_FIELD_NUMBER: _builtins.int
+    USES_FIELD_NUMBER: _builtins.int
+    USED_BY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     version: _builtins.str
     description: _builtins.str
@@ -197,10 +200,19 @@ class Workflow(_message.Message):
     """The definition as submitted."""
     digest: _builtins.str
     """sha256 of the canonical JSON form the engines receive."""
+    deprecated: _builtins.bool
     @_builtins.property
     def registered_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def nodes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def uses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sub-workflows it references: "name@range"."""
+
+    @_builtins.property
+    def used_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Other workflows whose latest version references this one: "name@version"."""
+
     def __init__(
         self,
         *,
@@ -211,14 +223,227 @@ class Workflow(_message.Message):
         digest: _builtins.str = ...,
         registered_at: _timestamp_pb2.Timestamp | None = ...,
         nodes: _abc.Iterable[_builtins.str] | None = ...,
+        deprecated: _builtins.bool = ...,
+        uses: _abc.Iterable[_builtins.str] | None = ...,
+        used_by: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "digest", b"digest", "name", b"name", "nodes", b"nodes", "registered_at", b"registered_at", "source", b"source", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deprecated", b"deprecated", "description", b"description", "digest", b"digest", "name", b"name", "nodes", b"nodes", "registered_at", b"registered_at", "source", b"source", "used_by", b"used_by", "uses", b"uses", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Workflow: _TypeAlias = Workflow  # noqa: Y015
+
+@_typing.final
+class ListWorkflowVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowVersionsRequest: _TypeAlias = ListWorkflowVersionsRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkflowVersionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Workflow]: ...
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___Workflow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowVersionsResponse: _TypeAlias = ListWorkflowVersionsResponse  # noqa: Y015
+
+@_typing.final
+class DeprecateWorkflowVersionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DEPRECATED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    version: _builtins.str
+    deprecated: _builtins.bool
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+        deprecated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deprecated", b"deprecated", "name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeprecateWorkflowVersionRequest: _TypeAlias = DeprecateWorkflowVersionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowVersionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    version: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowVersionRequest: _TypeAlias = DeleteWorkflowVersionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteWorkflowVersionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteWorkflowVersionResponse: _TypeAlias = DeleteWorkflowVersionResponse  # noqa: Y015
+
+@_typing.final
+class DiffWorkflowVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FROM_VERSION_FIELD_NUMBER: _builtins.int
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    from_version: _builtins.str
+    to_version: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        from_version: _builtins.str = ...,
+        to_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_version", b"from_version", "name", b"name", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiffWorkflowVersionsRequest: _TypeAlias = DiffWorkflowVersionsRequest  # noqa: Y015
+
+@_typing.final
+class NodeChange(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What changed, e.g. "executor", "depends_on", "next", "retry"."""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        fields: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeChange: _TypeAlias = NodeChange  # noqa: Y015
+
+@_typing.final
+class WorkflowDiff(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FROM_VERSION_FIELD_NUMBER: _builtins.int
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    ADDED_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    OTHER_FIELD_NUMBER: _builtins.int
+    CAN_CONTINUE_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    from_version: _builtins.str
+    to_version: _builtins.str
+    can_continue: _builtins.bool
+    """Whether a running execution of from_version could continue on to_version."""
+    @_builtins.property
+    def added(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def removed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def changed(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeChange]: ...
+    @_builtins.property
+    def other(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Other differences: inputs, outputs, timeout, ..."""
+
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why it could not (empty when it could)."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What to know even when it could."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        from_version: _builtins.str = ...,
+        to_version: _builtins.str = ...,
+        added: _abc.Iterable[_builtins.str] | None = ...,
+        removed: _abc.Iterable[_builtins.str] | None = ...,
+        changed: _abc.Iterable[Global___NodeChange] | None = ...,
+        other: _abc.Iterable[_builtins.str] | None = ...,
+        can_continue: _builtins.bool = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "can_continue", b"can_continue", "changed", b"changed", "from_version", b"from_version", "name", b"name", "notes", b"notes", "other", b"other", "reasons", b"reasons", "removed", b"removed", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowDiff: _TypeAlias = WorkflowDiff  # noqa: Y015
 
 @_typing.final
 class StartExecutionRequest(_message.Message):
@@ -228,12 +453,17 @@ class StartExecutionRequest(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     INPUTS_JSON_FIELD_NUMBER: _builtins.int
     ROUTING_KEY_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
     version: _builtins.str
     """Exact version; empty means the latest."""
     inputs_json: _builtins.bytes
     routing_key: _builtins.str
     """Placement key for the hash ring; empty means the execution id."""
+    idempotency_key: _builtins.str
+    """Starting again with the same key returns the execution the first start created, instead of
+    a new one; the same key with another workflow or other inputs is ALREADY_EXISTS.
+    """
     def __init__(
         self,
         *,
@@ -241,10 +471,11 @@ class StartExecutionRequest(_message.Message):
         version: _builtins.str = ...,
         inputs_json: _builtins.bytes = ...,
         routing_key: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs_json", b"inputs_json", "routing_key", b"routing_key", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "routing_key", b"routing_key", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -298,20 +529,24 @@ class ListExecutionsRequest(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
     status: _engine_pb2.ExecutionStatus.ValueType
     limit: _builtins.int
     """At most this many, newest first; 0 means 100."""
+    parent_execution_id: _builtins.str
+    """Only the children of this execution (its sub-workflows)."""
     def __init__(
         self,
         *,
         workflow: _builtins.str = ...,
         status: _engine_pb2.ExecutionStatus.ValueType = ...,
         limit: _builtins.int = ...,
+        parent_execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "status", b"status", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "parent_execution_id", b"parent_execution_id", "status", b"status", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -348,11 +583,13 @@ class ExecutionSummary(_message.Message):
     ENGINE_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workflow: _builtins.str
     version: _builtins.str
     status: _engine_pb2.ExecutionStatus.ValueType
     engine_id: _builtins.str
+    parent_execution_id: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -367,10 +604,11 @@ class ExecutionSummary(_message.Message):
         engine_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        parent_execution_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "engine_id", b"engine_id", "finished_at", b"finished_at", "id", b"id", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "engine_id", b"engine_id", "finished_at", b"finished_at", "id", b"id", "parent_execution_id", b"parent_execution_id", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -489,6 +727,9 @@ class Execution(_message.Message):
     ENGINE_ID_FIELD_NUMBER: _builtins.int
     PLACEMENTS_FIELD_NUMBER: _builtins.int
     NODE_ORDER_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
+    CHILDREN_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workflow: _builtins.str
     version: _builtins.str
@@ -499,6 +740,7 @@ class Execution(_message.Message):
     """The engine running it (or that ran it last); empty while queued."""
     placements: _builtins.int
     """How many times it was placed: more than 1 after a failover."""
+    idempotency_key: _builtins.str
     @_builtins.property
     def error(self) -> Global___ExecutionError: ...
     @_builtins.property
@@ -516,6 +758,14 @@ class Execution(_message.Message):
     @_builtins.property
     def node_order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Node ids in definition order, to show `nodes` in that order."""
+
+    @_builtins.property
+    def parent(self) -> Global___ParentLink:
+        """Set on a sub-workflow's execution: its parent execution and the node that started it."""
+
+    @_builtins.property
+    def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildLink]:
+        """The sub-workflow executions it started, oldest first."""
 
     def __init__(
         self,
@@ -535,16 +785,77 @@ class Execution(_message.Message):
         engine_id: _builtins.str = ...,
         placements: _builtins.int = ...,
         node_order: _abc.Iterable[_builtins.str] | None = ...,
+        parent: Global___ParentLink | None = ...,
+        children: _abc.Iterable[Global___ChildLink] | None = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "parent", b"parent", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "created_at", b"created_at", "engine_id", b"engine_id", "error", b"error", "finished_at", b"finished_at", "id", b"id", "inputs_json", b"inputs_json", "node_order", b"node_order", "nodes", b"nodes", "outputs_json", b"outputs_json", "path", b"path", "placements", b"placements", "started_at", b"started_at", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "children", b"children", "created_at", b"created_at", "engine_id", b"engine_id", "error", b"error", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "node_order", b"node_order", "nodes", b"nodes", "outputs_json", b"outputs_json", "parent", b"parent", "path", b"path", "placements", b"placements", "started_at", b"started_at", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    _WhichOneofReturnType__parent: _TypeAlias = _typing.Literal["parent"]  # noqa: Y015
+    _WhichOneofArgType__parent: _TypeAlias = _typing.Literal["_parent", b"_parent"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parent) -> _WhichOneofReturnType__parent | None: ...
 
 Global___Execution: _TypeAlias = Execution  # noqa: Y015
+
+@_typing.final
+class ParentLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    node: _builtins.str
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "node", b"node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParentLink: _TypeAlias = ParentLink  # noqa: Y015
+
+@_typing.final
+class ChildLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    workflow: _builtins.str
+    version: _builtins.str
+    status: _engine_pb2.ExecutionStatus.ValueType
+    node: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        workflow: _builtins.str = ...,
+        version: _builtins.str = ...,
+        status: _engine_pb2.ExecutionStatus.ValueType = ...,
+        node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "node", b"node", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChildLink: _TypeAlias = ChildLink  # noqa: Y015
 
 @_typing.final
 class WatchEventsRequest(_message.Message):

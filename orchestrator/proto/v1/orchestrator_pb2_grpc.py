@@ -49,6 +49,26 @@ class OrchestratorStub:
                 request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
                 _registered_method=True)
+        self.ListWorkflowVersions = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/ListWorkflowVersions',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.FromString,
+                _registered_method=True)
+        self.DeprecateWorkflowVersion = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/DeprecateWorkflowVersion',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+                _registered_method=True)
+        self.DeleteWorkflowVersion = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/DeleteWorkflowVersion',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.FromString,
+                _registered_method=True)
+        self.DiffWorkflowVersions = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/DiffWorkflowVersions',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.FromString,
+                _registered_method=True)
         self.StartExecution = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/StartExecution',
                 request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
@@ -100,6 +120,36 @@ class OrchestratorServicer:
 
     def GetWorkflow(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflowVersions(self, request, context):
+        """Every version of one workflow, ascending, with whether each is deprecated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeprecateWorkflowVersion(self, request, context):
+        """A deprecated version takes no new starts (nor sub-workflow resolutions); running executions
+        go on. `deprecated: false` undoes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkflowVersion(self, request, context):
+        """FAILED_PRECONDITION while a running execution or another workflow's latest version uses it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiffWorkflowVersions(self, request, context):
+        """Nodes added, removed and changed between two versions, and whether a running execution of
+        the first could continue on the second.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -161,6 +211,26 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.GetWorkflow,
                     request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.FromString,
                     response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.SerializeToString,
+            ),
+            'ListWorkflowVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflowVersions,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.SerializeToString,
+            ),
+            'DeprecateWorkflowVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeprecateWorkflowVersion,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.SerializeToString,
+            ),
+            'DeleteWorkflowVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflowVersion,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.SerializeToString,
+            ),
+            'DiffWorkflowVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffWorkflowVersions,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.SerializeToString,
             ),
             'StartExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.StartExecution,
@@ -274,6 +344,114 @@ class Orchestrator:
             '/weir.orchestrator.v1.Orchestrator/GetWorkflow',
             orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.SerializeToString,
             orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflowVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/ListWorkflowVersions',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeprecateWorkflowVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/DeprecateWorkflowVersion',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflowVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/DeleteWorkflowVersion',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiffWorkflowVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/DiffWorkflowVersions',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,18 @@ class OrchestratorStub:
     """
     ListWorkflows: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListWorkflowsRequest, _orchestrator_pb2.ListWorkflowsResponse]
     GetWorkflow: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetWorkflowRequest, _orchestrator_pb2.Workflow]
+    ListWorkflowVersions: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListWorkflowVersionsRequest, _orchestrator_pb2.ListWorkflowVersionsResponse]
+    """Every version of one workflow, ascending, with whether each is deprecated."""
+    DeprecateWorkflowVersion: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DeprecateWorkflowVersionRequest, _orchestrator_pb2.Workflow]
+    """A deprecated version takes no new starts (nor sub-workflow resolutions); running executions
+    go on. `deprecated: false` undoes it.
+    """
+    DeleteWorkflowVersion: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteWorkflowVersionRequest, _orchestrator_pb2.DeleteWorkflowVersionResponse]
+    """FAILED_PRECONDITION while a running execution or another workflow's latest version uses it."""
+    DiffWorkflowVersions: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DiffWorkflowVersionsRequest, _orchestrator_pb2.WorkflowDiff]
+    """Nodes added, removed and changed between two versions, and whether a running execution of
+    the first could continue on the second.
+    """
     StartExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.StartExecutionRequest, _orchestrator_pb2.Execution]
     """Validate the inputs and start an execution. It is placed on an engine at once, or queued
     (status PENDING) while no engine has room; it is never dropped.
@@ -63,6 +75,18 @@ class OrchestratorAsyncStub(OrchestratorStub):
     """
     ListWorkflows: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListWorkflowsRequest, _orchestrator_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
     GetWorkflow: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetWorkflowRequest, _orchestrator_pb2.Workflow]  # type: ignore[assignment]
+    ListWorkflowVersions: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListWorkflowVersionsRequest, _orchestrator_pb2.ListWorkflowVersionsResponse]  # type: ignore[assignment]
+    """Every version of one workflow, ascending, with whether each is deprecated."""
+    DeprecateWorkflowVersion: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DeprecateWorkflowVersionRequest, _orchestrator_pb2.Workflow]  # type: ignore[assignment]
+    """A deprecated version takes no new starts (nor sub-workflow resolutions); running executions
+    go on. `deprecated: false` undoes it.
+    """
+    DeleteWorkflowVersion: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteWorkflowVersionRequest, _orchestrator_pb2.DeleteWorkflowVersionResponse]  # type: ignore[assignment]
+    """FAILED_PRECONDITION while a running execution or another workflow's latest version uses it."""
+    DiffWorkflowVersions: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DiffWorkflowVersionsRequest, _orchestrator_pb2.WorkflowDiff]  # type: ignore[assignment]
+    """Nodes added, removed and changed between two versions, and whether a running execution of
+    the first could continue on the second.
+    """
     StartExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.StartExecutionRequest, _orchestrator_pb2.Execution]  # type: ignore[assignment]
     """Validate the inputs and start an execution. It is placed on an engine at once, or queued
     (status PENDING) while no engine has room; it is never dropped.
@@ -100,6 +124,42 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.GetWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.Workflow, _abc.Awaitable[_orchestrator_pb2.Workflow]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWorkflowVersions(
+        self,
+        request: _orchestrator_pb2.ListWorkflowVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ListWorkflowVersionsResponse, _abc.Awaitable[_orchestrator_pb2.ListWorkflowVersionsResponse]]:
+        """Every version of one workflow, ascending, with whether each is deprecated."""
+
+    @_abc_1.abstractmethod
+    def DeprecateWorkflowVersion(
+        self,
+        request: _orchestrator_pb2.DeprecateWorkflowVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.Workflow, _abc.Awaitable[_orchestrator_pb2.Workflow]]:
+        """A deprecated version takes no new starts (nor sub-workflow resolutions); running executions
+        go on. `deprecated: false` undoes it.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteWorkflowVersion(
+        self,
+        request: _orchestrator_pb2.DeleteWorkflowVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.DeleteWorkflowVersionResponse, _abc.Awaitable[_orchestrator_pb2.DeleteWorkflowVersionResponse]]:
+        """FAILED_PRECONDITION while a running execution or another workflow's latest version uses it."""
+
+    @_abc_1.abstractmethod
+    def DiffWorkflowVersions(
+        self,
+        request: _orchestrator_pb2.DiffWorkflowVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.WorkflowDiff, _abc.Awaitable[_orchestrator_pb2.WorkflowDiff]]:
+        """Nodes added, removed and changed between two versions, and whether a running execution of
+        the first could continue on the second.
+        """
 
     @_abc_1.abstractmethod
     def StartExecution(

@@ -85,14 +85,14 @@ async def test_the_ring_follows_endpoint_slices(
         health_interval=0.2,
     )
     async with core:
-        core.register_workflow(FLOW)
+        await core.register_workflow(FLOW)
         await eventually(lambda: ready(core) == {"pod-a", "pod-b"})
 
         publish(api, c)  # appears
         await eventually(lambda: ready(core) == {"pod-a", "pod-b", "pod-c"})
         publish(api, b, ready=False)  # becomes unready: leaves discovery and the ring
         await eventually(lambda: ready(core) == {"pod-a", "pod-c"})
-        records = [core.start_execution("f") for _ in range(20)]
+        records = [await core.start_execution("f") for _ in range(20)]
         for record in records:
             await asyncio.wait_for(core.wait(record.id), 10)
         assert {r.engine_name for r in records} == {"pod-a", "pod-c"}
@@ -101,7 +101,7 @@ async def test_the_ring_follows_endpoint_slices(
         await eventually(lambda: ready(core) == {"pod-c"})
         publish(api, b)  # ready again: rejoins
         await eventually(lambda: ready(core) == {"pod-b", "pod-c"})
-        records = [core.start_execution("f") for _ in range(20)]
+        records = [await core.start_execution("f") for _ in range(20)]
         for record in records:
             await asyncio.wait_for(core.wait(record.id), 10)
         assert {r.engine_name for r in records} == {"pod-b", "pod-c"}
