@@ -1,7 +1,7 @@
 """``SqlStore``: SQLite (aiosqlite) or PostgreSQL (asyncpg) through SQLAlchemy 2 Core, async.
 
-Group commit: ``put_execution``, ``add_node_run`` and ``add_events`` turn the row into a dict
-and append it to the batch that is gathering; they never wait. One writer task commits a whole
+Group commit: ``put_execution``, ``add_node_run`` and ``add_events`` append the row (an
+immutable snapshot) to the batch that is gathering; they never wait. One writer task commits a whole
 batch in one transaction -- executions as an upsert (the latest put of an id wins), node runs
 as an insert that ignores a key already stored, events as an insert (ignoring a sequence number
 already stored, so that a retried commit is idempotent) -- while the next batch gathers. A
@@ -21,7 +21,10 @@ big under load:
   writer thread with SQLAlchemy's synchronous engine (pysqlite, the same dialect and statements):
   one hop per batch. Everything else uses the async engine;
 * PostgreSQL: the writer keeps one connection (no pool checkout, ping and reset per batch) and
-  sends each statement with asyncpg's pipelined ``executemany`` of one prepared statement.
+  sends each statement with asyncpg's pipelined ``executemany`` of one prepared statement;
+* each batch statement is compiled once to the driver's SQL, and rows become parameter tuples
+  through one ``attrgetter`` (only the latest put of an execution is converted), so SQLAlchemy
+  does no per-row work.
 
 ``open()`` connects, applies the Alembic migrations shipped in ``migrations/`` and checks the
 schema; every failure is one ``StoreError`` line naming the URL (password masked) and the cause.
@@ -32,8 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -74,9 +78,34 @@ def _values(table: sa.Table) -> Callable[[Any], dict[str, Any]]:
     return lambda row: dict(zip(names, get(row), strict=True))
 
 
-_execution_values = _values(t.executions)
-_node_run_values = _values(t.node_runs)
-_event_values = _values(t.events)
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What one group commit writes, in this order."""
+
+    executions: list[ExecutionRow]
+    node_runs: list[NodeRunRow]
+    events: list[EventRow]
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchStatement:
+    """A group-commit statement compiled once to the driver's SQL, with a row -> parameters
+    getter in its positional order: a batch is one ``executemany`` of plain tuples, with no
+    per-row work in SQLAlchemy."""
+
+    sql: str
+    params: Callable[[Any], tuple[Any, ...]]
+
+    @classmethod
+    def compile(cls, statement: sa.Insert, dialect: sa.Dialect) -> _BatchStatement:
+        compiled = statement.compile(dialect=dialect)
+        names = compiled.positiontup
+        assert names, "a batch statement has positional parameters"
+        get = attrgetter(*names)
+        return cls(compiled.string, get if len(names) > 1 else lambda row: (get(row),))
+
+    def rows(self, rows: Iterable[Any]) -> list[tuple[Any, ...]]:
+        return list(map(self.params, rows))
 
 
 class SqlStore:
@@ -102,9 +131,10 @@ class SqlStore:
         self.commits = 0
         """Batches committed by the group commit so far."""
         # the batch gathering
-        self._executions: dict[str, dict[str, Any]] = {}
-        self._node_runs: list[dict[str, Any]] = []
-        self._events: list[dict[str, Any]] = []
+        self._executions: dict[str, ExecutionRow] = {}
+        """The latest put of each execution; rows are snapshots, converted when committed."""
+        self._node_runs: list[NodeRunRow] = []
+        self._events: list[EventRow] = []
         self._pending = False
         self._gathering: asyncio.Future[StoreError | None] | None = None
         # the batch being committed
@@ -119,6 +149,7 @@ class SqlStore:
         """SQLite: the writer's synchronous engine and its thread."""
         self._stopping = False
         self._failure: StoreError | None = None
+        self._batch_statements: tuple[_BatchStatement, ...] | None = None
         insert = sqlite.insert if self._sqlite else postgresql.insert
         ex = insert(t.executions)
         self._upsert_executions = ex.on_conflict_do_update(
@@ -262,7 +293,7 @@ class SqlStore:
     def put_execution(self, row: ExecutionRow) -> None:
         if self._writer is None:
             return  # closed or failed: durable() says so
-        self._executions[row.id] = _execution_values(row)
+        self._executions[row.id] = row
         if not self._pending:
             self._pending = True
             self._wake.set()
@@ -270,14 +301,14 @@ class SqlStore:
     def add_node_run(self, row: NodeRunRow) -> None:
         if self._writer is None:
             return  # closed or failed: durable() says so
-        self._node_runs.append(_node_run_values(row))
+        self._node_runs.append(row)
         if not self._pending:
             self._pending = True
             self._wake.set()
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         if rows and self._writer is not None:
-            self._events.extend(map(_event_values, rows))
+            self._events.extend(rows)
             if not self._pending:
                 self._pending = True
                 self._wake.set()
@@ -315,17 +346,13 @@ class SqlStore:
             if gather > 0 and not self._stopping:
                 await asyncio.sleep(gather)  # back to back: let the batch grow
             last = loop.time()
-            executions, node_runs, events = (
-                list(self._executions.values()),
-                self._node_runs,
-                self._events,
-            )
+            batch = _Batch(list(self._executions.values()), self._node_runs, self._events)
             self._executions, self._node_runs, self._events = {}, [], []
             self._pending = False
             self._committing, self._gathering = self._gathering, None
             self._inflight = True
             try:
-                error = await self._commit_retrying(executions, node_runs, events)
+                error = await self._commit_retrying(batch)
             except Exception as exc:  # a bug here must still release every waiter
                 log.exception("store %s: the group commit failed", self.url)
                 error = StoreError(f"store {self.url}: the group commit failed: {exc!r}")
@@ -348,18 +375,13 @@ class SqlStore:
                 waiter.set_result(error)
         self._gathering = self._committing = None
 
-    async def _commit_retrying(
-        self,
-        executions: list[dict[str, Any]],
-        node_runs: list[dict[str, Any]],
-        events: list[dict[str, Any]],
-    ) -> StoreError | None:
+    async def _commit_retrying(self, batch: _Batch) -> StoreError | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_window
         delay = 0.05
         while True:
             try:
-                await self._commit(executions, node_runs, events)
+                await self._commit(batch)
             except (SQLAlchemyError, OSError, asyncpg.PostgresError) as exc:
                 cause = describe(exc, self._target, self._connect_timeout)
                 remaining = deadline - loop.time()
@@ -376,15 +398,10 @@ class SqlStore:
                 self.commits += 1
                 return None
 
-    async def _commit(
-        self,
-        executions: list[dict[str, Any]],
-        node_runs: list[dict[str, Any]],
-        events: list[dict[str, Any]],
-    ) -> None:
+    async def _commit(self, batch: _Batch) -> None:
         if self._write_thread is not None:
             await asyncio.get_running_loop().run_in_executor(
-                self._write_thread, self._commit_sync, executions, node_runs, events
+                self._write_thread, self._commit_sync, batch
             )
             return
         assert self.engine is not None
@@ -393,42 +410,40 @@ class SqlStore:
             conn = self._write_conn = await self.engine.connect()
         try:
             async with conn.begin():
-                for statement, rows in self._statements(executions, node_runs, events):
-                    await conn.execute(statement, rows)
+                for sql, rows in self._statements(batch, conn.dialect):
+                    await conn.exec_driver_sql(sql, rows)
         except BaseException:
             self._write_conn = None  # a retry starts on a fresh connection
             with contextlib.suppress(Exception):
                 await conn.invalidate()
             raise
 
-    def _statements(
-        self,
-        executions: list[dict[str, Any]],
-        node_runs: list[dict[str, Any]],
-        events: list[dict[str, Any]],
-    ) -> list[tuple[sa.Executable, list[dict[str, Any]]]]:
-        """A batch's statements in commit order, each with its rows (executemany)."""
-        return [
-            (statement, rows)
-            for statement, rows in (
-                (self._upsert_executions, executions),
-                (self._insert_node_runs, node_runs),
-                (self._insert_events, events),
-            )
-            if rows
-        ]
-
-    def _commit_sync(
-        self,
-        executions: list[dict[str, Any]],
-        node_runs: list[dict[str, Any]],
-        events: list[dict[str, Any]],
-    ) -> None:
+    def _commit_sync(self, batch: _Batch) -> None:
         """SQLite, on the writer thread: the whole batch in one transaction."""
         assert self._sync_engine is not None
         with self._sync_engine.begin() as conn:
-            for statement, rows in self._statements(executions, node_runs, events):
-                conn.execute(statement, rows)
+            for sql, rows in self._statements(batch, conn.dialect):
+                conn.exec_driver_sql(sql, rows)
+
+    def _statements(
+        self, batch: _Batch, dialect: sa.Dialect
+    ) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """The batch's statements in commit order, each with its rows as parameter tuples."""
+        if self._batch_statements is None:
+            self._batch_statements = tuple(
+                _BatchStatement.compile(statement, dialect)
+                for statement in (
+                    self._upsert_executions,
+                    self._insert_node_runs,
+                    self._insert_events,
+                )
+            )
+        parts: tuple[list[Any], ...] = (batch.executions, batch.node_runs, batch.events)
+        return [
+            (statement.sql, statement.rows(rows))
+            for statement, rows in zip(self._batch_statements, parts, strict=True)
+            if rows
+        ]
 
     # --- direct operations --------------------------------------------------------------------
 
