@@ -92,3 +92,54 @@ def test_cancel_and_errors(two: Cluster, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "inputs.x" in bad.stderr
     unreachable = weir(cluster, "engines", "--server", "127.0.0.1:1", server=False)
     assert unreachable.returncode == 3 and "cannot reach the orchestrator" in unreachable.stderr
+
+
+def _version(tmp_path: Path, version: str, nodes: str, extra: str = "") -> str:
+    path = tmp_path / f"flow-{version}.yaml"
+    path.write_text(f"name: flow\nversion: {version}\n{extra}nodes:\n{nodes}")
+    return str(path)
+
+
+def test_versions_deprecate_delete_diff_and_idempotent_starts(two: Cluster, tmp_path: Path) -> None:
+    cluster = two
+    v1 = _version(tmp_path, "1.0.0", "  - {id: a, lua: 'return {n = 1}'}\n  - {id: b, noop: {}}\n")
+    v2 = _version(
+        tmp_path,
+        "1.10.0",
+        "  - {id: a, lua: 'return {n = 2}'}\n  - {id: c, noop: {}}\n",
+        "inputs:\n  who: {type: string}\n",
+    )
+    v3 = _version(tmp_path, "1.9.0", "  - {id: a, noop: {}}\n")
+    assert weir(cluster, "apply", "-f", v1, "-f", v2).returncode == 0
+    older = weir(cluster, "apply", "-f", v3)  # 1.9.0 < 1.10.0: semver, not strings
+    assert older.returncode == 2 and "not greater than the latest, 1.10.0" in older.stderr
+
+    diff = weir(cluster, "diff", "flow", "1.0.0", "1.10.0")
+    assert diff.returncode == 1, diff.stderr  # a running 1.0.0 could not continue
+    assert "- b" in diff.stdout and "+ c" in diff.stdout and "~ a (lua)" in diff.stdout
+    assert "cannot continue" in diff.stdout and "who" in diff.stdout
+    same = json.loads(weir(cluster, "diff", "flow", "1.0.0", "1.0.0", "-o", "json").stdout)
+    assert same["can_continue"] and not same["added"] and not same["removed"]
+
+    listed = json.loads(weir(cluster, "list", "versions", "flow", "-o", "json").stdout)
+    assert [(v["version"], v["deprecated"]) for v in listed] == [
+        ("1.0.0", False),
+        ("1.10.0", False),
+    ]
+    assert weir(cluster, "deprecate", "flow", "1.10.0").returncode == 0
+    started = json.loads(weir(cluster, "start", "flow", "--wait", "-o", "json").stdout)
+    assert started["version"] == "1.0.0"  # the latest version that is not deprecated
+    refused = weir(cluster, "start", "flow", "--version", "1.10.0", "-i", "who=x")
+    assert refused.returncode == 2 and "deprecated" in refused.stderr
+
+    keyed = [
+        weir(cluster, "start", "flow", "--idempotency-key", "k1", "-o", "json") for _ in range(2)
+    ]
+    ids = {json.loads(p.stdout)["id"] for p in keyed}
+    assert len(ids) == 1, [p.stdout for p in keyed]
+
+    assert weir(cluster, "delete", "flow", "1.10.0").returncode == 0
+    missing = weir(cluster, "delete", "flow", "1.10.0")
+    assert missing.returncode == 2 and "has no version 1.10.0" in missing.stderr
+    gone = json.loads(weir(cluster, "list", "versions", "flow", "-o", "json").stdout)
+    assert [v["version"] for v in gone] == ["1.0.0"]
