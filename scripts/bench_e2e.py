@@ -731,6 +731,7 @@ class Settings:
     profile_dir: Path | None
     quick: bool
     stores: tuple[str, ...]
+    rounds: int
     postgres_admin: str
 
 
@@ -759,6 +760,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         profile_dir=Path(args.profile_dir) if args.profile_dir else None,
         quick=quick,
         stores=tuple(x.strip() for x in args.stores.split(",") if x.strip()),
+        rounds=max(args.rounds, 1),
         postgres_admin=args.postgres_admin,
     )
 
@@ -788,19 +790,22 @@ async def run(s: Settings) -> None:
     began = time.monotonic()
     baseline = await inprocess_rate(s.baseline_concurrency, s.baseline_rounds, s.baseline_seconds)
     logs = Path(tempfile.mkdtemp(prefix="weir-bench-e2e-"))
-    results: dict[str, Results] = {}
-    for store in s.stores:
-        started = time.monotonic()
-        r = Results(baseline=baseline)
-        results[store] = r
-        async with store_url(store, logs, s.postgres_admin) as url:
-            cluster = await run_cluster(s, r, logs / store, url)
-        r.elapsed = time.monotonic() - started
-        report(s, r, store)
-        for server in cluster.servers:
-            if server.profile is not None:
-                print_profile(f"{server.name} ({store})", server.profile)
-    if len(results) > 1:
+    results: list[dict[str, Results]] = []
+    for round_ in range(1, s.rounds + 1):
+        results.append({})
+        for store in s.stores:
+            started = time.monotonic()
+            r = Results(baseline=baseline)
+            results[-1][store] = r
+            name = store if s.rounds == 1 else f"{store}, round {round_}"
+            async with store_url(store, logs, s.postgres_admin) as url:
+                cluster = await run_cluster(s, r, logs / f"{store}-{round_}", url)
+            r.elapsed = time.monotonic() - started
+            report(s, r, name)
+            for server in cluster.servers:
+                if server.profile is not None:
+                    print_profile(f"{server.name} ({name})", server.profile)
+    if len(s.stores) > 1:
         report_stores(results)
     print(f"server logs in {logs}; whole e2e run {time.monotonic() - began:.1f} s")
 
@@ -1005,30 +1010,38 @@ def report(s: Settings, r: Results, store: str) -> None:
     print(f"cluster up in {r.boot:.1f} s; this store's run {r.elapsed:.1f} s")
 
 
-def report_stores(results: dict[str, Results]) -> None:
-    """Persistence's cost: each store's throughput as a ratio of the in-memory store's."""
-    base = results.get("memory")
+def report_stores(rounds: list[dict[str, Results]]) -> None:
+    """Persistence's cost: each store's throughput as a ratio of the in-memory store's run of
+    the same round (the stores alternate within a round, so the machine's drift hits both)."""
     print(
-        f"\nstores (the same run, one after another): target >= {STORE_TARGET:.2f}x the "
-        "in-memory store's throughput"
+        f"\nstores ({len(rounds)} round(s), the stores one after another in each): target >= "
+        f"{STORE_TARGET:.2f}x the in-memory store's throughput; median (min-max) over rounds"
     )
     print(
-        f"{'store':<10} {'exec/s':>8} {'ratio':>7} {'p50 ms':>7} {'p99 ms':>7} {'orch cpu ms':>12}"
+        f"{'store':<10} {'exec/s':>16} {'ratio to memory':>22} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'orch cpu ms':>12}"
     )
-    for store, r in results.items():
-        ratio = r.rate / base.rate if base is not None and base.rate else None
-        verdict = (
-            ""
-            if ratio is None or store == "memory"
-            else (" ok" if ratio >= STORE_TARGET else " MISS")
-        )
-        orch = r.cpu.get("orchestrator", 0.0) / r.rate * 1e3 if r.rate else float("nan")
+    for store in rounds[0]:
+        runs = [round_[store] for round_ in rounds]
+        rates = [r.rate for r in runs]
+        ratios = [
+            r.rate / round_["memory"].rate
+            for r, round_ in zip(runs, rounds, strict=True)
+            if "memory" in round_ and round_["memory"].rate
+        ]
+        if ratios and store != "memory":
+            ratio = statistics.median(ratios)
+            verdict = " ok" if ratio >= STORE_TARGET else " MISS"
+            ratio_text = f"{ratio:.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+        else:
+            verdict, ratio_text = "", ""
+        cpu = [r.cpu.get("orchestrator", 0.0) / r.rate * 1e3 for r in runs if r.rate]
         print(
-            f"{store:<10} {r.rate:>8.0f} "
-            + (f"{ratio:>6.2f}x" if ratio is not None else f"{'':>7}")
-            + f" {percentile(r.from_call, 50) * 1e3:>7.1f}"
-            + f" {percentile(r.from_call, 99) * 1e3:>7.1f}"
-            + f" {orch:>12.2f}{verdict}"
+            f"{store:<10} {statistics.median(rates):>6.0f} ({min(rates):.0f}-{max(rates):.0f})"
+            f" {ratio_text:>22}"
+            f" {statistics.median(percentile(r.from_call, 50) * 1e3 for r in runs):>7.1f}"
+            f" {statistics.median(percentile(r.from_call, 99) * 1e3 for r in runs):>7.1f}"
+            f" {statistics.median(cpu) if cpu else float('nan'):>12.2f}{verdict}"
         )
 
 
@@ -1089,6 +1102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stores",
         default=",".join(STORES),
         help="STORE_URL kinds to run, one after another: memory, sqlite, postgres (all three)",
+    )
+    group.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the stores this many times, alternating, and report medians (1)",
     )
     group.add_argument(
         "--postgres-admin",

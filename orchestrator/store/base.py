@@ -145,7 +145,12 @@ class Store(Protocol):
     # --- group-committed writes ---------------------------------------------------------------
 
     def put_execution(self, row: ExecutionRow) -> None:
-        """Insert or replace the execution (the latest put of a batch wins)."""
+        """Insert or update the execution (the latest put of a batch wins).
+
+        Its identity (id, workflow, version, inputs, created_at, routing and idempotency keys,
+        parent link, depth) is fixed by the first put; later puts must carry the same values
+        (a backend may keep the first ones) and update the rest.
+        """
 
     def add_node_run(self, row: NodeRunRow) -> None:
         """Insert a node run; one already stored with the same key is left as it is."""

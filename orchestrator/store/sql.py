@@ -35,9 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -87,14 +89,27 @@ class _Batch:
     events: list[EventRow]
 
 
+_VALUES = re.compile(r" VALUES (\([?, ]+\))")
+_MAX_ROWS = 256
+"""Rows in one multi-row INSERT on SQLite (at most 21 columns: well under its 32,766 variables)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _BatchStatement:
     """A group-commit statement compiled once to the driver's SQL, with a row -> parameters
-    getter in its positional order: a batch is one ``executemany`` of plain tuples, with no
-    per-row work in SQLAlchemy."""
+    getter in its positional order: SQLAlchemy does no per-row work.
+
+    PostgreSQL sends ``sql`` with ``executemany`` of tuples (asyncpg pipelines one prepared
+    statement). SQLite gets multi-row ``INSERT ... VALUES (...), (...)`` statements instead
+    (``chunks``): pysqlite releases and retakes the GIL around every statement it steps, and
+    with one statement per row that hand-off with the busy event loop thread cost more CPU than
+    SQLite's own work.
+    """
 
     sql: str
     params: Callable[[Any], tuple[Any, ...]]
+    multi: dict[int, str] = field(default_factory=dict)
+    """SQLite: the statement for n rows, by n (powers of two up to ``_MAX_ROWS``)."""
 
     @classmethod
     def compile(cls, statement: sa.Insert, dialect: sa.Dialect) -> _BatchStatement:
@@ -106,6 +121,23 @@ class _BatchStatement:
 
     def rows(self, rows: Iterable[Any]) -> list[tuple[Any, ...]]:
         return list(map(self.params, rows))
+
+    def chunks(self, rows: list[Any]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """SQLite: (statement, flat parameters) per chunk, largest powers of two first."""
+        params = self.rows(rows)
+        start = 0
+        while start < len(params):
+            n = min(_MAX_ROWS, 1 << ((len(params) - start).bit_length() - 1))
+            sql = self.multi.get(n)
+            if sql is None:
+                match = _VALUES.search(self.sql)
+                assert match is not None, self.sql
+                values = ", ".join([match.group(1)] * n)
+                sql = self.multi[n] = (
+                    f"{self.sql[: match.start()]} VALUES {values}" + (self.sql[match.end() :])
+                )
+            yield sql, tuple(chain.from_iterable(params[start : start + n]))
+            start += n
 
 
 class SqlStore:
@@ -145,8 +177,9 @@ class SqlStore:
         self._write_conn: AsyncConnection | None = None
         """PostgreSQL: the writer's own connection."""
         self._sync_engine: sa.Engine | None = None
+        self._sync_conn: sa.Connection | None = None
         self._write_thread: ThreadPoolExecutor | None = None
-        """SQLite: the writer's synchronous engine and its thread."""
+        """SQLite: the writer's synchronous engine, its connection and its thread."""
         self._stopping = False
         self._failure: StoreError | None = None
         self._batch_statements: tuple[_BatchStatement, ...] | None = None
@@ -154,7 +187,12 @@ class SqlStore:
         ex = insert(t.executions)
         self._upsert_executions = ex.on_conflict_do_update(
             index_elements=[t.executions.c.id],
-            set_={c.name: ex.excluded[c.name] for c in t.executions.columns if not c.primary_key},
+            # Only what changes after creation: the indexes on the rest are left untouched.
+            set_={
+                c.name: ex.excluded[c.name]
+                for c in t.executions.columns
+                if c.name not in t.EXECUTION_IDENTITY
+            },
         )
         self._insert_node_runs = insert(t.node_runs).on_conflict_do_nothing(
             index_elements=list(t.node_runs.primary_key.columns)
@@ -238,9 +276,17 @@ class SqlStore:
         engine, self._sync_engine = self._sync_engine, None
         thread, self._write_thread = self._write_thread, None
         if thread is not None:
-            if engine is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
+            await asyncio.get_running_loop().run_in_executor(thread, self._close_sync, engine)
             thread.shutdown(wait=False)
+
+    def _close_sync(self, engine: sa.Engine | None) -> None:
+        """On the writer thread, which owns them: close its connection and engine."""
+        conn, self._sync_conn = self._sync_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if engine is not None:
+            engine.dispose()
 
     def _migrate(self, connection: sa.Connection) -> None:
         """Bring the schema to the latest revision (runs inside ``open``'s transaction)."""
@@ -410,8 +456,8 @@ class SqlStore:
             conn = self._write_conn = await self.engine.connect()
         try:
             async with conn.begin():
-                for sql, rows in self._statements(batch, conn.dialect):
-                    await conn.exec_driver_sql(sql, rows)
+                for statement, rows in self._batch(batch, conn.dialect):
+                    await conn.exec_driver_sql(statement.sql, statement.rows(rows))
         except BaseException:
             self._write_conn = None  # a retry starts on a fresh connection
             with contextlib.suppress(Exception):
@@ -420,15 +466,23 @@ class SqlStore:
 
     def _commit_sync(self, batch: _Batch) -> None:
         """SQLite, on the writer thread: the whole batch in one transaction."""
-        assert self._sync_engine is not None
-        with self._sync_engine.begin() as conn:
-            for sql, rows in self._statements(batch, conn.dialect):
-                conn.exec_driver_sql(sql, rows)
+        conn = self._sync_conn
+        if conn is None:
+            assert self._sync_engine is not None
+            conn = self._sync_conn = self._sync_engine.connect()
+        try:
+            with conn.begin():
+                for statement, rows in self._batch(batch, conn.dialect):
+                    for sql, params in statement.chunks(rows):
+                        conn.exec_driver_sql(sql, params)
+        except BaseException:
+            self._sync_conn = None  # a retry starts on a fresh connection
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            raise
 
-    def _statements(
-        self, batch: _Batch, dialect: sa.Dialect
-    ) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """The batch's statements in commit order, each with its rows as parameter tuples."""
+    def _batch(self, batch: _Batch, dialect: sa.Dialect) -> list[tuple[_BatchStatement, list[Any]]]:
+        """The batch's statements in commit order, each with its rows."""
         if self._batch_statements is None:
             self._batch_statements = tuple(
                 _BatchStatement.compile(statement, dialect)
@@ -440,7 +494,7 @@ class SqlStore:
             )
         parts: tuple[list[Any], ...] = (batch.executions, batch.node_runs, batch.events)
         return [
-            (statement.sql, statement.rows(rows))
+            (statement, rows)
             for statement, rows in zip(self._batch_statements, parts, strict=True)
             if rows
         ]

@@ -61,6 +61,23 @@ executions = sa.Table(
     sa.UniqueConstraint("child_key", name="uq_executions_child_key"),
 )
 
+EXECUTION_IDENTITY = frozenset(
+    {
+        "id",
+        "workflow",
+        "version",
+        "inputs_json",
+        "created_at",
+        "routing_key",
+        "idempotency_key",
+        "parent_id",
+        "parent_node",
+        "child_key",
+        "depth",
+    }
+)
+"""Columns of an execution fixed when it is created: an upsert never rewrites them."""
+
 node_runs = sa.Table(
     "node_runs",
     metadata,

@@ -86,9 +86,8 @@ def execution(id: str, created_at: float = 1.0, **fields: Any) -> ExecutionRow:
 
 
 def finished(id: str, finished_at: float, status: str = "completed", **fields: Any) -> ExecutionRow:
-    return execution(
-        id, created_at=finished_at - 1, status=status, finished_at=finished_at, **fields
-    )
+    fields.setdefault("created_at", finished_at - 1)
+    return execution(id, status=status, finished_at=finished_at, **fields)
 
 
 def run(execution_id: str, position: int, node: str = "a", **fields: Any) -> NodeRunRow:
@@ -165,7 +164,7 @@ async def test_the_latest_put_wins_within_a_batch_and_across_batches(store: Stor
     store.put_execution(execution("e2", status="pending"))
     await store.durable()
     assert (await store.get_execution("e1")) == execution("e1", engine="x", lease=1)
-    done = finished("e1", 5.0, result_json=b"{}", engine="x", lease=1)
+    done = finished("e1", 5.0, result_json=b"{}", engine="x", lease=1, created_at=1.0)
     store.put_execution(done)
     await store.durable()
     assert await store.get_execution("e1") == done
