@@ -108,7 +108,7 @@ def summary_to_pb(row: ExecutionRow) -> pb.ExecutionSummary:
         workflow=row.workflow,
         version=row.version,
         status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(row.status)],
-        engine_id=row.engine,
+        engine_id=row.engine_name or row.engine,
         parent_execution_id=row.parent_id or "",
     )
     codec.set_time(m.created_at, row.created_at)

@@ -68,6 +68,7 @@ def test_apply_start_wait_get_list(two: Cluster) -> None:
     assert json.loads(got.stdout)["outputs"] == result["outputs"]
     listed = weir(cluster, "list", "executions", "-o", "json")
     assert result["id"] in [e["id"] for e in json.loads(listed.stdout)]
+    assert {e["engine"] for e in json.loads(listed.stdout)} <= {"e1", "e2"}  # ids, not addresses
     workflows = weir(cluster, "list", "workflows")
     assert "approval-flow" in workflows.stdout
     engines = json.loads(weir(cluster, "engines", "-o", "json").stdout)
