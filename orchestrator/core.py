@@ -407,10 +407,7 @@ class Orchestrator(Dispatcher):
             return record.result
         result = execution_result(self.replay(record), record.inputs)
         result["status"] = str(record.status)
-        if record.parent is not None:
-            result["parent"] = {"execution": record.parent.execution_id, "node": record.parent.node}
-        if record.children:
-            result["children"] = self.children_of(record)
+        self.add_links(record, result)
         return result
 
     async def list_executions(

@@ -559,6 +559,13 @@ class Dispatcher(LinkHandler):
             )
         )
 
+    def add_links(self, record: ExecutionRecord, result: dict[str, Any]) -> None:
+        """Put the result's ``parent`` (for a child) and ``children`` (for a parent) in."""
+        if record.parent is not None:
+            result["parent"] = {"execution": record.parent.execution_id, "node": record.parent.node}
+        if record.children:
+            result["children"] = self.children_of(record)
+
     def children_of(self, record: ExecutionRecord) -> list[dict[str, Any]]:
         """The children known in memory, for the result's ``children`` list."""
         out = []
@@ -602,11 +609,9 @@ class Dispatcher(LinkHandler):
     def _finish(self, record: ExecutionRecord, result: dict[str, Any]) -> None:
         record.status = ExecutionStatus(result.get("status", "failed"))
         record.finished_at = time.time()
-        if record.parent is not None:
-            result["parent"] = {"execution": record.parent.execution_id, "node": record.parent.node}
         if record.children:
             self._cancel_children(record, f"parent {record.id} ended ({record.status})")
-            result["children"] = self.children_of(record)
+        self.add_links(record, result)
         record.result = result
         link = self._links.get(record.engine)
         if link is not None:

@@ -260,6 +260,12 @@ class Registry:
             found.extend((latest, spec) for used, spec in latest.uses if used == name)
         return found
 
+    def used_by(self, version: WorkflowVersion) -> list[tuple[WorkflowVersion, str]]:
+        """The ``dependents`` of its name whose range admits ``version``."""
+        return [
+            (d, spec) for d, spec in self.dependents(version.name) if _admits(spec, version.semver)
+        ]
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     def deprecate(self, name: str, version: str, deprecated: bool) -> WorkflowVersion:

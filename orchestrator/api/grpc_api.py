@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 
 import grpc
 
-from engine.definition.semver import Version, VersionRange
 from engine.errors import DefinitionError, InputError, Issue, WeirError
 from engine.server import codec
 from orchestrator.api import convert
@@ -58,15 +57,9 @@ async def _abort(context: Context, exc: Exception) -> NoReturn:
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
 
 
-def _admits(spec: str, version: Version) -> bool:
-    try:
-        return VersionRange.parse(spec).matches(version)
-    except ValueError:
-        return False
-
-
-def _require_version(name: str, version: str) -> None:
-    issues = [Issue(f, "is required") for f, v in (("name", name), ("version", version)) if not v]
+def _require(**fields: str) -> None:
+    """``InputError`` naming every field that is empty."""
+    issues = [Issue(name, "is required") for name, value in fields.items() if not value]
     if issues:
         raise InputError(issues)
 
@@ -110,12 +103,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             await _abort(context, exc)
 
     def _workflow(self, wf: WorkflowVersion) -> pb.Workflow:
-        used_by = [
-            (d, spec)
-            for d, spec in self.core.registry.dependents(wf.name)
-            if _admits(spec, wf.semver)
-        ]
-        return convert.workflow_to_pb(wf, used_by)
+        return convert.workflow_to_pb(wf, self.core.registry.used_by(wf))
 
     async def ListWorkflowVersions(
         self, request: pb.ListWorkflowVersionsRequest, context: Context
@@ -132,7 +120,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.DeprecateWorkflowVersionRequest, context: Context
     ) -> pb.Workflow:
         try:
-            _require_version(request.name, request.version)
+            _require(name=request.name, version=request.version)
             wf = await self.core.deprecate_workflow(
                 request.name, request.version, request.deprecated
             )
@@ -144,7 +132,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.DeleteWorkflowVersionRequest, context: Context
     ) -> pb.DeleteWorkflowVersionResponse:
         try:
-            _require_version(request.name, request.version)
+            _require(name=request.name, version=request.version)
             await self.core.delete_workflow(request.name, request.version)
             return pb.DeleteWorkflowVersionResponse()
         except Exception as exc:
@@ -154,17 +142,11 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.DiffWorkflowVersionsRequest, context: Context
     ) -> pb.WorkflowDiff:
         try:
-            issues = [
-                Issue(name, "is required")
-                for name, value in (
-                    ("name", request.name),
-                    ("from_version", request.from_version),
-                    ("to_version", request.to_version),
-                )
-                if not value
-            ]
-            if issues:
-                raise InputError(issues)
+            _require(
+                name=request.name,
+                from_version=request.from_version,
+                to_version=request.to_version,
+            )
             d = self.core.diff_workflow(request.name, request.from_version, request.to_version)
             return convert.diff_to_pb(request.name, request.from_version, request.to_version, d)
         except Exception as exc:
