@@ -21,9 +21,10 @@ from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 class WeirClient:
     """``async with WeirClient("127.0.0.1:50051") as client: await client.start(...)``."""
 
-    def __init__(self, target: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, target: str, *, timeout: float = 30.0, token: str = "") -> None:
         self.target = target
         self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.OrchestratorStub(self._channel)
 
@@ -38,7 +39,7 @@ class WeirClient:
 
     async def _call(self, method: Any, request: Any) -> Any:
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
 
@@ -134,20 +135,84 @@ class WeirClient:
         response = await self._call(self._stub.ListEngines, pb.ListEnginesRequest())
         return list(response.engines)
 
-    async def events(
-        self, *, execution_id: str = "", workflow: str = ""
-    ) -> AsyncIterator[pb.Event]:
-        """Events as they happen; for one execution, its history first, ending when it ends."""
-        call = self._stub.WatchEvents(
-            pb.WatchEventsRequest(execution_id=execution_id, workflow=workflow)
+    async def event_batches(
+        self,
+        *,
+        execution_id: str = "",
+        workflow: str = "",
+        after: int | None = None,
+        follow: bool = True,
+        types: list[str] | None = None,
+        min_severity: int = 0,
+        limit: int = 0,
+    ) -> AsyncIterator[pb.WatchEventsResponse]:
+        """``WatchEvents`` as the server sends it: batches, the last one possibly ``lagged``."""
+        request = pb.WatchEventsRequest(
+            execution_id=execution_id,
+            workflow=workflow,
+            follow=follow,
+            types=types or [],
+            min_severity=min_severity,  # type: ignore[arg-type]
+            limit=limit,
         )
+        if after is not None:
+            request.after = after
+        call = self._stub.WatchEvents(request, metadata=self._metadata)
         try:
-            async for event in call:
-                yield event
+            async for batch in call:
+                yield batch
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
         finally:
             call.cancel()
+
+    async def events(
+        self,
+        *,
+        execution_id: str = "",
+        workflow: str = "",
+        after: int | None = None,
+        follow: bool = True,
+        types: list[str] | None = None,
+        min_severity: int = 0,
+        limit: int = 0,
+    ) -> AsyncIterator[pb.Event]:
+        """Events one by one (see ``WatchEventsRequest``). A follower that falls behind is
+        resumed from the server's log where it was cut off, so it misses none."""
+        while True:
+            lagged: int | None = None
+            async for batch in self.event_batches(
+                execution_id=execution_id,
+                workflow=workflow,
+                after=after,
+                follow=follow,
+                types=types,
+                min_severity=min_severity,
+                limit=limit,
+            ):
+                for event in batch.events:
+                    after = event.sequence
+                    yield event
+                if batch.HasField("lagged_after"):
+                    lagged = batch.lagged_after
+            if lagged is None:
+                return
+            after = lagged
+
+    async def triggers(self, workflow: str = "") -> list[pb.Trigger]:
+        response = await self._call(
+            self._stub.ListTriggers, pb.ListTriggersRequest(workflow=workflow)
+        )
+        return list(response.triggers)
+
+    async def put_trigger(self, workflow: str, name: str, spec: dict[str, Any]) -> pb.Trigger:
+        request = pb.PutTriggerRequest(workflow=workflow, name=name, spec_json=codec.to_json(spec))
+        response: pb.Trigger = await self._call(self._stub.PutTrigger, request)
+        return response
+
+    async def delete_trigger(self, workflow: str, name: str) -> None:
+        request = pb.DeleteTriggerRequest(workflow=workflow, name=name)
+        await self._call(self._stub.DeleteTrigger, request)
 
     async def wait(self, execution_id: str) -> pb.Execution:
         """Wait until the execution has finished and return it."""

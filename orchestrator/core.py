@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.definition.diff import DefinitionDiff, diff_definitions
@@ -31,13 +32,28 @@ from orchestrator.discovery import Discovery, EngineEndpoint
 from orchestrator.dispatch import Dispatcher
 from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound, QueueFull
 from orchestrator.links import EngineLink
+from orchestrator.metrics import OrchestratorMetrics
 from orchestrator.monitor import Monitor, MonitorEvent
 from orchestrator.records import ExecutionRecord, event_from_row, from_row
 from orchestrator.registry import Registry, WorkflowVersion
 from orchestrator.ring import Balancer
 from orchestrator.store import ExecutionRow, MemoryStore, Store, WorkflowRow
+from orchestrator.triggers import TriggerInfo, TriggerScheduler
+from orchestrator.triggers.scheduler import DEFAULT_TRIGGER_INTERVAL
 
 log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000
+"""The most executions one list call returns."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSummary:
+    name: str
+    latest_version: str
+    versions: tuple[str, ...]
+    description: str
+
 
 TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 PRUNE_BATCH = 500
@@ -61,6 +77,8 @@ class Orchestrator(Dispatcher):
         max_depth: int = 10,
         retention: float = 7 * 86400.0,
         reattach_timeout: float = 15.0,
+        triggers_enabled: bool = True,
+        trigger_interval: float = DEFAULT_TRIGGER_INTERVAL,
     ) -> None:
         super().__init__(
             orchestrator_id=orchestrator_id,
@@ -80,6 +98,11 @@ class Orchestrator(Dispatcher):
         self._by_key: dict[str, str] = {}
         self._background: list[asyncio.Task[None]] = []
         self._started = False
+        self._triggers_enabled = triggers_enabled
+        self.triggers = TriggerScheduler(self, interval=trigger_interval)
+        """Cron triggers: the loop (when enabled) and the API's trigger operations."""
+        self.metrics = OrchestratorMetrics(self)
+        """Prometheus metrics in a registry of this orchestrator's own: ``metrics.render()``."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -96,6 +119,8 @@ class Orchestrator(Dispatcher):
             asyncio.create_task(self._discover(), name="discovery"),
             asyncio.create_task(self._prune_loop(), name="retention"),
         ]
+        if self._triggers_enabled:
+            self._background.append(asyncio.create_task(self.triggers.run(), name="triggers"))
         if self._orphans:
             self._background.append(
                 asyncio.create_task(self._reattach_deadline(), name="reattach deadline")
@@ -106,6 +131,7 @@ class Orchestrator(Dispatcher):
             task.cancel()
         await asyncio.gather(*self._background, *self._tasks, return_exceptions=True)
         self._background = []
+        self.triggers.close()
         await asyncio.gather(*(link.stop() for link in self._links.values()))
         self._links.clear()
         self.monitor.close()
@@ -301,6 +327,39 @@ class Orchestrator(Dispatcher):
             message=f"{wf.name} {wf.version} deleted",
         )
 
+    def workflow_summaries(self) -> list[WorkflowSummary]:
+        """Every registered workflow name with its versions, oldest first."""
+        out = []
+        for name in self.registry.names():
+            versions = self.registry.versions(name)
+            out.append(
+                WorkflowSummary(
+                    name=name,
+                    latest_version=versions[-1].version,
+                    versions=tuple(v.version for v in versions),
+                    description=versions[-1].definition.description or "",
+                )
+            )
+        return out
+
+    def workflow_versions(self, name: str) -> list[WorkflowVersion]:
+        """Raises NotFound for a name with no version."""
+        versions = self.registry.versions(name)
+        if not versions:
+            raise NotFound(f"workflow {name!r} is not registered")
+        return versions
+
+    # --- triggers (orchestrator/triggers/scheduler.py) ----------------------------------------
+
+    async def list_triggers(self, workflow: str = "") -> list[TriggerInfo]:
+        return await self.triggers.list_triggers(workflow)
+
+    async def put_trigger(self, workflow: str, name: str, spec: Mapping[str, Any]) -> TriggerInfo:
+        return await self.triggers.put_trigger(workflow, name, spec)
+
+    async def delete_trigger(self, workflow: str, name: str) -> None:
+        await self.triggers.delete_trigger(workflow, name)
+
     def diff_workflow(self, name: str, old: str, new: str) -> DefinitionDiff:
         return diff_definitions(
             self.registry.get(name, old).definition, self.registry.get(name, new).definition
@@ -417,14 +476,17 @@ class Orchestrator(Dispatcher):
         status: ExecutionStatus | None = None,
         parent_id: str = "",
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRow]:
-        """Newest first, from the store (after everything written so far is committed)."""
+        """Newest first, from the store (after everything written so far is committed);
+        ``before`` is the (created_at, id) of the last row of the previous page."""
         await self.store.durable()
         return await self.store.list_executions(
             workflow=workflow,
             status=str(status) if status is not None else "",
             parent_id=parent_id,
-            limit=limit,
+            limit=max(1, min(limit, MAX_PAGE)),
+            before=before,
         )
 
     async def cancel(self, execution_id: str, reason: str = "") -> ExecutionRecord:

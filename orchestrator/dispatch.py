@@ -41,7 +41,7 @@ from typing import Any
 from engine.definition.values import resolve_inputs
 from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
-from engine.state.events import Cancel, ExecutionStatus
+from engine.state.events import Cancel, ExecutionStatus, NodeResult
 from engine.state.machine import ExecutionState
 from engine.state.result import execution_result, iso
 from orchestrator.links import EngineLink, LinkHandler
@@ -64,6 +64,25 @@ TERMINAL = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, Executi
 FINISHED_CACHE = 2_000
 """Finished executions kept in memory; older ones are read back from the store."""
 Reason = pb.ExecutionRejected.Reason
+
+
+class DispatchObserver:
+    """Told what the dispatcher does, synchronously (the metrics); this one ignores it all.
+
+    Every method runs on the hot path: it must be cheap and must not raise.
+    """
+
+    def placed(self, record: ExecutionRecord, waited: float) -> None:
+        """Sent to an engine after ``waited`` seconds in the queue (again after a failover)."""
+
+    def node_result(self, record: ExecutionRecord, result: NodeResult) -> None:
+        """An engine reported a node run not seen before; it is persisted next."""
+
+    def rejected(self, reason: pb.ExecutionRejected.Reason.ValueType) -> None:
+        """An engine refused a placement."""
+
+    def finished(self, record: ExecutionRecord) -> None:
+        """The execution ended: ``status`` and ``finished_at`` are final."""
 
 
 class Dispatcher(LinkHandler):
@@ -104,6 +123,8 @@ class Dispatcher(LinkHandler):
         self.failure: Exception | None = None
         self.stale_reports = 0
         """Reports ignored because they came from an older lease or another engine."""
+        self.observer = DispatchObserver()
+        """Told of placements, node results, refusals and ends (``OrchestratorMetrics``)."""
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -205,6 +226,7 @@ class Dispatcher(LinkHandler):
         if record.id in self._queued:
             return
         self._queued.add(record.id)
+        record.queued_at = time.time()
         if front:
             self._queue.appendleft(record)
         else:
@@ -257,6 +279,7 @@ class Dispatcher(LinkHandler):
         record.lease += 1
         record.placements += 1
         self._assign(record, link)
+        self.observer.placed(record, now - record.queued_at)
         wf = record.workflow
         if record.started_at is None:
             record.started_at = now
@@ -369,6 +392,7 @@ class Dispatcher(LinkHandler):
                 log.warning("engine %s sent a bad node result: %s", link.id, exc)
                 continue
             record.add_result(result)
+            self.observer.node_result(record, result)
             store.add_node_run(
                 node_run_row(record.id, len(record.journal) - 1, result, m.output_json)
             )
@@ -451,6 +475,7 @@ class Dispatcher(LinkHandler):
         self, record: ExecutionRecord, link: EngineLink, r: pb.ExecutionRejected
     ) -> None:
         link.assigned.discard(record.id)
+        self.observer.rejected(r.reason)
         if r.reason == Reason.REASON_DUPLICATE:
             return
         if r.reason == Reason.REASON_INVALID:
@@ -618,6 +643,7 @@ class Dispatcher(LinkHandler):
             link.assigned.discard(record.id)
         self._orphans.pop(record.id, None)
         self._save(record)
+        self.observer.finished(record)
         self._after_durable(lambda: self._finished_durably(record))
 
     def _finished_durably(self, record: ExecutionRecord) -> None:

@@ -32,6 +32,7 @@ _SEVERITY = {
     "engine.unhealthy": Severity.WARNING,
     "execution.failover": Severity.WARNING,
     "execution.cancelled": Severity.WARNING,
+    "trigger.skipped": Severity.WARNING,
 }
 
 
@@ -97,6 +98,21 @@ class Subscription:
             raise StopAsyncIteration
         return event
 
+    async def batch(self, most: int) -> list[MonitorEvent]:
+        """The next event and up to ``most - 1`` more already queued (one wake-up for many).
+
+        Raises ``Lagged`` like iteration, and ``StopAsyncIteration`` once the monitor closed.
+        """
+        batch = [await self.__anext__()]
+        queue = self.queue
+        while len(batch) < most and not queue.empty():
+            event = queue.get_nowait()
+            if event is None:
+                queue.put_nowait(None)  # the end, for the next call
+                break
+            batch.append(event)
+        return batch
+
     def close(self) -> None:
         self._monitor._subscribers.discard(self)
 
@@ -115,14 +131,19 @@ class Monitor:
         sink: EventSink | None = None,
     ) -> None:
         self._sequence = itertools.count(1)
+        self.last_sequence = 0
+        """The sequence of the latest event published (or resumed from)."""
         self._subscribers: set[Subscription] = set()
         self._buffer = subscriber_buffer
         self.sink = sink
+        self.observers: list[Callable[[MonitorEvent], None]] = []
+        """Called synchronously with every event, after the sink (metrics count events here)."""
         self.dropped_subscribers = 0
 
     def resume_after(self, sequence: int) -> None:
         """Number the next event ``sequence + 1`` (the last one in the durable log)."""
         self._sequence = itertools.count(sequence + 1)
+        self.last_sequence = sequence
 
     def publish(
         self,
@@ -139,8 +160,11 @@ class Monitor:
             severity_of(type_),
             **fields,
         )
+        self.last_sequence = event.sequence
         if self.sink is not None:
             self.sink(event, data_json)
+        for observe in self.observers:
+            observe(event)
         for sub in self._subscribers:
             if sub.lagged or (sub.accepts is not None and not sub.accepts(event)):
                 continue

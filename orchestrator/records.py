@@ -72,6 +72,8 @@ class ExecutionRecord:
     finished_at: float | None = None
     deadline: float | None = None
     cancel_reason: str | None = None
+    queued_at: float = 0.0
+    """When it last entered the placement queue (in memory only: for the queue wait metric)."""
     children: list[str] = field(default_factory=list)
     """Ids of the sub-workflow executions it started, oldest first."""
     done: asyncio.Event = field(default_factory=asyncio.Event)

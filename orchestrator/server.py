@@ -1,8 +1,10 @@
 """``OrchestratorServer``: the orchestrator process's parts, started and stopped in order.
 
-Start: the service layer (discovery, engine links), then the public gRPC API with health and
-reflection. Stop: health NOT_SERVING, stop the API server (with a grace period for calls in
-flight), then the links and discovery.
+Start: bind the gRPC and HTTP ports (a taken port fails before anything starts), start the
+service layer (store, recovery, discovery, engine links, triggers), then serve the public gRPC
+API with health and reflection, and the HTTP server (REST, ``/trigger``, events, metrics).
+Stop: health NOT_SERVING, end event streams, stop the HTTP server and the gRPC server (with a
+grace period for calls in flight), then the service layer.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import logging
 from typing import Any
 
 from engine.server import grpc_server
+from orchestrator.api.auth import TokenInterceptor
 from orchestrator.api.grpc_api import OrchestratorApi
+from orchestrator.api.rest.app import HttpServer, create_app
 from orchestrator.core import Orchestrator
 from orchestrator.discovery.factory import make_discovery
+from orchestrator.monitor import Monitor
 from orchestrator.proto.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from orchestrator.ring import make_balancer
 from orchestrator.settings import OrchestratorSettings
@@ -25,11 +30,13 @@ SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full
 
 
 class OrchestratorServer:
-    """``async with OrchestratorServer(settings) as server: ...``; ``server.port`` is bound."""
+    """``async with OrchestratorServer(settings) as server: ...``; ``server.port`` (gRPC) and
+    ``server.http_port`` are the bound ports."""
 
     def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
         self.port = settings.grpc_port
+        self.http_port = settings.http_port
         self.core = Orchestrator(
             orchestrator_id=settings.orchestrator_id,
             discovery=make_discovery(settings),
@@ -41,7 +48,11 @@ class OrchestratorServer:
             max_depth=settings.max_subworkflow_depth,
             retention=settings.execution_retention,
             reattach_timeout=settings.reattach_timeout,
+            monitor=Monitor(subscriber_buffer=settings.subscriber_buffer),
+            triggers_enabled=settings.triggers_enabled,
+            trigger_interval=settings.trigger_interval,
         )
+        self._http: HttpServer | None = None
         self._server: Any = None
         self._health: Any = None
 
@@ -49,19 +60,35 @@ class OrchestratorServer:
         """Raises ``OSError`` when the port is taken, ``StoreError`` when the store is unusable."""
         if self._server is not None:
             return
-        server = grpc_server.new_server()
+        token = self.settings.api_token
+        server = grpc_server.new_server([TokenInterceptor(token)] if token else [])
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(OrchestratorApi(self.core), server)
         self._health = grpc_server.add_health_and_reflection(server, [SERVICE_NAME])
         self.port = grpc_server.bind(server, self.settings.bind_address, self.port)
-        await self.core.start()
+        app = create_app(
+            self.core,
+            api_token=token,
+            max_request_bytes=self.settings.max_request_bytes,
+        )
+        self._http = HttpServer(app, self.settings.bind_address, self.settings.http_port)
+        self.http_port = self._http.bind()
+        try:
+            await self.core.start()
+        except BaseException:
+            await self._http.stop()
+            self._http = None
+            raise
         self._server = server
         await server.start()
         await grpc_server.set_serving(self._health, [SERVICE_NAME])
+        await self._http.start()
+        self.http_port = self._http.port
         log.info(
-            "orchestrator %s serving on %s:%d (discovery %s, balancer %s)",
+            "orchestrator %s serving gRPC on %s:%d, HTTP on port %d (discovery %s, balancer %s)",
             self.settings.orchestrator_id,
             self.settings.bind_address,
             self.port,
+            self.http_port,
             self.settings.discovery,
             self.settings.load_balancer_type,
         )
@@ -74,6 +101,9 @@ class OrchestratorServer:
             await self._health.enter_graceful_shutdown()
             self.core.monitor.close()  # ends watch streams so the grace period is not spent
         finally:
+            if self._http is not None:
+                await self._http.stop()
+                self._http = None
             await server.stop(grace)
             await self.core.stop()
         log.info("orchestrator stopped")

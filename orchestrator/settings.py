@@ -26,6 +26,17 @@ class OrchestratorSettings(EnvSettings):
     bind_address: str = "0.0.0.0"
     grpc_port: Port = 50051
     """Port of the public gRPC API (Orchestrator service, grpc.health.v1, reflection)."""
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the REST API, ``POST /trigger/{workflow}``, Server-Sent Events and ``/metrics``
+    (0 picks a free one, for tests)."""
+    api_token: str = ""
+    """When set, every REST and gRPC call but health and metrics needs ``Authorization: Bearer
+    <API_TOKEN>``."""
+    max_request_bytes: int = Field(default=1 << 20, ge=1024)
+    """Largest REST request body accepted; larger ones get 413."""
+    subscriber_buffer: int = Field(default=10_000, ge=1)
+    """Events a live subscriber (SSE, WatchEvents) may fall behind before it is cut off with a
+    ``lagged`` notice (it then resumes from the store)."""
     transport_type: Literal["grpc"] = "grpc"
     """How the orchestrator talks to engines; gRPC streams are the one transport."""
     discovery: Literal["static", "dns", "kubernetes"] = "static"
@@ -60,6 +71,12 @@ class OrchestratorSettings(EnvSettings):
     reattach_timeout: Seconds = 15.0
     """After a restart: how long an execution waits for its engine to re-attach it before it is
     re-placed from its checkpoint."""
+    triggers_enabled: bool = True
+    """Fire the workflows' cron triggers (docs/triggers.md); false leaves them to other
+    orchestrators sharing the store, or off."""
+    trigger_interval: Seconds = 10.0
+    """Longest sleep of the trigger loop between passes (it wakes sooner for a due tick and
+    when a workflow or a trigger changes)."""
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -80,4 +97,6 @@ class ClientSettings(EnvSettings):
     """What the ``weir`` client commands read: where the orchestrator is."""
 
     weir_server: str = "127.0.0.1:50051"
+    weir_token: str = ""
+    """Sent as ``Authorization: Bearer`` when the orchestrator has an ``API_TOKEN``."""
     weir_timeout: Seconds = 30.0

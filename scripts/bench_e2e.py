@@ -230,6 +230,7 @@ class Cluster:
             {
                 "ORCHESTRATOR_ID": "bench",
                 "GRPC_PORT": str(self.port),
+                "HTTP_PORT": "0",
                 "BIND_ADDRESS": "127.0.0.1",
                 "DISCOVERY": "static",
                 "ENGINES": ",".join(f"127.0.0.1:{p}" for p in ports),

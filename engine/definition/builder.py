@@ -38,6 +38,7 @@ class Workflow:
         outputs: Mapping[str, Any] | None = None,
         timeout: Duration | None = None,
         concurrency: int | None = None,
+        triggers: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self._doc: dict[str, Any] = {
             "apiVersion": "weir/v1",
@@ -49,6 +50,7 @@ class Workflow:
         self._doc["inputs"] = {k: dict(v) for k, v in (inputs or {}).items()}
         self._doc["nodes"] = []
         self._doc["outputs"] = dict(outputs or {})
+        self._doc["triggers"] = [dict(t) for t in triggers or ()]
 
     def input(
         self, name: str, type: str = "any", *, description: str | None = None, **default: Any
@@ -113,10 +115,36 @@ class Workflow:
         self._doc["outputs"][name] = template
         return self
 
+    def trigger(
+        self,
+        cron: str,
+        *,
+        name: str | None = None,
+        timezone: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        overlap: str | None = None,
+        catch_up: str | None = None,
+        catch_up_window: Duration | None = None,
+        enabled: bool | None = None,
+    ) -> Workflow:
+        """Add a cron trigger; keyword names and values are the ``triggers:`` entry's keys."""
+        trigger: dict[str, Any] = {}
+        _put(trigger, name=name, cron=cron, timezone=timezone)
+        _put(
+            trigger,
+            inputs=dict(inputs) if inputs is not None else None,
+            overlap=overlap,
+            catch_up=catch_up,
+            catch_up_window=catch_up_window,
+            enabled=enabled,
+        )
+        self._doc["triggers"].append(trigger)
+        return self
+
     def to_document(self) -> dict[str, Any]:
         """The definition as a plain document (what ``to_yaml`` writes)."""
         doc = dict(self._doc)
-        for key in ("inputs", "outputs"):
+        for key in ("inputs", "outputs", "triggers"):
             if not doc[key]:
                 del doc[key]
         return doc

@@ -7,11 +7,20 @@ Each check returns ``Issue``s whose paths point into the document as written
 from __future__ import annotations
 
 import difflib
+import functools
+import re
+import zoneinfo
 from collections.abc import Iterable
+from datetime import datetime
+
+from croniter import croniter
 
 from engine.definition.model import END
-from engine.definition.schema import NodeDoc, WorkflowDoc
+from engine.definition.schema import NodeDoc, TriggerDoc, WorkflowDoc
 from engine.errors import Issue
+
+CRON_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
+_RANDOM_OR_HASHED = re.compile(r"(?<![A-Za-z])[HhRr](?![A-Za-z])")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -56,6 +65,96 @@ def check_graph(doc: WorkflowDoc) -> list[Issue]:
     if cycle:
         issues.append(Issue("nodes", "depends_on cycle: " + " -> ".join(cycle)))
     return issues
+
+
+def trigger_name(index: int, trigger: TriggerDoc) -> str:
+    """The trigger's name: as written, or ``cron-<index>``."""
+    return trigger.name if trigger.name is not None else f"cron-{index}"
+
+
+def check_triggers(doc: WorkflowDoc) -> list[Issue]:
+    """Cron expressions, time zones and unique names of ``triggers``."""
+    issues: list[Issue] = []
+    first_at: dict[str, int] = {}
+    for i, trigger in enumerate(doc.triggers):
+        name = trigger_name(i, trigger)
+        if name in first_at:
+            issues.append(
+                Issue(
+                    f"triggers[{i}].name",
+                    f"duplicate trigger name '{name}' (first at triggers[{first_at[name]}])",
+                )
+            )
+        else:
+            first_at[name] = i
+        issues.extend(check_trigger(trigger, f"triggers[{i}]."))
+    return issues
+
+
+def check_trigger(trigger: TriggerDoc, prefix: str = "") -> list[Issue]:
+    """The cron expression and the time zone of one trigger; paths start with ``prefix``."""
+    issues = []
+    problem = cron_problem(trigger.cron)
+    if problem is not None:
+        issues.append(Issue(f"{prefix}cron", problem))
+    problem = timezone_problem(trigger.timezone)
+    if problem is not None:
+        issues.append(Issue(f"{prefix}timezone", problem))
+    return issues
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron expression weir accepts, or None.
+
+    Five fields (minute hour day-of-month month day-of-week, croniter's syntax with names,
+    ranges, steps, ``L`` and ``#``) or one of ``CRON_ALIASES``. Seconds (croniter's sixth
+    field) and its random (``R``) and hashed (``H``) forms are refused: replicas must agree on
+    every tick.
+    """
+    text = expression.strip()
+    if text.startswith("@"):
+        if text.lower() not in CRON_ALIASES:
+            return (
+                f"unknown cron alias '{text}'{did_you_mean(text.lower(), CRON_ALIASES)} "
+                f"(aliases: {', '.join(CRON_ALIASES)})"
+            )
+    else:
+        fields = text.split()
+        if len(fields) != 5:
+            return (
+                f"invalid cron expression '{expression}': expected 5 fields (minute hour "
+                f"day-of-month month day-of-week) or an alias like @daily, got {len(fields)}"
+                + (" (seconds are not supported)" if len(fields) in (6, 7) else "")
+            )
+        if _RANDOM_OR_HASHED.search(text):
+            return (
+                f"invalid cron expression '{expression}': random (R) and hashed (H) fields "
+                "are not supported"
+            )
+    try:
+        croniter(text, datetime(2000, 1, 1)).get_next(datetime)  # noqa: DTZ001 - wall clock
+    except Exception as exc:  # croniter's errors have no common base besides ValueError/KeyError
+        reason = str(exc).replace(f"[{text}] ", "") or type(exc).__name__
+        if "failed to find next date" in reason:
+            reason = "it matches no date"
+        elif reason.startswith("is not acceptable"):
+            reason = "a field is out of range or not understood"
+        return f"invalid cron expression '{expression}': {reason}"
+    return None
+
+
+def timezone_problem(name: str) -> str | None:
+    """Why ``name`` is not an IANA time zone known here, or None."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return f"unknown time zone '{name}'{did_you_mean(name, _zones())}"
+    return None
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _check_executor(i: int, node: NodeDoc) -> list[Issue]:

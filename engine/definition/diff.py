@@ -5,7 +5,7 @@ changed: the executor's kind — ``lua``, ``http``, ``python``, ``workflow``, ``
 when its content changed, ``executor`` when the kind itself changed, then ``args``,
 ``depends_on``, ``trigger_rule``, ``when``, ``next``, ``max_visits``, ``retry``, ``timeout``,
 ``description``) and workflow-level changes in ``other`` (inputs, outputs, timeout,
-concurrency, description). Pure code: no I/O.
+concurrency, description, cron triggers added, removed or changed). Pure code: no I/O.
 
 ``can_continue`` answers: could an execution that is running on ``old`` go on with ``new``? A
 checkpoint is a journal of node results replayed by node id through the state machine
@@ -27,7 +27,7 @@ checkpoint is a journal of node results replayed by node id through the state ma
   them, or when a transition leads to them — new edges from existing nodes are blockers by the
   ``next`` rule above); an input whose type or default changed (running executions keep the
   values they started with). Other workflow-level changes (outputs, timeout, concurrency,
-  removed or new optional inputs) are listed in ``other`` and block nothing.
+  removed or new optional inputs, cron triggers) are listed in ``other`` and block nothing.
 
 Identical definitions give an empty diff that can continue.
 """
@@ -203,7 +203,35 @@ def _workflow(old: Definition, new: Definition) -> list[str]:
         other.append(f"concurrency {old.concurrency or 'none'} -> {new.concurrency or 'none'}")
     if old.description != new.description:
         other.append("description changed")
+    other.extend(_triggers(old, new))
     return other
+
+
+_TRIGGER_FIELDS = (
+    "cron",
+    "timezone",
+    "inputs",
+    "overlap",
+    "catch_up",
+    "catch_up_window",
+    "enabled",
+)
+
+
+def _triggers(old: Definition, new: Definition) -> list[str]:
+    """``other`` lines about cron triggers: they start executions, running ones never notice."""
+    before = {t.name: t for t in old.triggers}
+    after = {t.name: t for t in new.triggers}
+    lines = [f"trigger {name} added ({after[name].cron})" for name in after if name not in before]
+    lines += [f"trigger {name} removed" for name in before if name not in after]
+    for name, a in before.items():
+        b = after.get(name)
+        if b is None:
+            continue
+        fields = [f for f in _TRIGGER_FIELDS if getattr(a, f) != getattr(b, f)]
+        if fields:
+            lines.append(f"trigger {name}: {', '.join(fields)} changed")
+    return lines
 
 
 def _added_note(node: Node, new: Definition) -> str:

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.lua import LuaCode
-from engine.templates import Template
+from engine.templates import Const, Template
 
 END = "end"
 """The ``next`` target that ends a branch."""
@@ -142,6 +142,44 @@ class Transitions:
         )
 
 
+# --- triggers --------------------------------------------------------------------------------
+
+
+class Overlap(StrEnum):
+    """What a cron tick does while the trigger's previous execution is still running."""
+
+    ALLOW = "allow"
+    SKIP = "skip"
+    CANCEL_PREVIOUS = "cancel-previous"
+
+
+class CatchUp(StrEnum):
+    """Which ticks missed while no orchestrator was running still fire."""
+
+    NONE = "none"
+    LATEST = "latest"
+    ALL = "all"
+
+
+DEFAULT_CATCH_UP_WINDOW = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class CronTrigger:
+    """A cron trigger of a workflow; ``inputs`` is compiled, its scope is ``trigger`` only."""
+
+    name: str
+    cron: str
+    timezone: str = "UTC"
+    inputs: Template = field(default_factory=lambda: Const({}))
+    overlap: Overlap = Overlap.SKIP
+    catch_up: CatchUp = CatchUp.NONE
+    catch_up_window: float = DEFAULT_CATCH_UP_WINDOW
+    enabled: bool = True
+    document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The trigger as written (its inputs as templates), for display."""
+
+
 # --- nodes and definitions -------------------------------------------------------------------
 
 
@@ -172,6 +210,7 @@ class Definition:
     timeout: float | None = None
     concurrency: int | None = None
     description: str | None = None
+    triggers: tuple[CronTrigger, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The definition as submitted (after parsing YAML/JSON), for storage and display."""
 

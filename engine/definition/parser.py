@@ -19,6 +19,7 @@ from engine.definition import checks
 from engine.definition.model import (
     DEFAULT_MAX_VISITS,
     NO_RETRY,
+    CronTrigger,
     Definition,
     Edge,
     Executor,
@@ -34,7 +35,8 @@ from engine.definition.model import (
     Transitions,
     TriggerRule,
 )
-from engine.definition.schema import LuaDoc, NodeDoc, WorkflowDoc
+from engine.definition.schema import LuaDoc, NodeDoc, TriggerDoc, WorkflowDoc
+from engine.definition.triggers import build_trigger
 from engine.definition.values import type_error
 from engine.errors import DefinitionError, Issue
 from engine.lua import LuaCode, LuaSandbox
@@ -50,6 +52,7 @@ _KNOWN_KEYS = {
     *WorkflowDoc.model_fields,
     "apiVersion",
     *NodeDoc.model_fields,
+    *TriggerDoc.model_fields,
     "json",
     "attempts",
     "backoff",
@@ -114,8 +117,8 @@ def from_document(
         doc = WorkflowDoc.model_validate(document)
     except pydantic.ValidationError as exc:
         raise DefinitionError(pydantic_issues(exc), source=source) from None
-    issues = checks.check_graph(doc)
-    builder = _Builder(doc, sandbox or _syntax_sandbox())
+    issues = checks.check_graph(doc) + checks.check_triggers(doc)
+    builder = _Builder(doc, sandbox or syntax_sandbox())
     definition = builder.build(dict(document))
     if not issues and not definition.start_nodes:  # the model derives who starts; ask it
         issues.append(checks.NO_START)
@@ -126,12 +129,47 @@ def from_document(
 
 
 @functools.cache
-def _syntax_sandbox() -> LuaSandbox:
+def syntax_sandbox() -> LuaSandbox:
+    """The sandbox that compiles Lua to check its syntax when the caller gives none."""
     return LuaSandbox(workers=1)
 
 
-def pydantic_issues(exc: pydantic.ValidationError) -> list[Issue]:
-    """Convert pydantic's errors into Issues with document paths and plain messages."""
+def trigger_from_spec(
+    spec: Any,
+    definition: Definition,
+    *,
+    name: str = "",
+    sandbox: LuaSandbox | None = None,
+) -> CronTrigger:
+    """Validate one trigger submitted on its own (the API) against ``definition``'s inputs.
+
+    ``name``, when given, overrides the spec's own. Raises ``DefinitionError`` whose paths are
+    relative to the trigger (``cron``, ``timezone``, ``inputs.day``).
+    """
+    source = f"trigger {name or '?'} of {definition.name}"
+    if not isinstance(spec, Mapping):
+        raise DefinitionError([Issue("", "expected a mapping (the trigger)")], source=source)
+    document = dict(spec)
+    if name:
+        document["name"] = name
+    try:
+        doc = TriggerDoc.model_validate(document)
+    except pydantic.ValidationError as exc:
+        raise DefinitionError(pydantic_issues(exc, trigger=True), source=source) from None
+    trigger, issues = build_trigger(
+        0, doc, definition.inputs, sandbox or syntax_sandbox(), document=document
+    )
+    issues = checks.check_trigger(doc) + issues
+    if issues:
+        raise DefinitionError(issues, source=source)
+    return trigger
+
+
+def pydantic_issues(exc: pydantic.ValidationError, *, trigger: bool = False) -> list[Issue]:
+    """Convert pydantic's errors into Issues with document paths and plain messages.
+
+    ``trigger``: the document validated was one trigger (the API), not a workflow.
+    """
     issues = []
     for error in exc.errors(include_url=False):
         loc = [
@@ -146,7 +184,10 @@ def pydantic_issues(exc: pydantic.ValidationError) -> list[Issue]:
             key = str(loc[-1]) if loc else ""
             message = f"unknown key{checks.did_you_mean(key, _KNOWN_KEYS - {key})}"
         elif kind == "string_pattern_mismatch":
-            message = _PATTERN_MESSAGES.get(str(loc[-1]) if loc else "", message)
+            field = str(loc[-1]) if loc else ""
+            if field == "name" and (trigger or loc[0] == "triggers"):
+                field = "id"  # a trigger's name follows the node id pattern
+            message = _PATTERN_MESSAGES.get(field, message)
         elif kind == "union_tag_not_found" or kind == "union_tag_invalid":
             message = _UNION_MESSAGES.get(str(loc[-1]) if loc else "", message)
         message = message.removeprefix("Value error, ").replace("Input should be", "expected")
@@ -202,6 +243,19 @@ class _Builder:
             )
         nodes = tuple(self._node(i, n) for i, n in enumerate(doc.nodes))
         outputs = self._template(doc.outputs, "outputs") if doc.outputs else None
+        written = document.get("triggers")
+        triggers = []
+        for i, t in enumerate(doc.triggers):
+            trigger, issues = build_trigger(
+                i,
+                t,
+                inputs,
+                self.sandbox,
+                prefix=f"triggers[{i}].",
+                document=written[i] if isinstance(written, list) else None,
+            )
+            triggers.append(trigger)
+            self.issues.extend(issues)
         return Definition(
             name=doc.name,
             version=doc.version,
@@ -211,6 +265,7 @@ class _Builder:
             timeout=doc.timeout,
             concurrency=doc.concurrency,
             description=doc.description,
+            triggers=tuple(triggers),
             document=document,
         )
 

@@ -219,6 +219,34 @@ class NodeDoc(_Doc):
         return [key for key in EXECUTORS if key in self.model_fields_set]
 
 
+class TriggerDoc(_Doc):
+    """A cron trigger: start an execution of the workflow on a schedule (docs/triggers.md)."""
+
+    name: Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)] | None = Field(
+        default=None, description='Unique in the workflow; defaults to "cron-<index>".'
+    )
+    cron: str = Field(
+        description="Five fields (minute hour day-of-month month day-of-week) or an alias: "
+        "@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually."
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Paris.")
+    inputs: dict[str, Any] = Field(
+        default={},
+        description="Execution inputs; templates see trigger.time, trigger.utc, trigger.name, "
+        "trigger.workflow and trigger.fired_at.",
+    )
+    overlap: Literal["allow", "skip", "cancel-previous"] = Field(
+        default="skip", description="What a tick does while the previous execution runs."
+    )
+    catch_up: Literal["none", "latest", "all"] = Field(
+        default="none", description="Which ticks missed during downtime still fire."
+    )
+    catch_up_window: Duration = Field(
+        default=3600.0, description="How far back catch_up looks (default 1h)."
+    )
+    enabled: bool = True
+
+
 class WorkflowDoc(_Doc):
     """A workflow definition, ``apiVersion: weir/v1``, ``kind: Workflow``."""
 
@@ -240,6 +268,7 @@ class WorkflowDoc(_Doc):
     concurrency: Annotated[int, Field(ge=1)] | None = None
     nodes: Annotated[list[NodeDoc], Field(min_length=1)]
     outputs: dict[str, Any] = {}
+    triggers: list[TriggerDoc] = []
 
 
 def json_schema() -> dict[str, Any]:

@@ -1,9 +1,52 @@
 """The engine's Prometheus collectors, in a registry the engine owns (several engines can then
-live in one test process). Labels are bounded: statuses, executors, reasons; never ids."""
+live in one test process). Labels are bounded: statuses, executors, reasons; never ids.
+
+``executor_kind`` names a node's executor as definitions spell it (``lua``, ``http``, ...); the
+orchestrator's metrics label node runs with it too.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from engine.definition.model import (
+    HttpTask,
+    LuaTask,
+    Node,
+    NoopTask,
+    PythonTask,
+    SleepTask,
+    SubWorkflowTask,
+)
+from engine.state.events import NodeResult, NodeStatus
+
+_KINDS: dict[type, str] = {
+    LuaTask: "lua",
+    HttpTask: "http",
+    PythonTask: "python",
+    SubWorkflowTask: "workflow",
+    NoopTask: "noop",
+    SleepTask: "sleep",
+}
+_FAILED = NodeStatus.FAILED
+NODE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600)
+"""Node run durations, seconds: from an inline Lua call to an hour-long HTTP call or sleep."""
+
+
+def executor_kind(node: Node) -> str:
+    """The node's executor key: ``lua``, ``http``, ``python``, ``workflow``, ``noop``, ``sleep``."""
+    return _KINDS.get(type(node.executor), "other")
+
+
+def will_retry(node: Node, result: NodeResult) -> bool:
+    """Whether the state machine retries after this attempt (as ``node.retrying`` says)."""
+    return (
+        result.status is NodeStatus.FAILED
+        and result.retryable
+        and result.attempt < node.retry.attempts
+    )
 
 
 class EngineMetrics:
@@ -90,3 +133,29 @@ class EngineMetrics:
         self.stream_errors = Counter(
             "weir_engine_stream_errors", "Malformed or failed stream messages.", registry=r
         )
+        self.node_duration = Histogram(
+            "weir_engine_node_duration_seconds",
+            "Node attempts run here, from start to end, by executor and status.",
+            ["executor", "status"],
+            buckets=NODE_BUCKETS,
+            registry=r,
+        )
+        self.node_retries = Counter(
+            "weir_engine_node_retries",
+            "Failed node attempts that will be tried again, by executor.",
+            ["executor"],
+            registry=r,
+        )
+        self._node_children: dict[tuple[type, NodeStatus], tuple[Any, Any]] = {}
+
+    def node_finished(self, node: Node, result: NodeResult) -> None:
+        """One attempt of ``node`` ended here (not one replayed from a checkpoint)."""
+        children = self._node_children.get((type(node.executor), result.status))
+        if children is None:
+            kind, status = executor_kind(node), str(result.status)
+            children = (self.node_duration.labels(kind, status), self.nodes.labels(status))
+            self._node_children[type(node.executor), result.status] = children
+        children[0].observe(max(result.finished_at - result.started_at, 0.0))
+        children[1].inc()
+        if result.status is _FAILED and will_retry(node, result):
+            self.node_retries.labels(executor_kind(node)).inc()

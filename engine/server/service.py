@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
 
-from engine.definition.model import Definition, SubWorkflowTask
+from engine.definition.model import Definition, Node, SubWorkflowTask
 from engine.definition.parser import from_document
 from engine.driver import ExecutionDriver
 from engine.errors import DefinitionError, TaskError
@@ -48,7 +49,7 @@ from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.metrics import EngineMetrics
 from engine.server.session import ChildWait, Run, Session
-from engine.state.events import ExecutionStatus
+from engine.state.events import ExecutionStatus, NodeResult
 
 log = logging.getLogger(__name__)
 
@@ -263,12 +264,16 @@ class EngineService(pb_grpc.EngineServicer):
             self._runner,
             execution_id=m.execution_id,
             on_event=run.add_event,
-            on_result=run.add_result,
+            on_result=functools.partial(self._node_result, run, definition.by_id),
             checkpoint=checkpoint,
             timeout=m.timeout.ToTimedelta().total_seconds() if m.HasField("timeout") else None,
             depth=m.depth,
         )
         return run
+
+    def _node_result(self, run: Run, nodes: Mapping[str, Node], result: NodeResult) -> None:
+        self._metrics.node_finished(nodes[result.node], result)
+        run.add_result(result)
 
     def _definition(self, m: pb.Execute) -> Definition:
         cached = self._definitions.get(m.definition_digest)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.definition.diff import DefinitionDiff
 from engine.server import codec
 from engine.state.events import ExecutionStatus
 from engine.state.result import iso as iso_time
-from orchestrator.monitor import MonitorEvent
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
-from orchestrator.records import ExecutionRecord
-from orchestrator.registry import WorkflowVersion
-from orchestrator.store import ExecutionRow
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module and should stay light
+    from engine.definition.diff import DefinitionDiff
+    from orchestrator.monitor import MonitorEvent
+    from orchestrator.records import ExecutionRecord
+    from orchestrator.registry import WorkflowVersion
+    from orchestrator.store import ExecutionRow
+    from orchestrator.triggers import TriggerInfo
 
 
 def workflow_to_pb(
@@ -190,3 +193,31 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
             for c in m.children
         ]
     return out
+
+
+def trigger_to_pb(info: TriggerInfo) -> pb.Trigger:
+    m = pb.Trigger(
+        workflow=info.workflow,
+        name=info.name,
+        source=info.source,
+        spec_json=codec.to_json(trigger_spec(info)),
+        last_execution_id=info.last_execution_id or "",
+    )
+    if info.last_fire_at is not None:
+        codec.set_time(m.last_fire_at, info.last_fire_at)
+    if info.next_fire_at is not None:
+        codec.set_time(m.next_fire_at, info.next_fire_at)
+    return m
+
+
+def trigger_spec(info: TriggerInfo) -> dict[str, Any]:
+    """The trigger as a definition would write it."""
+    return {
+        "cron": info.cron,
+        "timezone": info.timezone,
+        "inputs": dict(info.inputs),
+        "overlap": info.overlap,
+        "catch_up": info.catch_up,
+        "catch_up_window": info.catch_up_window,
+        "enabled": info.enabled,
+    }

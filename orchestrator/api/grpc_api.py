@@ -1,8 +1,8 @@
 """The ``weir.orchestrator.v1.Orchestrator`` servicer.
 
 Handlers convert messages and call ``orchestrator.core.Orchestrator``; errors become gRPC
-statuses through one table (``STATUS``), with the error's own message as the details, so a client
-sees which field, workflow or id was wrong and never a traceback.
+statuses through one table (``orchestrator.api.errors``), with the error's own message as the
+details, so a client sees which field, workflow or id was wrong and never a traceback.
 """
 
 from __future__ import annotations
@@ -13,48 +13,27 @@ from typing import Any, NoReturn
 
 import grpc
 
-from engine.errors import DefinitionError, InputError, Issue, WeirError
+from engine.errors import InputError, Issue
 from engine.server import codec
 from orchestrator.api import convert
+from orchestrator.api.errors import INTERNAL, classify
 from orchestrator.core import Orchestrator
-from orchestrator.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    NotFound,
-    QueueFull,
-    VersionConflict,
-)
-from orchestrator.monitor import Lagged
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
 from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 from orchestrator.registry import WorkflowVersion
-from orchestrator.store import StoreError
+from orchestrator.watch import MAX_LIMIT, EventQuery, LaggedNotice, events_for
 
 log = logging.getLogger(__name__)
-
-STATUS: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (DefinitionError, grpc.StatusCode.INVALID_ARGUMENT),
-    (InputError, grpc.StatusCode.INVALID_ARGUMENT),
-    (codec.CodecError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (VersionConflict, grpc.StatusCode.FAILED_PRECONDITION),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (QueueFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (Lagged, grpc.StatusCode.ABORTED),
-    (StoreError, grpc.StatusCode.UNAVAILABLE),
-    (WeirError, grpc.StatusCode.FAILED_PRECONDITION),
-]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 async def _abort(context: Context, exc: Exception) -> NoReturn:
-    for kind, code in STATUS:
-        if isinstance(exc, kind):
-            await context.abort(code, str(exc))
-    log.exception("internal error", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+    kind = classify(exc)
+    if kind is None:
+        log.exception("internal error", exc_info=exc)
+        await context.abort(INTERNAL.grpc_code, f"internal error: {type(exc).__name__}")
+    await context.abort(kind.grpc_code, str(exc))
 
 
 def _require(**fields: str) -> None:
@@ -84,17 +63,17 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
     async def ListWorkflows(
         self, request: pb.ListWorkflowsRequest, context: Context
     ) -> pb.ListWorkflowsResponse:
-        out = pb.ListWorkflowsResponse()
-        registry = self.core.registry
-        for name in registry.names():
-            versions = registry.versions(name)
-            out.workflows.add(
-                name=name,
-                latest_version=versions[-1].version,
-                versions=[v.version for v in versions],
-                description=versions[-1].definition.description or "",
-            )
-        return out
+        return pb.ListWorkflowsResponse(
+            workflows=[
+                pb.WorkflowSummary(
+                    name=w.name,
+                    latest_version=w.latest_version,
+                    versions=w.versions,
+                    description=w.description,
+                )
+                for w in self.core.workflow_summaries()
+            ]
+        )
 
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: Context) -> pb.Workflow:
         try:
@@ -109,9 +88,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.ListWorkflowVersionsRequest, context: Context
     ) -> pb.ListWorkflowVersionsResponse:
         try:
-            versions = self.core.registry.versions(request.name)
-            if not versions:
-                raise NotFound(f"workflow {request.name!r} is not registered")
+            versions = self.core.workflow_versions(request.name)
             return pb.ListWorkflowVersionsResponse(versions=[self._workflow(v) for v in versions])
         except Exception as exc:
             await _abort(context, exc)
@@ -188,7 +165,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 workflow=request.workflow,
                 status=status,
                 parent_id=request.parent_execution_id,
-                limit=min(request.limit or 100, 10_000),
+                limit=request.limit or 100,
             )
             return pb.ListExecutionsResponse(executions=[convert.summary_to_pb(r) for r in rows])
         except Exception as exc:
@@ -205,17 +182,56 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
 
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: Context
-    ) -> AsyncIterator[pb.Event]:
+    ) -> AsyncIterator[pb.WatchEventsResponse]:
         try:
-            if request.execution_id:
-                async for event in self.core.execution_events(request.execution_id):
-                    yield convert.event_to_pb(event)
-                return
-            workflow = request.workflow
-            accepts = (lambda e: e.workflow == workflow) if workflow else None
-            with self.core.monitor.subscribe(accepts) as sub:
-                async for event in sub:
-                    yield convert.event_to_pb(event)
+            query = EventQuery.of(
+                execution_id=request.execution_id,
+                workflow=request.workflow,
+                types=request.types,
+                min_severity=request.min_severity,
+            )
+            stream = events_for(
+                self.core,
+                query,
+                after=request.after if request.HasField("after") else None,
+                follow=request.follow,
+                limit=min(request.limit or 100, MAX_LIMIT),
+            )
+            async for item in stream:
+                if isinstance(item, LaggedNotice):
+                    yield pb.WatchEventsResponse(lagged_after=item.resume_after)
+                    return
+                yield pb.WatchEventsResponse(events=[convert.event_to_pb(e) for e in item])
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def ListTriggers(
+        self, request: pb.ListTriggersRequest, context: Context
+    ) -> pb.ListTriggersResponse:
+        try:
+            triggers = await self.core.list_triggers(request.workflow)
+            return pb.ListTriggersResponse(triggers=[convert.trigger_to_pb(t) for t in triggers])
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def PutTrigger(self, request: pb.PutTriggerRequest, context: Context) -> pb.Trigger:
+        try:
+            _require(workflow=request.workflow, name=request.name)
+            spec = codec.from_json(request.spec_json, "spec_json")
+            if not isinstance(spec, dict):
+                raise InputError([Issue("spec_json", "expected a JSON object")])
+            info = await self.core.put_trigger(request.workflow, request.name, spec)
+            return convert.trigger_to_pb(info)
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def DeleteTrigger(
+        self, request: pb.DeleteTriggerRequest, context: Context
+    ) -> pb.DeleteTriggerResponse:
+        try:
+            _require(workflow=request.workflow, name=request.name)
+            await self.core.delete_trigger(request.workflow, request.name)
+            return pb.DeleteTriggerResponse()
         except Exception as exc:
             await _abort(context, exc)
 

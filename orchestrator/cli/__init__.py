@@ -16,9 +16,11 @@ import click
 import grpc
 
 from engine.errors import WeirError
+from orchestrator.cli.events import events, logs
 from orchestrator.cli.remote import apply, cancel, engines, get, list_, start
 from orchestrator.cli.run import run
 from orchestrator.cli.serve import engine, orchestrator
+from orchestrator.cli.triggers import triggers
 from orchestrator.cli.validate import schema, validate
 from orchestrator.cli.versions import delete, deprecate, diff
 from orchestrator.errors import RpcError
@@ -73,6 +75,9 @@ for _command in (
     deprecate,
     delete,
     diff,
+    events,
+    logs,
+    triggers,
     engine,
     orchestrator,
 ):

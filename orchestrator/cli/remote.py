@@ -50,7 +50,9 @@ def _client_call(server: str | None, call: Callable[[WeirClient], Awaitable[T]])
     settings = ClientSettings.from_env(weir_server=server)
 
     async def run() -> T:
-        async with WeirClient(settings.weir_server, timeout=settings.weir_timeout) as client:
+        async with WeirClient(
+            settings.weir_server, timeout=settings.weir_timeout, token=settings.weir_token
+        ) as client:
             return await call(client)
 
     return asyncio.run(run())

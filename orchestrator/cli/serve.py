@@ -17,11 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import click
 
-from engine.server.process import EngineServer
 from engine.settings import EngineSettings
-from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.store import StoreError
 
 
 def _logging(level: str) -> None:
@@ -76,6 +73,8 @@ def engine(
 
 
 async def _engine(settings: EngineSettings) -> None:
+    from engine.server.process import EngineServer  # here: client commands start faster
+
     server = EngineServer(
         settings.engine_id,
         bind_address=settings.bind_address,
@@ -100,18 +99,30 @@ async def _engine(settings: EngineSettings) -> None:
 @click.option("--port", "grpc_port", type=int, help="Overrides GRPC_PORT (default 50051).")
 @click.option("--engines", help="Overrides ENGINES (static discovery: host:port,...).")
 @click.option("--store", "store_url", help="Overrides STORE_URL (default sqlite:///weir.db).")
+@click.option("--http-port", "http_port", type=int, help="Overrides HTTP_PORT (default 8080).")
 def orchestrator(
-    bind_address: str | None, grpc_port: int | None, engines: str | None, store_url: str | None
+    bind_address: str | None,
+    grpc_port: int | None,
+    engines: str | None,
+    store_url: str | None,
+    http_port: int | None,
 ) -> None:
     """Run the orchestrator: the public API, discovery, placement, failover and the store."""
     settings = OrchestratorSettings.from_env(
-        bind_address=bind_address, grpc_port=grpc_port, engines=engines, store_url=store_url
+        bind_address=bind_address,
+        grpc_port=grpc_port,
+        engines=engines,
+        store_url=store_url,
+        http_port=http_port,
     )
     _logging(settings.log_level)
     asyncio.run(_orchestrator(settings))
 
 
 async def _orchestrator(settings: OrchestratorSettings) -> None:
+    from orchestrator.server import OrchestratorServer  # here: client commands start faster
+    from orchestrator.store import StoreError
+
     try:
         server = OrchestratorServer(settings)
     except StoreError as exc:
@@ -130,7 +141,9 @@ async def _orchestrator(settings: OrchestratorSettings) -> None:
             stopped.set()
 
     _on_signals(asyncio.get_running_loop(), stop)
-    click.echo(f"orchestrator listening on port {server.port}", err=True)
+    click.echo(
+        f"orchestrator listening on port {server.port} (gRPC), {server.http_port} (HTTP)", err=True
+    )
     failed = asyncio.create_task(server.core.failed.wait())
     ended = asyncio.create_task(stopped.wait())
     await asyncio.wait([failed, ended], return_when=asyncio.FIRST_COMPLETED)

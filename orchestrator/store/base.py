@@ -17,7 +17,7 @@ wire. Backends: ``SqlStore`` (SQLite or PostgreSQL through SQLAlchemy) and ``Mem
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -119,15 +119,34 @@ class EventRow:
 
 @dataclass(slots=True)
 class TriggerRow:
-    """The state of one cron trigger of one workflow."""
+    """The state of one cron trigger of one workflow, keyed by (workflow, trigger name).
+
+    ``next_fire_at`` is the cursor: the next tick to fire. Orchestrators move it forward with
+    ``Store.claim_trigger``, a compare-and-set, so that of several replicas exactly one fires
+    each tick.
+    """
 
     workflow: str
     trigger: str
-    """The trigger's key within the workflow (its index or name)."""
+    """The trigger's name within the workflow."""
     last_fire_at: float | None = None
+    """The scheduled time of the latest tick that fired."""
     next_fire_at: float | None = None
     owner: str = ""
-    """The orchestrator that fired it last."""
+    """The orchestrator that moved the cursor last."""
+    last_execution_id: str | None = None
+    """The execution the trigger started last (for its overlap policy)."""
+    source: str = "definition"
+    """``definition`` (the trigger is in the workflow's definition) or ``api``."""
+    spec_json: bytes | None = None
+    """An ``api`` trigger's spec as JSON; NULL for definition triggers."""
+    schedule: str = ""
+    """The cron expression and time zone the cursor was computed for (``"0 0 * * * UTC"``):
+    when the trigger's schedule changes, the cursor is computed again."""
+
+
+CommitHook = Callable[[float, int], None]
+"""Told of each group commit: (seconds it took, rows it wrote)."""
 
 
 class Store(Protocol):
@@ -135,6 +154,8 @@ class Store(Protocol):
 
     url: str
     """Where it is, with any password masked: for logs and error messages."""
+    on_commit: CommitHook | None
+    """Called after each successful group commit (the metrics set it); None: nobody asks."""
 
     async def open(self) -> None:
         """Connect and apply migrations; raise ``StoreError`` saying what is wrong."""
@@ -221,8 +242,11 @@ class Store(Protocol):
         execution_id: str = "",
         workflow: str = "",
         limit: int = 1000,
+        newest: bool = False,
+        before: int | None = None,
     ) -> list[EventRow]:
-        """Events with ``seq > after``, ascending."""
+        """Events with ``seq > after``, ascending: the first ``limit`` of them, or with
+        ``newest`` the last ``limit``; only those with ``seq < before`` when given."""
 
     # --- triggers -----------------------------------------------------------------------------
 
@@ -230,3 +254,31 @@ class Store(Protocol):
 
     async def save_trigger_state(self, row: TriggerRow) -> None:
         """Insert or replace the state of (workflow, trigger)."""
+
+    async def claim_trigger(
+        self,
+        workflow: str,
+        trigger: str,
+        *,
+        expected_next: float | None,
+        new_next: float,
+        schedule: str,
+        owner: str,
+        fired_at: float | None = None,
+    ) -> bool:
+        """Move the cursor from ``expected_next`` to ``new_next`` if nobody moved it first.
+
+        One atomic compare-and-set: true for exactly one of several orchestrators claiming the
+        same cursor. ``expected_next=None`` claims a trigger seen for the first time (no row, or
+        a row without a cursor; the row is inserted as a ``definition`` trigger when absent).
+        ``fired_at`` (the latest tick that fires) becomes ``last_fire_at`` when given; the
+        winner also records ``schedule`` and itself as ``owner``.
+        """
+        ...
+
+    async def set_trigger_execution(self, workflow: str, trigger: str, execution_id: str) -> None:
+        """Record the execution the trigger started last."""
+
+    async def delete_trigger_state(self, workflow: str, trigger: str) -> bool:
+        """Delete the row; return whether there was one."""
+        ...

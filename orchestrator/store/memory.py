@@ -12,6 +12,7 @@ import copy
 from collections.abc import Sequence
 
 from orchestrator.store.base import (
+    CommitHook,
     EventRow,
     ExecutionRow,
     NodeRunRow,
@@ -27,6 +28,8 @@ class MemoryStore:
     """The store in dictionaries; see the module docstring."""
 
     url = "memory://"
+    on_commit: CommitHook | None = None
+    """Never called: writes apply at once, there is no group commit."""
 
     def __init__(self) -> None:
         self._workflows: dict[tuple[str, str], WorkflowRow] = {}
@@ -203,17 +206,23 @@ class MemoryStore:
         execution_id: str = "",
         workflow: str = "",
         limit: int = 1000,
+        newest: bool = False,
+        before: int | None = None,
     ) -> list[EventRow]:
         found: list[EventRow] = []
         if limit <= 0:
             return found
-        for event in self._events[bisect.bisect_right(self._seqs, after) :]:
+        end = len(self._seqs) if before is None else bisect.bisect_left(self._seqs, before)
+        candidates = self._events[bisect.bisect_right(self._seqs, after) : end]
+        for event in reversed(candidates) if newest else candidates:
             if (not execution_id or event.execution_id == execution_id) and (
                 not workflow or event.workflow == workflow
             ):
                 found.append(copy.copy(event))
                 if len(found) >= limit:
                     break
+        if newest:
+            found.reverse()
         return found
 
     # --- triggers -----------------------------------------------------------------------------
@@ -225,3 +234,34 @@ class MemoryStore:
 
     async def save_trigger_state(self, row: TriggerRow) -> None:
         self._triggers[(row.workflow, row.trigger)] = copy.copy(row)
+
+    async def claim_trigger(
+        self,
+        workflow: str,
+        trigger: str,
+        *,
+        expected_next: float | None,
+        new_next: float,
+        schedule: str,
+        owner: str,
+        fired_at: float | None = None,
+    ) -> bool:
+        row = self._triggers.get((workflow, trigger))
+        if row is None and expected_next is None:
+            row = self._triggers[(workflow, trigger)] = TriggerRow(workflow, trigger)
+        if row is None or row.next_fire_at != expected_next:
+            return False
+        row.next_fire_at = new_next
+        row.schedule = schedule
+        row.owner = owner
+        if fired_at is not None:
+            row.last_fire_at = fired_at
+        return True
+
+    async def set_trigger_execution(self, workflow: str, trigger: str, execution_id: str) -> None:
+        row = self._triggers.get((workflow, trigger))
+        if row is not None:
+            row.last_execution_id = execution_id
+
+    async def delete_trigger_state(self, workflow: str, trigger: str) -> bool:
+        return self._triggers.pop((workflow, trigger), None) is not None

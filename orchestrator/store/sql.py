@@ -57,6 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from orchestrator.store import tables as t
 from orchestrator.store.base import (
+    CommitHook,
     EventRow,
     ExecutionRow,
     NodeRunRow,
@@ -162,6 +163,8 @@ class SqlStore:
         """The SQLAlchemy engine while open (for diagnostics and tests)."""
         self.commits = 0
         """Batches committed by the group commit so far."""
+        self.on_commit: CommitHook | None = None
+        """Told (seconds, rows) after each batch committed, retries included (the metrics)."""
         # the batch gathering
         self._executions: dict[str, ExecutionRow] = {}
         """The latest put of each execution; rows are snapshots, converted when committed."""
@@ -201,6 +204,9 @@ class SqlStore:
             index_elements=[t.events.c.seq]
         )
         tr = insert(t.triggers)
+        self._insert_trigger = tr.on_conflict_do_nothing(
+            index_elements=list(t.triggers.primary_key.columns)
+        )
         self._upsert_trigger = tr.on_conflict_do_update(
             index_elements=list(t.triggers.primary_key.columns),
             set_={c.name: tr.excluded[c.name] for c in t.triggers.columns if not c.primary_key},
@@ -404,6 +410,12 @@ class SqlStore:
                 error = StoreError(f"store {self.url}: the group commit failed: {exc!r}")
             waiter, self._committing = self._committing, None
             self._inflight = False
+            if error is None and self.on_commit is not None:
+                rows = len(batch.executions) + len(batch.node_runs) + len(batch.events)
+                try:
+                    self.on_commit(loop.time() - last, rows)
+                except Exception:  # metrics must never stop the writer
+                    log.exception("store %s: the commit hook failed", self.url)
             if waiter is not None:
                 waiter.set_result(error)
             if error is not None:
@@ -664,16 +676,23 @@ class SqlStore:
         execution_id: str = "",
         workflow: str = "",
         limit: int = 1000,
+        newest: bool = False,
+        before: int | None = None,
     ) -> list[EventRow]:
         v = t.events.c
         query = sa.select(t.events).where(v.seq > after)
+        if before is not None:
+            query = query.where(v.seq < before)
         if execution_id:
             query = query.where(v.execution_id == execution_id)
         if workflow:
             query = query.where(v.workflow == workflow)
-        query = query.order_by(v.seq).limit(limit)
+        query = query.order_by(v.seq.desc() if newest else v.seq).limit(limit)
         async with self._connect() as conn:
-            return [EventRow(**r._mapping) for r in await conn.execute(query)]
+            rows = [EventRow(**r._mapping) for r in await conn.execute(query)]
+        if newest:
+            rows.reverse()
+        return rows
 
     # --- triggers -----------------------------------------------------------------------------
 
@@ -688,6 +707,55 @@ class SqlStore:
     async def save_trigger_state(self, row: TriggerRow) -> None:
         async with self._connect(write=True) as conn:
             await conn.execute(self._upsert_trigger, _values(t.triggers)(row))
+
+    async def claim_trigger(
+        self,
+        workflow: str,
+        trigger: str,
+        *,
+        expected_next: float | None,
+        new_next: float,
+        schedule: str,
+        owner: str,
+        fired_at: float | None = None,
+    ) -> bool:
+        c = t.triggers.c
+        values: dict[str, Any] = {"next_fire_at": new_next, "schedule": schedule, "owner": owner}
+        if fired_at is not None:
+            values["last_fire_at"] = fired_at
+        # The WHERE clause is the compare-and-set: of replicas racing for the same cursor, the
+        # first UPDATE to commit changes it and every other one then matches no row.
+        cursor = (
+            c.next_fire_at.is_(None) if expected_next is None else c.next_fire_at == expected_next
+        )
+        async with self._connect(write=True) as conn:
+            if expected_next is None:
+                await conn.execute(
+                    self._insert_trigger, _values(t.triggers)(TriggerRow(workflow, trigger))
+                )
+            result = await conn.execute(
+                sa.update(t.triggers)
+                .where(c.workflow == workflow, c.trigger == trigger, cursor)
+                .values(values)
+            )
+            return bool(result.rowcount == 1)
+
+    async def set_trigger_execution(self, workflow: str, trigger: str, execution_id: str) -> None:
+        c = t.triggers.c
+        async with self._connect(write=True) as conn:
+            await conn.execute(
+                sa.update(t.triggers)
+                .where(c.workflow == workflow, c.trigger == trigger)
+                .values(last_execution_id=execution_id)
+            )
+
+    async def delete_trigger_state(self, workflow: str, trigger: str) -> bool:
+        c = t.triggers.c
+        async with self._connect(write=True) as conn:
+            result = await conn.execute(
+                sa.delete(t.triggers).where(c.workflow == workflow, c.trigger == trigger)
+            )
+            return bool(result.rowcount)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

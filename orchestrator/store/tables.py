@@ -122,6 +122,10 @@ triggers = sa.Table(
     sa.Column("last_fire_at", sa.Double, nullable=True),
     sa.Column("next_fire_at", sa.Double, nullable=True),
     sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("last_execution_id", sa.Text, nullable=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("spec_json", sa.LargeBinary, nullable=True),
+    sa.Column("schedule", sa.Text, nullable=False),
 )
 
 TABLES = ("workflows", "executions", "node_runs", "events", "triggers")

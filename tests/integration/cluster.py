@@ -96,6 +96,7 @@ class Cluster:
         self.orchestrator: Proc | None = None
         self.orchestrators: list[Proc] = []
         self.port = 0
+        self.http_port = 0
 
     def start_engine(self, name: str, *, port: int | None = None, **env: Any) -> Proc:
         port = port or self.engine_ports.get(name) or free_port()
@@ -130,6 +131,7 @@ class Cluster:
     def start_orchestrator(self, **env: Any) -> Proc:
         """Start (or restart: same port, same store) the orchestrator; ``env`` overrides."""
         self.port = self.port or free_port()
+        self.http_port = self.http_port or free_port()
         engines = ",".join(f"127.0.0.1:{p}" for p in self.engine_ports.values())
         self.starts += 1
         proc = Proc(
@@ -137,6 +139,7 @@ class Cluster:
             ["orchestrator"],
             {
                 "GRPC_PORT": str(self.port),
+                "HTTP_PORT": str(self.http_port),
                 "BIND_ADDRESS": "127.0.0.1",
                 "DISCOVERY": "static",
                 "ENGINES": engines,
@@ -160,6 +163,10 @@ class Cluster:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def client(self, timeout: float = 10.0) -> WeirClient:
         return WeirClient(self.address, timeout=timeout)

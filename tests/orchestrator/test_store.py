@@ -390,6 +390,54 @@ async def test_trigger_state_is_an_upsert(store: Store) -> None:
     ]
 
 
+async def test_claim_trigger_is_a_compare_and_set(store: Store) -> None:
+    claim = store.claim_trigger
+    # first sight: no row yet; exactly one "expected None" claim wins
+    assert await claim("w", "t", expected_next=None, new_next=60.0, schedule="s", owner="a")
+    assert not await claim("w", "t", expected_next=None, new_next=61.0, schedule="s", owner="b")
+    assert not await claim("w", "t", expected_next=59.0, new_next=120.0, schedule="s", owner="b")
+    assert await claim(
+        "w", "t", expected_next=60.0, new_next=120.0, schedule="s2", owner="b", fired_at=60.0
+    )
+    assert not await claim("w", "t", expected_next=60.0, new_next=120.0, schedule="s", owner="a")
+    await store.set_trigger_execution("w", "t", "e1")
+    assert await store.trigger_states() == [
+        TriggerRow("w", "t", 60.0, 120.0, "b", "e1", "definition", None, "s2")
+    ]
+    # a moved cursor without a fire keeps last_fire_at
+    assert await claim("w", "t", expected_next=120.0, new_next=180.0, schedule="s2", owner="a")
+    [row] = await store.trigger_states("w")
+    assert (row.last_fire_at, row.next_fire_at, row.owner) == (60.0, 180.0, "a")
+    # an API trigger's row without a cursor is claimed with expected None, keeping its spec
+    api = TriggerRow("w", "api", source="api", spec_json=b'{"cron":"@daily"}', schedule="x")
+    await store.save_trigger_state(api)
+    assert await claim("w", "api", expected_next=None, new_next=5.0, schedule="x", owner="a")
+    [row, _] = await store.trigger_states("w")
+    assert (row.source, row.spec_json, row.next_fire_at) == ("api", b'{"cron":"@daily"}', 5.0)
+    assert await store.delete_trigger_state("w", "api")
+    assert not await store.delete_trigger_state("w", "api")
+    assert [r.trigger for r in await store.trigger_states()] == ["t"]
+
+
+async def test_concurrent_claims_of_one_cursor_have_one_winner(store: Store) -> None:
+    await store.claim_trigger("w", "t", expected_next=None, new_next=0.0, schedule="", owner="")
+    for cursor in range(20):
+        wins = await asyncio.gather(
+            *(
+                store.claim_trigger(
+                    "w",
+                    "t",
+                    expected_next=float(cursor),
+                    new_next=float(cursor + 1),
+                    schedule="",
+                    owner=f"o{i}",
+                )
+                for i in range(4)
+            )
+        )
+        assert sum(wins) == 1
+
+
 # --- SQL backends -----------------------------------------------------------------------------
 
 
@@ -430,12 +478,45 @@ async def test_a_reopened_store_keeps_everything_and_migrating_again_is_a_no_op(
             versions = (
                 await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
             ).all()
-        assert [v[0] for v in versions] == ["0001"]
+        assert [v[0] for v in versions] == ["0002"]
         assert await store.load_workflows() == [wf]
         assert await store.trigger_states() == [TriggerRow("w", "0", 1.0, 2.0, "o")]
         assert await store.get_execution("e1") == execution("e1", idempotency_key="k")
         assert [r.node for r in (await store.node_runs(["e1"]))["e1"]] == ["a"]
         assert await store.last_event_seq() == 7
+
+
+async def test_a_database_of_revision_0001_is_upgraded(sql_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from orchestrator.store.diagnose import parse_url
+    from orchestrator.store.sql import MIGRATIONS
+
+    def upgrade_to_0001(connection: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+
+    engine = create_async_engine(parse_url(sql_url)[0])
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to_0001)
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO triggers (workflow, trigger, last_fire_at, next_fire_at, owner) "
+                    "VALUES ('w', 'nightly', 1.0, 2.0, 'o')"
+                )
+            )
+    finally:
+        await engine.dispose()
+    async with _opened(SqlStore(sql_url)) as store:
+        assert await store.trigger_states() == [TriggerRow("w", "nightly", 1.0, 2.0, "o")]
+        assert await store.claim_trigger(
+            "w", "nightly", expected_next=2.0, new_next=3.0, schedule="s", owner="p"
+        )
 
 
 async def test_sqlite_runs_in_wal_mode_with_synchronous_normal(tmp_path: Path) -> None:
@@ -519,7 +600,7 @@ async def test_a_relative_sqlite_path_is_relative_to_the_working_directory(
     async with _opened(SqlStore("sqlite:///weir.db")):
         pass
     with contextlib.closing(sqlite3.connect(tmp_path / "weir.db")) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
 
 
 def _free_port() -> int:

@@ -859,25 +859,83 @@ Global___ChildLink: _TypeAlias = ChildLink  # noqa: Y015
 
 @_typing.final
 class WatchEventsRequest(_message.Message):
+    """Events from the log and/or live. With `after` set, the log's events after that sequence come
+    first (a reconnecting watcher passes the last sequence it saw and misses nothing); without it,
+    a follower starts with what happens next and a non-follower gets the newest `limit` events.
+    With `follow`, live events follow until the call is cancelled; when `execution_id` is set the
+    stream also ends once that execution has ended.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    TYPES_FIELD_NUMBER: _builtins.int
+    MIN_SEVERITY_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     workflow: _builtins.str
+    after: _builtins.int
+    follow: _builtins.bool
+    min_severity: Global___Severity.ValueType
+    limit: _builtins.int
+    """Without follow: at most this many events (default 100, at most 10000)."""
+    @_builtins.property
+    def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Exact types ("execution.failed") or prefixes ending in "." or ".*" ("node.", "trigger.*")."""
+
     def __init__(
         self,
         *,
         execution_id: _builtins.str = ...,
         workflow: _builtins.str = ...,
+        after: _builtins.int | None = ...,
+        follow: _builtins.bool = ...,
+        types: _abc.Iterable[_builtins.str] | None = ...,
+        min_severity: Global___Severity.ValueType = ...,
+        limit: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "after", b"after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_after", b"_after", "after", b"after", "execution_id", b"execution_id", "follow", b"follow", "limit", b"limit", "min_severity", b"min_severity", "types", b"types", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__after: _TypeAlias = _typing.Literal["after"]  # noqa: Y015
+    _WhichOneofArgType__after: _TypeAlias = _typing.Literal["_after", b"_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__after) -> _WhichOneofReturnType__after | None: ...
 
 Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchEventsResponse(_message.Message):
+    """Events in batches: a busy watcher gets many per message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    LAGGED_AFTER_FIELD_NUMBER: _builtins.int
+    lagged_after: _builtins.int
+    """Set on the last message when this watcher fell more than its buffer behind and was cut off:
+    call again with `after` = this value to read on from the log.
+    """
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___Event] | None = ...,
+        lagged_after: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lagged_after", b"_lagged_after", "lagged_after", b"lagged_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lagged_after", b"_lagged_after", "events", b"events", "lagged_after", b"lagged_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__lagged_after: _TypeAlias = _typing.Literal["lagged_after"]  # noqa: Y015
+    _WhichOneofArgType__lagged_after: _TypeAlias = _typing.Literal["_lagged_after", b"_lagged_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lagged_after) -> _WhichOneofReturnType__lagged_after | None: ...
+
+Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
@@ -1027,3 +1085,148 @@ class EngineInfo(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EngineInfo: _TypeAlias = EngineInfo  # noqa: Y015
+
+@_typing.final
+class Trigger(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    SPEC_JSON_FIELD_NUMBER: _builtins.int
+    LAST_FIRE_AT_FIELD_NUMBER: _builtins.int
+    NEXT_FIRE_AT_FIELD_NUMBER: _builtins.int
+    LAST_EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    name: _builtins.str
+    source: _builtins.str
+    """"definition" (from the workflow's `triggers:`) or "api"."""
+    spec_json: _builtins.bytes
+    """The trigger as in a definition: cron, timezone, inputs, overlap, catch_up, catch_up_window,
+    enabled.
+    """
+    last_execution_id: _builtins.str
+    @_builtins.property
+    def last_fire_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def next_fire_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        name: _builtins.str = ...,
+        source: _builtins.str = ...,
+        spec_json: _builtins.bytes = ...,
+        last_fire_at: _timestamp_pb2.Timestamp | None = ...,
+        next_fire_at: _timestamp_pb2.Timestamp | None = ...,
+        last_execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_fire_at", b"last_fire_at", "next_fire_at", b"next_fire_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_execution_id", b"last_execution_id", "last_fire_at", b"last_fire_at", "name", b"name", "next_fire_at", b"next_fire_at", "source", b"source", "spec_json", b"spec_json", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Trigger: _TypeAlias = Trigger  # noqa: Y015
+
+@_typing.final
+class ListTriggersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    """Empty: every workflow's."""
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTriggersRequest: _TypeAlias = ListTriggersRequest  # noqa: Y015
+
+@_typing.final
+class ListTriggersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRIGGERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def triggers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trigger]: ...
+    def __init__(
+        self,
+        *,
+        triggers: _abc.Iterable[Global___Trigger] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["triggers", b"triggers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTriggersResponse: _TypeAlias = ListTriggersResponse  # noqa: Y015
+
+@_typing.final
+class PutTriggerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SPEC_JSON_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    name: _builtins.str
+    spec_json: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        name: _builtins.str = ...,
+        spec_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "spec_json", b"spec_json", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutTriggerRequest: _TypeAlias = PutTriggerRequest  # noqa: Y015
+
+@_typing.final
+class DeleteTriggerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTriggerRequest: _TypeAlias = DeleteTriggerRequest  # noqa: Y015
+
+@_typing.final
+class DeleteTriggerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTriggerResponse: _TypeAlias = DeleteTriggerResponse  # noqa: Y015

@@ -92,7 +92,22 @@ class OrchestratorStub:
         self.WatchEvents = channel.unary_stream(
                 '/weir.orchestrator.v1.Orchestrator/WatchEvents',
                 request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Event.FromString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.FromString,
+                _registered_method=True)
+        self.ListTriggers = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/ListTriggers',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.FromString,
+                _registered_method=True)
+        self.PutTrigger = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/PutTrigger',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.FromString,
+                _registered_method=True)
+        self.DeleteTrigger = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/DeleteTrigger',
+                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.FromString,
                 _registered_method=True)
         self.ListEngines = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/ListEngines',
@@ -181,9 +196,28 @@ class OrchestratorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """Events as they happen. With an execution id, that execution's earlier events come first
-        and the stream ends when the execution has finished.
+        """Events from the log and live, in batches; see WatchEventsRequest.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTriggers(self, request, context):
+        """Cron triggers: those of workflow definitions and those added through the API.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutTrigger(self, request, context):
+        """Add or replace an API trigger (a definition's own triggers change with the definition).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTrigger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -255,7 +289,22 @@ def add_OrchestratorServicer_to_server(servicer, server):
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
                     request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Event.SerializeToString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'ListTriggers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggers,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.SerializeToString,
+            ),
+            'PutTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutTrigger,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.SerializeToString,
+            ),
+            'DeleteTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTrigger,
+                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.FromString,
+                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.SerializeToString,
             ),
             'ListEngines': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEngines,
@@ -586,7 +635,88 @@ class Orchestrator:
             target,
             '/weir.orchestrator.v1.Orchestrator/WatchEvents',
             orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Event.FromString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/ListTriggers',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/PutTrigger',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/DeleteTrigger',
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.SerializeToString,
+            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.FromString,
             options,
             channel_credentials,
             insecure,

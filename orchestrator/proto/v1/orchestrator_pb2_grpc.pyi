@@ -60,10 +60,13 @@ class OrchestratorStub:
     GetExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetExecutionRequest, _orchestrator_pb2.Execution]
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListExecutionsRequest, _orchestrator_pb2.ListExecutionsResponse]
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.Execution]
-    WatchEvents: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.Event]
-    """Events as they happen. With an execution id, that execution's earlier events come first
-    and the stream ends when the execution has finished.
-    """
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]
+    """Events from the log and live, in batches; see WatchEventsRequest."""
+    ListTriggers: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListTriggersRequest, _orchestrator_pb2.ListTriggersResponse]
+    """Cron triggers: those of workflow definitions and those added through the API."""
+    PutTrigger: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.PutTriggerRequest, _orchestrator_pb2.Trigger]
+    """Add or replace an API trigger (a definition's own triggers change with the definition)."""
+    DeleteTrigger: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteTriggerRequest, _orchestrator_pb2.DeleteTriggerResponse]
     ListEngines: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListEnginesRequest, _orchestrator_pb2.ListEnginesResponse]
 
 @_typing.type_check_only
@@ -94,10 +97,13 @@ class OrchestratorAsyncStub(OrchestratorStub):
     GetExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetExecutionRequest, _orchestrator_pb2.Execution]  # type: ignore[assignment]
     ListExecutions: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListExecutionsRequest, _orchestrator_pb2.ListExecutionsResponse]  # type: ignore[assignment]
     CancelExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.Execution]  # type: ignore[assignment]
-    WatchEvents: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.Event]  # type: ignore[assignment]
-    """Events as they happen. With an execution id, that execution's earlier events come first
-    and the stream ends when the execution has finished.
-    """
+    WatchEvents: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]  # type: ignore[assignment]
+    """Events from the log and live, in batches; see WatchEventsRequest."""
+    ListTriggers: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListTriggersRequest, _orchestrator_pb2.ListTriggersResponse]  # type: ignore[assignment]
+    """Cron triggers: those of workflow definitions and those added through the API."""
+    PutTrigger: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.PutTriggerRequest, _orchestrator_pb2.Trigger]  # type: ignore[assignment]
+    """Add or replace an API trigger (a definition's own triggers change with the definition)."""
+    DeleteTrigger: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.DeleteTriggerRequest, _orchestrator_pb2.DeleteTriggerResponse]  # type: ignore[assignment]
     ListEngines: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListEnginesRequest, _orchestrator_pb2.ListEnginesResponse]  # type: ignore[assignment]
 
 class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
@@ -197,10 +203,31 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _orchestrator_pb2.WatchEventsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.Event], _abc.AsyncIterator[_orchestrator_pb2.Event]]:
-        """Events as they happen. With an execution id, that execution's earlier events come first
-        and the stream ends when the execution has finished.
-        """
+    ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.WatchEventsResponse], _abc.AsyncIterator[_orchestrator_pb2.WatchEventsResponse]]:
+        """Events from the log and live, in batches; see WatchEventsRequest."""
+
+    @_abc_1.abstractmethod
+    def ListTriggers(
+        self,
+        request: _orchestrator_pb2.ListTriggersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ListTriggersResponse, _abc.Awaitable[_orchestrator_pb2.ListTriggersResponse]]:
+        """Cron triggers: those of workflow definitions and those added through the API."""
+
+    @_abc_1.abstractmethod
+    def PutTrigger(
+        self,
+        request: _orchestrator_pb2.PutTriggerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.Trigger, _abc.Awaitable[_orchestrator_pb2.Trigger]]:
+        """Add or replace an API trigger (a definition's own triggers change with the definition)."""
+
+    @_abc_1.abstractmethod
+    def DeleteTrigger(
+        self,
+        request: _orchestrator_pb2.DeleteTriggerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.DeleteTriggerResponse, _abc.Awaitable[_orchestrator_pb2.DeleteTriggerResponse]]: ...
 
     @_abc_1.abstractmethod
     def ListEngines(

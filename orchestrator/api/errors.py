@@ -1,0 +1,61 @@
+"""One table from the service layer's errors to what each API answers.
+
+Both APIs map an error through ``classify``: gRPC aborts with ``grpc_code``, REST answers
+``http_status`` with the body ``{"error": {"code": ..., "message": ..., "issues": [...]}}``.
+The message is the error's own (it names the field, workflow or id); a traceback never reaches
+a client: anything not in the table is logged and answered as an internal error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from engine.errors import DefinitionError, InputError, WeirError
+from engine.server import codec
+from orchestrator.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    QueueFull,
+    VersionConflict,
+)
+from orchestrator.monitor import Lagged
+from orchestrator.store import StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    grpc_code: grpc.StatusCode
+    http_status: int
+    code: str
+    """Stable, machine-readable: REST's ``error.code``."""
+
+
+INTERNAL = ErrorKind(grpc.StatusCode.INTERNAL, 500, "internal")
+
+ERRORS: list[tuple[type[Exception], ErrorKind]] = [
+    (DefinitionError, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_definition")),
+    (InputError, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_argument")),
+    (codec.CodecError, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_argument")),
+    (NotFound, ErrorKind(grpc.StatusCode.NOT_FOUND, 404, "not_found")),
+    (AlreadyExists, ErrorKind(grpc.StatusCode.ALREADY_EXISTS, 409, "already_exists")),
+    (VersionConflict, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "version_conflict")),
+    (
+        FailedPrecondition,
+        ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "failed_precondition"),
+    ),
+    (QueueFull, ErrorKind(grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "queue_full")),
+    (Lagged, ErrorKind(grpc.StatusCode.ABORTED, 409, "lagged")),
+    (StoreError, ErrorKind(grpc.StatusCode.UNAVAILABLE, 503, "unavailable")),
+    (WeirError, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "failed_precondition")),
+]
+
+
+def classify(exc: BaseException) -> ErrorKind | None:
+    """The table's entry for ``exc``; ``None`` for an error nobody meant (a bug)."""
+    for kind, entry in ERRORS:
+        if isinstance(exc, kind):
+            return entry
+    return None

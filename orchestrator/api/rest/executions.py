@@ -1,0 +1,215 @@
+"""``/api/v1/executions``, ``/api/v1/engines`` and ``POST /trigger/{workflow}``."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+
+from engine.errors import InputError, Issue
+from engine.state.events import ExecutionStatus
+from orchestrator.api.rest.common import ERROR_RESPONSES, core_of
+from orchestrator.api.rest.models import (
+    NAME,
+    CancelIn,
+    EngineList,
+    EngineOut,
+    EventOut,
+    EventPage,
+    ExecutionOut,
+    ExecutionPage,
+    ExecutionSummaryOut,
+    StartIn,
+    TriggerRunIn,
+    TriggerRunOut,
+)
+from orchestrator.core import Orchestrator
+from orchestrator.records import ExecutionRecord
+from orchestrator.watch import EventQuery, history
+
+router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
+
+Core = Annotated[Orchestrator, Depends(core_of)]
+ExecutionId = Annotated[str, Path(min_length=1, max_length=200)]
+MAX_WAIT = 300.0
+
+
+def _result(core: Orchestrator, record: ExecutionRecord) -> ExecutionOut:
+    return ExecutionOut.model_validate(core.result_of(record))
+
+
+async def _start(
+    core: Orchestrator, workflow: str, body: StartIn | TriggerRunIn, key: str
+) -> ExecutionRecord:
+    return await core.start_execution(
+        workflow,
+        body.version,
+        body.inputs,
+        routing_key=body.routing_key,
+        idempotency_key=body.idempotency_key or key,
+    )
+
+
+async def _wait(record: ExecutionRecord, seconds: float) -> bool:
+    """True once the execution has ended, False when ``seconds`` passed first."""
+    try:
+        await asyncio.wait_for(asyncio.shield(record.done.wait()), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+Wait = Annotated[bool, Query(description="Answer when the execution has ended.")]
+Timeout = Annotated[
+    float,
+    Query(
+        alias="timeout",
+        gt=0,
+        le=MAX_WAIT,
+        description="With `wait`: answer 202 after this many seconds.",
+    ),
+]
+IdempotencyKey = Annotated[
+    str, Header(max_length=200, description="Same as the body's `idempotency_key`.")
+]
+
+
+@router.post(
+    "/api/v1/executions",
+    status_code=201,
+    response_model=ExecutionOut,
+    summary="Start an execution",
+    responses={200: {"model": ExecutionOut, "description": "With `wait`: it has ended."}},
+)
+async def start(
+    body: StartIn,
+    response: Response,
+    core: Core,
+    wait: Wait = False,
+    wait_timeout: Timeout = 30.0,
+    idempotency_key: IdempotencyKey = "",
+) -> ExecutionOut:
+    record = await _start(core, body.workflow, body, idempotency_key)
+    if wait and await _wait(record, wait_timeout):
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/executions/{record.id}"
+    return _result(core, record)
+
+
+@router.post(
+    "/trigger/{workflow}",
+    status_code=202,
+    response_model=TriggerRunOut | ExecutionOut,
+    tags=["triggers"],
+    summary="Start an execution from an HTTP call",
+    description="`curl -X POST http://host:8080/trigger/NAME -d '{\"inputs\": {...}}'` answers "
+    "202 with the execution id at once; with `?wait=true`, 200 with the result once it has "
+    "ended (or 202 when `timeout` passed first).",
+    responses={200: {"model": ExecutionOut, "description": "With `wait`: the result."}},
+)
+async def trigger(
+    workflow: Annotated[str, Path(pattern=NAME)],
+    response: Response,
+    core: Core,
+    body: TriggerRunIn | None = None,
+    wait: Wait = False,
+    wait_timeout: Timeout = 30.0,
+    idempotency_key: IdempotencyKey = "",
+) -> TriggerRunOut | ExecutionOut:
+    record = await _start(core, workflow, body or TriggerRunIn(), idempotency_key)
+    url = f"/api/v1/executions/{record.id}"
+    response.headers["Location"] = url
+    if wait and await _wait(record, wait_timeout):
+        response.status_code = 200
+        return _result(core, record)
+    return TriggerRunOut(
+        execution_id=record.id,
+        workflow=record.name,
+        version=record.version,
+        status=str(record.status),
+        url=url,
+    )
+
+
+def _page_token(row: ExecutionSummaryOut, created_at: float) -> str:
+    raw = json.dumps([created_at, row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _from_token(token: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created_at, execution_id = json.loads(raw)
+        return float(created_at), str(execution_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise InputError([Issue("page_token", "is not a token this API gave out")]) from None
+
+
+@router.get("/api/v1/executions", response_model=ExecutionPage, summary="List executions")
+async def list_executions(
+    core: Core,
+    workflow: Annotated[str, Query(max_length=63)] = "",
+    status: Literal["pending", "running", "completed", "failed", "cancelled", ""] = "",
+    parent: Annotated[str, Query(max_length=200, description="Children of this execution.")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page_token: Annotated[str, Query(max_length=500)] = "",
+) -> ExecutionPage:
+    rows = await core.list_executions(
+        workflow=workflow,
+        status=ExecutionStatus(status) if status else None,
+        parent_id=parent,
+        limit=limit,
+        before=_from_token(page_token) if page_token else None,
+    )
+    out = [ExecutionSummaryOut.of(row) for row in rows]
+    token = _page_token(out[-1], rows[-1].created_at) if len(rows) == limit else None
+    return ExecutionPage(executions=out, next_page_token=token)
+
+
+@router.get(
+    "/api/v1/executions/{execution_id}", response_model=ExecutionOut, summary="One execution"
+)
+async def get_execution(execution_id: ExecutionId, core: Core) -> ExecutionOut:
+    return _result(core, await core.get(execution_id))
+
+
+@router.post(
+    "/api/v1/executions/{execution_id}/cancel",
+    response_model=ExecutionOut,
+    summary="Cancel an execution and its sub-workflows",
+)
+async def cancel(
+    execution_id: ExecutionId, core: Core, body: CancelIn | None = None
+) -> ExecutionOut:
+    record = await core.cancel(execution_id, body.reason if body else "")
+    return _result(core, record)
+
+
+@router.get(
+    "/api/v1/executions/{execution_id}/events",
+    response_model=EventPage,
+    summary="One execution's timeline",
+)
+async def execution_events(
+    execution_id: ExecutionId,
+    core: Core,
+    since: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> EventPage:
+    await core.get(execution_id)
+    events = await history(
+        core.store, EventQuery(execution_id=execution_id), after=since, limit=limit
+    )
+    return EventPage(
+        events=[EventOut.of(e) for e in events],
+        last_sequence=events[-1].sequence if events else since,
+    )
+
+
+@router.get("/api/v1/engines", response_model=EngineList, tags=["engines"], summary="Engines")
+async def engines(core: Core) -> EngineList:
+    return EngineList(engines=[EngineOut(**info) for info in core.engines()])

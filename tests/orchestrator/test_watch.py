@@ -1,0 +1,165 @@
+"""Reading and following the event log (``orchestrator.watch``), in process and over gRPC.
+
+The monitor publishes into a real store (memory and SQLite); readers must see every event of
+their query exactly once and in order, across the switch from the log to live events, and a
+reader that falls behind must get a resume point from which the log gives it the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.client import WeirClient
+from orchestrator.core import Orchestrator
+from orchestrator.discovery.static import StaticDiscovery
+from orchestrator.monitor import Monitor, MonitorEvent, Severity
+from orchestrator.ring import make_balancer
+from orchestrator.server import OrchestratorServer
+from orchestrator.settings import OrchestratorSettings
+from orchestrator.store import open_store
+from orchestrator.watch import EventQuery, LaggedNotice, events_for, history, watch
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def core(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Orchestrator]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'w.db'}"
+    core = Orchestrator(
+        orchestrator_id="t",
+        discovery=StaticDiscovery([]),
+        balancer=make_balancer("round-robin"),
+        store=open_store(url),
+        monitor=Monitor(subscriber_buffer=8),
+        triggers_enabled=False,
+    )
+    await core.start()
+    try:
+        yield core
+    finally:
+        await core.stop()
+
+
+def _publish(core: Orchestrator, count: int, **fields: str) -> list[int]:
+    kinds = ["node.started", "node.failed", "execution.completed"]
+    return [
+        core.monitor.publish(kinds[i % 3], message=str(i), **fields).sequence for i in range(count)
+    ]
+
+
+async def test_history_pages_filters_and_the_newest(core: Orchestrator) -> None:
+    _publish(core, 30, workflow="a", execution_id="x1")
+    _publish(core, 30, workflow="b", execution_id="x2")
+    await core.store.durable()
+    everything = await history(core.store, EventQuery(), limit=1000)
+    assert [e.sequence for e in everything] == list(range(1, 61))
+    page = await history(core.store, EventQuery(), after=10, limit=5)
+    assert [e.sequence for e in page] == [11, 12, 13, 14, 15]
+    newest = await history(core.store, EventQuery(workflow="a"), limit=3, newest=True)
+    assert [e.sequence for e in newest] == [28, 29, 30]
+    failed = await history(core.store, EventQuery.of(types=["node.failed"]), limit=1000)
+    assert {e.type for e in failed} == {"node.failed"} and len(failed) == 20
+    nodes = await history(core.store, EventQuery.of(types=["node.*"]), limit=4, newest=True)
+    assert [e.sequence for e in nodes] == [55, 56, 58, 59]
+    warnings = await history(
+        core.store, EventQuery.of(min_severity=Severity.WARNING, execution_id="x2"), limit=1000
+    )
+    assert len(warnings) == 10 and all(e.execution_id == "x2" for e in warnings)
+
+
+async def test_follow_switches_from_the_log_to_live_with_no_gap_or_duplicate(
+    core: Orchestrator,
+) -> None:
+    before = _publish(core, 5)
+    seen: list[int] = []
+
+    async def read() -> None:
+        async for item in watch(core.monitor, core.store, EventQuery(), after=2):
+            assert isinstance(item, list)
+            seen.extend(e.sequence for e in item)
+            if seen[-1] >= 12:
+                return
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0)  # the reader subscribes, then reads the log while we publish
+    after = _publish(core, 4)
+    await asyncio.sleep(0.05)
+    after += _publish(core, 3)
+    await asyncio.wait_for(reader, 5)
+    assert seen == [*before[2:], *after] == list(range(3, 13))
+
+
+async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing(
+    core: Orchestrator,
+) -> None:
+    stream = watch(core.monitor, core.store, EventQuery(workflow="w")).__aiter__()
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)  # subscribed (buffer: 8 events)
+    published = _publish(core, 50, workflow="w")
+    got: list[int] = []
+    item = await first
+    while not isinstance(item, LaggedNotice):
+        got += [e.sequence for e in item]
+        item = await anext(stream)
+    assert got == published[: len(got)] and 0 < len(got) < 50
+    assert item.resume_after == got[-1]
+    assert core.monitor.dropped_subscribers == 1
+    rest = events_for(core, EventQuery(workflow="w"), after=item.resume_after, follow=False)
+    batch = await anext(rest)
+    assert isinstance(batch, list)
+    assert got + [e.sequence for e in batch] == published
+
+
+async def test_one_execution_follow_ends_when_it_has_ended(core: Orchestrator) -> None:
+    with pytest.raises(Exception, match="not found"):
+        await anext(events_for(core, EventQuery(execution_id="nope"), follow=True))
+
+
+async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path: Path) -> None:
+    server = OrchestratorServer(
+        OrchestratorSettings(
+            orchestrator_id="t",
+            bind_address="127.0.0.1",
+            grpc_port=0,
+            http_port=0,
+            store_url=f"sqlite:///{tmp_path / 'w.db'}",
+            subscriber_buffer=10,
+            triggers_enabled=False,
+        )
+    )
+    await server.start()
+    try:
+        core = server.core
+        async with WeirClient(f"127.0.0.1:{server.port}", timeout=10) as client:
+            batches = client.event_batches(workflow="w", follow=True)
+            pending = asyncio.ensure_future(anext(batches))
+            for _ in range(100):  # until the server has subscribed this watcher
+                if core.monitor._subscribers:
+                    break
+                await asyncio.sleep(0.01)
+            published = _publish(core, 300, workflow="w")  # one burst: more than 10 queued
+            lagged_at = None
+            seen: list[int] = []
+            while lagged_at is None:
+                batch = await asyncio.wait_for(pending, 10)
+                assert len(batch.events) <= 500
+                seen += [e.sequence for e in batch.events]
+                if batch.HasField("lagged_after"):
+                    lagged_at = batch.lagged_after
+                else:
+                    pending = asyncio.ensure_future(anext(batches))
+            assert seen == published[: len(seen)] and lagged_at == seen[-1] < published[-1]
+
+            # events() resumes by itself: from a point before the burst it gets all of it.
+            resumed: list[MonitorEvent | int] = []
+            async for event in client.events(workflow="w", after=0, follow=True):
+                resumed.append(event.sequence)
+                if event.sequence == published[-1]:
+                    break
+            assert resumed == published
+            newest = [e.sequence async for e in client.events(follow=False, limit=3)]
+            assert newest == published[-3:]
+    finally:
+        await server.stop(grace=0.5)
