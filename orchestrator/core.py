@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,8 @@ from orchestrator.dispatch import Dispatcher
 from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound, QueueFull
 from orchestrator.links import EngineLink
 from orchestrator.metrics import OrchestratorMetrics
-from orchestrator.monitor import Monitor, MonitorEvent
-from orchestrator.records import ExecutionRecord, event_from_row, from_row
+from orchestrator.monitor import Monitor
+from orchestrator.records import ExecutionRecord, from_row
 from orchestrator.registry import Registry, WorkflowVersion
 from orchestrator.ring import Balancer
 from orchestrator.store import ExecutionRow, MemoryStore, Store, WorkflowRow
@@ -55,7 +55,6 @@ class WorkflowSummary:
     description: str
 
 
-TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 PRUNE_BATCH = 500
 
 
@@ -500,30 +499,6 @@ class Orchestrator(Dispatcher):
         record = await self.get(execution_id)
         await record.done.wait()
         return record
-
-    async def execution_events(self, execution_id: str) -> AsyncIterator[MonitorEvent]:
-        """The execution's events so far (from the log), then live ones until it has ended."""
-        record = await self.get(execution_id)
-        with self.monitor.subscribe(lambda e: e.execution_id == execution_id) as sub:
-            await self.store.durable()
-            last = 0
-            ended = record.done.is_set()
-            while True:
-                rows = await self.store.events(after=last, execution_id=execution_id, limit=1000)
-                for row in rows:
-                    last = row.seq
-                    ended = ended or row.type in TERMINAL_EVENTS
-                    yield event_from_row(row)
-                if len(rows) < 1000:
-                    break
-            if ended:
-                return
-            async for event in sub:
-                if event.sequence <= last:
-                    continue
-                yield event
-                if event.type in TERMINAL_EVENTS:
-                    return
 
     def engines(self) -> list[dict[str, Any]]:
         return [link.info() for link in sorted(self._links.values(), key=lambda x: x.id)]

@@ -45,7 +45,7 @@ from engine.state.events import Cancel, ExecutionStatus, NodeResult
 from engine.state.machine import ExecutionState
 from engine.state.result import execution_result, iso
 from orchestrator.links import EngineLink, LinkHandler
-from orchestrator.monitor import Monitor, MonitorEvent
+from orchestrator.monitor import TERMINAL_EVENTS, Monitor, MonitorEvent
 from orchestrator.records import (
     ExecutionRecord,
     ParentLink,
@@ -307,7 +307,7 @@ class Dispatcher(LinkHandler):
             self._publish(
                 record,
                 "execution.placed",
-                engine_id=link.id,
+                engine_id=link.engine_id or link.id,
                 message=f"re-placed on {link.id} with {len(record.journal)} finished node runs",
                 data={"placement": record.placements, "checkpoint": len(record.journal)},
             )
@@ -324,7 +324,7 @@ class Dispatcher(LinkHandler):
             self._publish(
                 record,
                 "execution.failover",
-                engine_id=link.id,
+                engine_id=link.engine_id or link.id,
                 message=f"engine {link.id} {reason}; re-placing from the checkpoint",
             )
             self._enqueue(record, front=True)
@@ -349,7 +349,7 @@ class Dispatcher(LinkHandler):
             self._publish(
                 record,
                 "execution.reattached",
-                engine_id=link.id,
+                engine_id=link.engine_id or link.id,
                 message=f"engine {link.id} still runs it; attached again",
             )
         for record in [r for r in self._orphans.values() if r.engine == link.id]:
@@ -359,22 +359,28 @@ class Dispatcher(LinkHandler):
 
     def link_ready(self, link: EngineLink) -> None:
         self._balancer.add(link.id)
-        self.monitor.publish(
-            "engine.joined", engine_id=link.id, message=f"engine {link.id} at {link.address} ready"
-        )
+        self._publish_engine(link, "engine.joined", f"at {link.address} ready")
         self._schedule_placement()
 
     def link_unready(self, link: EngineLink) -> None:
         self._balancer.remove(link.id)
         kind = "engine.draining" if link.draining else "engine.unhealthy"
-        self.monitor.publish(kind, engine_id=link.id, message=f"engine {link.id} takes no work")
+        self._publish_engine(link, kind, "takes no work")
 
     def link_lost(self, link: EngineLink, reason: str) -> None:
         self._balancer.remove(link.id)
-        self.monitor.publish(
-            "engine.left", engine_id=link.id, message=f"engine {link.id}: {reason}"
-        )
+        self._publish_engine(link, "engine.left", reason)
         self._evacuate(link, "lost")
+
+    def _publish_engine(self, link: EngineLink, type_: str, what: str) -> None:
+        """An ``engine.*`` event: ``engine_id`` is the engine's own id (``ENGINE_ID``), the data
+        has the link (discovery id, what metrics label by) and the address."""
+        self.monitor.publish(
+            type_,
+            engine_id=link.engine_id or link.id,
+            message=f"engine {link.engine_id or link.id}: {what}",
+            data={"link": link.id, "address": link.address},
+        )
 
     def link_message(self, link: EngineLink, message: pb.FromEngine) -> None:
         records = self._records
@@ -411,6 +417,8 @@ class Dispatcher(LinkHandler):
                 data = codec.from_json(e.data_json, "event data")
             except codec.CodecError:
                 data = None
+            if e.type in TERMINAL_EVENTS:
+                record.end_published = True
             self._publish(
                 record,
                 e.type,
@@ -418,7 +426,7 @@ class Dispatcher(LinkHandler):
                 node=e.node if e.HasField("node") else None,
                 visit=e.visit,
                 attempt=e.attempt,
-                engine_id=link.id,
+                engine_id=link.engine_id or link.id,
                 data=data,
                 data_json=e.data_json if data is not None else None,
             )
@@ -450,7 +458,7 @@ class Dispatcher(LinkHandler):
             self._publish(
                 record,
                 "execution.failover",
-                engine_id=link.id,
+                engine_id=link.engine_id or link.id,
                 message=f"engine {link.id} handed it back while draining",
             )
             self._enqueue(record, front=True)
@@ -634,6 +642,16 @@ class Dispatcher(LinkHandler):
     def _finish(self, record: ExecutionRecord, result: dict[str, Any]) -> None:
         record.status = ExecutionStatus(result.get("status", "failed"))
         record.finished_at = time.time()
+        if not record.end_published:
+            # The engine's own end event was lost with a broken stream (the final result is
+            # re-sent after a re-attach; its events are not): every execution gets one.
+            error = result.get("error") or {}
+            self._publish(
+                record,
+                f"execution.{record.status}",
+                message=str(error.get("message") or ""),
+                data={"reason": error.get("message")} if error else None,
+            )
         if record.children:
             self._cancel_children(record, f"parent {record.id} ended ({record.status})")
         self.add_links(record, result)
@@ -662,6 +680,7 @@ class Dispatcher(LinkHandler):
         result["status"] = str(ExecutionStatus.FAILED if error else ExecutionStatus.CANCELLED)
         result["error"] = {"node": None, "message": error or reason}
         result["finished_at"] = iso(now)
+        record.end_published = True
         self._publish(
             record,
             "execution.failed" if error else "execution.cancelled",

@@ -195,7 +195,8 @@ class OrchestratorMetrics(DispatchObserver):
         _add(self._dispatch_errors, "failover")
 
     def _on_engine_left(self, event: MonitorEvent) -> None:
-        _add(self._streams_lost, event.engine_id)
+        link = event.data.get("link") if event.data else None
+        _add(self._streams_lost, link if isinstance(link, str) else event.engine_id)
 
     def _on_trigger_fired(self, event: MonitorEvent) -> None:
         _add(self._fires, (event.workflow, _trigger(event)))

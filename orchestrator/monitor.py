@@ -36,6 +36,10 @@ _SEVERITY = {
 }
 
 
+TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+"""The types of an execution's last event."""
+
+
 def severity_of(event_type: str) -> Severity:
     return _SEVERITY.get(event_type, Severity.INFO)
 

@@ -75,6 +75,8 @@ class ExecutionRecord:
     queued_at: float = 0.0
     """When it last entered the placement queue (in memory only: for the queue wait metric)."""
     children: list[str] = field(default_factory=list)
+    end_published: bool = False
+    """Whether its ``execution.completed/failed/cancelled`` event went out (in memory only)."""
     """Ids of the sub-workflow executions it started, oldest first."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the result is durable."""

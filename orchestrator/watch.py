@@ -21,14 +21,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from orchestrator.monitor import Lagged, Monitor, MonitorEvent, Severity
+from orchestrator.monitor import TERMINAL_EVENTS, Lagged, Monitor, MonitorEvent, Severity
 from orchestrator.records import event_from_row
 from orchestrator.store import Store
 
 if TYPE_CHECKING:
     from orchestrator.core import Orchestrator
 
-TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 
 PAGE = 1000
 MAX_LIMIT = 10_000
@@ -99,6 +98,7 @@ async def history(
     found: list[MonitorEvent] = []
     if limit <= 0:
         return found
+    await store.durable()  # read what was published so far, not only what was committed
     if newest:
         # Walk backwards page by page when Python-side filters may reject most rows.
         upper: int | None = None

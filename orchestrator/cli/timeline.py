@@ -29,7 +29,6 @@ _RUN_END = {
     "node.skipped": "skipped",
     "node.cancelled": "cancelled",
 }
-TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 MAX_LIMIT = 10_000
 """The most events the server returns for one non-following read."""
 SHORT_ID = 8

@@ -98,8 +98,11 @@ class TriggerScheduler:
                 log.exception("trigger pass failed; trying again in %gs", self.interval)
                 due = None
             delay = self.interval if due is None else min(self.interval, due - self.clock())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the wait ends, and stop() would hang
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(delay, MIN_SLEEP))
+                async with asyncio.timeout(max(delay, MIN_SLEEP)):
+                    await self._wake.wait()
 
     async def tick(self, now: float | None = None) -> float | None:
         """One pass at ``now`` (default: the clock); return the earliest cursor, if any."""

@@ -218,7 +218,7 @@ async def test_a_stalled_subscriber_is_cut_off_and_resumes_without_a_gap(
         await asyncio.wait_for(_follow(http, resume_after, last_seq, resumed), 60)
         assert resumed[: last_seq - resume_after] == list(range(resume_after + 1, last_seq + 1))
 
-        completed = (await http.get("/api/v1/events?since=0&type=execution.completed&limit=10000"))
+        completed = await http.get("/api/v1/events?since=0&type=execution.completed&limit=10000")
         finished = {e["execution_id"] for e in completed.json()["events"]}
         assert set(ids) <= finished
         page = json.loads((await http.get("/api/v1/executions?status=failed")).text)

@@ -163,3 +163,27 @@ async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path
             assert newest == published[-3:]
     finally:
         await server.stop(grace=0.5)
+
+
+async def test_an_execution_whose_engine_lost_its_end_event_still_gets_one(
+    core: Orchestrator,
+) -> None:
+    """After a re-attach an engine re-sends the final result, not the events that went with it:
+    the orchestrator publishes the end event itself, so a follower of that execution ends."""
+    await core.register_workflow("name: w\nversion: 1.0.0\nnodes: [{id: a, noop: {}}]\n")
+    record = await core.start_execution("w")
+    follow = events_for(core, EventQuery(execution_id=record.id), follow=True)
+    reader = asyncio.ensure_future(_drain(follow))
+    await asyncio.sleep(0.05)
+    result = core.result_of(record) | {"status": "completed"}
+    core._finish(record, result)  # what a re-sent final result does, with no events before it
+    types = await asyncio.wait_for(reader, 5)
+    assert types[0] == "execution.queued" and types[-1] == "execution.completed"
+
+
+async def _drain(stream: AsyncIterator[list[MonitorEvent] | LaggedNotice]) -> list[str]:
+    types: list[str] = []
+    async for item in stream:
+        assert isinstance(item, list)
+        types += [e.type for e in item]
+    return types

@@ -57,7 +57,8 @@ async def _start(
 async def _wait(record: ExecutionRecord, seconds: float) -> bool:
     """True once the execution has ended, False when ``seconds`` passed first."""
     try:
-        await asyncio.wait_for(asyncio.shield(record.done.wait()), seconds)
+        async with asyncio.timeout(seconds):
+            await record.done.wait()
     except TimeoutError:
         return False
     return True
