@@ -31,3 +31,18 @@ def test_readme_quick_start_has_the_two_commands() -> None:
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = [line.strip() for line in quick.splitlines() if line.strip().startswith("scripts/")]
     assert commands == ["scripts/run-local", "scripts/test"]
+
+
+def test_every_setting_is_in_the_readme_configuration_section() -> None:
+    from engine.settings import EngineSettings
+    from orchestrator.settings import ClientSettings, OrchestratorSettings
+
+    readme = (ROOT / "README.md").read_text()
+    configuration = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        name.upper()
+        for cls in (EngineSettings, OrchestratorSettings, ClientSettings)
+        for name in cls.model_fields
+        if f"`{name.upper()}`" not in configuration
+    ]
+    assert not missing, f"document these in the README's configuration tables: {missing}"
