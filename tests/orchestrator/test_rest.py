@@ -263,6 +263,18 @@ async def test_http_trigger_returns_the_id_at_once_or_the_result_with_wait(
     detail = _error(await http.post("/trigger/add", json={"inputs": {}}), 422, "invalid_argument")
     assert any(i["path"] == "inputs.a" for i in detail["issues"]), detail
     _error(await http.post("/trigger/add", content=b"{not json"), 422, "invalid_argument")
+    as_curl_sends_it = await http.post(
+        "/trigger/add?wait=true",
+        content=b'{"inputs": {"a": 8}}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert as_curl_sends_it.status_code == 200 and as_curl_sends_it.json()["outputs"] == {"n": 9}
+    detail = _error(
+        await http.post("/trigger/add", json={"inputs": {"a": 1}, "colour": "red"}),
+        422,
+        "invalid_argument",
+    )
+    assert detail["issues"][0]["path"] == "colour"
 
 
 async def test_event_pages_filter_and_read_on_from_a_sequence(http: httpx.AsyncClient) -> None:

@@ -8,7 +8,8 @@ import binascii
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import ValidationError
 
 from engine.errors import InputError, Issue
 from engine.state.events import ExecutionStatus
@@ -109,19 +110,36 @@ async def start(
     summary="Start an execution from an HTTP call",
     description="`curl -X POST http://host:8080/trigger/NAME -d '{\"inputs\": {...}}'` answers "
     "202 with the execution id at once; with `?wait=true`, 200 with the result once it has "
-    "ended (or 202 when `timeout` passed first).",
+    "ended (or 202 when `timeout` passed first). The body is read as JSON whatever its "
+    "Content-Type (curl's `-d` sends a form type); an empty body starts with default inputs.",
     responses={200: {"model": ExecutionOut, "description": "With `wait`: the result."}},
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": TriggerRunIn.model_json_schema()}},
+        }
+    },
 )
 async def trigger(
     workflow: Annotated[str, Path(pattern=NAME)],
+    request: Request,
     response: Response,
     core: Core,
-    body: TriggerRunIn | None = None,
     wait: Wait = False,
     wait_timeout: Timeout = 30.0,
     idempotency_key: IdempotencyKey = "",
 ) -> TriggerRunOut | ExecutionOut:
-    record = await _start(core, workflow, body or TriggerRunIn(), idempotency_key)
+    raw = await request.body()
+    try:
+        body = TriggerRunIn.model_validate_json(raw) if raw.strip() else TriggerRunIn()
+    except ValidationError as exc:
+        raise InputError(
+            [
+                Issue(".".join(str(p) for p in e["loc"]) or "body", str(e["msg"]))
+                for e in exc.errors()
+            ]
+        ) from None
+    record = await _start(core, workflow, body, idempotency_key)
     url = f"/api/v1/executions/{record.id}"
     response.headers["Location"] = url
     if wait and await _wait(record, wait_timeout):
