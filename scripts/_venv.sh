@@ -9,10 +9,12 @@ if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.weir-installed"
-if [[ ! -f "$stamp" ]] || ! cmp -s pyproject.toml "$stamp"; then
+if [[ ! -f "$stamp" ]] || ! cat pyproject.toml requirements.lock | cmp -s - "$stamp"; then
     echo "installing weir and its development tools into .venv" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23.2" >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" >&2
-    cp pyproject.toml "$stamp"
+    # requirements.lock pins the runtime dependencies' whole closure, as the images do
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+        -c requirements.lock -e ".[dev]" >&2
+    cat pyproject.toml requirements.lock >"$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -4,6 +4,7 @@ the settings' defaults, and every environment variable a Dockerfile sets or read
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -57,3 +58,16 @@ def test_image_runs_a_weir_command_on_the_settings_ports(dockerfile: str) -> Non
     assert len(checks) == 1
     for name in re.findall(r"environ\.get\('([A-Z_]+)'\)", checks[0]):
         assert name in fields, f"{dockerfile}'s HEALTHCHECK reads {name}, not a setting"
+
+
+def test_requirements_lock_pins_the_whole_runtime_closure_as_installed() -> None:
+    """The images build from requirements.lock, so it must name every runtime dependency
+    (transitive ones too) at the version the tests ran with; ``scripts/lock`` rewrites it."""
+    spec = importlib.util.spec_from_file_location("lock", ROOT / "scripts" / "lock.py")
+    assert spec is not None and spec.loader is not None
+    lock = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock)
+    assert (ROOT / "requirements.lock").read_text() == lock.render(), "run scripts/lock"
+    for dockerfile in IMAGES:
+        text = (ROOT / dockerfile).read_text()
+        assert "-c requirements.lock" in text and "requirements.lock ./" in text, dockerfile
