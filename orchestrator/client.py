@@ -6,7 +6,7 @@ server's message (which names the workflow, field or id that was wrong).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -176,9 +176,11 @@ class WeirClient:
         types: list[str] | None = None,
         min_severity: int = 0,
         limit: int = 0,
+        on_lagged: Callable[[int], None] | None = None,
     ) -> AsyncIterator[pb.Event]:
         """Events one by one (see ``WatchEventsRequest``). A follower that falls behind is
-        resumed from the server's log where it was cut off, so it misses none."""
+        resumed from the server's log where it was cut off, so it misses none; ``on_lagged``
+        is told the resume point each time."""
         while True:
             lagged: int | None = None
             async for batch in self.event_batches(
@@ -197,6 +199,8 @@ class WeirClient:
                     lagged = batch.lagged_after
             if lagged is None:
                 return
+            if on_lagged is not None:
+                on_lagged(lagged)
             after = lagged
 
     async def triggers(self, workflow: str = "") -> list[pb.Trigger]:

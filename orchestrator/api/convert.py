@@ -19,20 +19,28 @@ if TYPE_CHECKING:  # annotations only: the CLI imports this module and should st
     from orchestrator.triggers import TriggerInfo
 
 
+def workflow_fields(
+    wf: WorkflowVersion, used_by: list[tuple[WorkflowVersion, str]] | None = None
+) -> dict[str, Any]:
+    """A version as both APIs show it (but ``registered_at``, a Timestamp or ISO text):
+    ``uses`` as ``name@range``, ``used_by`` as ``name@version``."""
+    return {
+        "name": wf.name,
+        "version": wf.version,
+        "description": wf.definition.description or "",
+        "source": wf.source,
+        "digest": wf.digest,
+        "nodes": [node.id for node in wf.definition.nodes],
+        "deprecated": wf.deprecated,
+        "uses": [f"{name}@{spec}" for name, spec in wf.uses],
+        "used_by": [f"{d.name}@{d.version}" for d, _ in used_by or ()],
+    }
+
+
 def workflow_to_pb(
     wf: WorkflowVersion, used_by: list[tuple[WorkflowVersion, str]] | None = None
 ) -> pb.Workflow:
-    m = pb.Workflow(
-        name=wf.name,
-        version=wf.version,
-        description=wf.definition.description or "",
-        source=wf.source,
-        digest=wf.digest,
-        nodes=[node.id for node in wf.definition.nodes],
-        deprecated=wf.deprecated,
-        uses=[f"{name}@{spec}" for name, spec in wf.uses],
-        used_by=[f"{d.name}@{d.version}" for d, _ in used_by or ()],
-    )
+    m = pb.Workflow(**workflow_fields(wf, used_by))
     codec.set_time(m.registered_at, wf.registered_at)
     return m
 

@@ -21,7 +21,6 @@ from orchestrator.errors import (
     QueueFull,
     VersionConflict,
 )
-from orchestrator.monitor import Lagged
 from orchestrator.store import StoreError
 
 
@@ -47,7 +46,6 @@ ERRORS: list[tuple[type[Exception], ErrorKind]] = [
         ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "failed_precondition"),
     ),
     (QueueFull, ErrorKind(grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "queue_full")),
-    (Lagged, ErrorKind(grpc.StatusCode.ABORTED, 409, "lagged")),
     (StoreError, ErrorKind(grpc.StatusCode.UNAVAILABLE, 503, "unavailable")),
     (WeirError, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "failed_precondition")),
 ]

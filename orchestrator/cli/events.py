@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,25 +95,6 @@ async def _read_all(client: WeirClient, query: _Query, *, after: int = 0) -> lis
         if len(page) < MAX_LIMIT:
             return out
         after = page[-1].sequence
-
-
-async def _follow(
-    client: WeirClient, query: _Query, after: int | None, on_lagged: Callable[[int], None]
-) -> AsyncIterator[pb.Event]:
-    """Live events after ``after``; resumes from the log (and says so) when the server cut this
-    watcher off for falling behind."""
-    while True:
-        lagged: int | None = None
-        async for batch in client.event_batches(follow=True, after=after, **query.kwargs()):
-            for event in batch.events:
-                after = event.sequence
-                yield event
-            if batch.HasField("lagged_after"):
-                lagged = batch.lagged_after
-        if lagged is None:
-            return
-        on_lagged(lagged)
-        after = lagged
 
 
 def _run_until_interrupted(server: str | None, call: Callable[[WeirClient], Awaitable[T]]) -> T:
@@ -205,7 +186,9 @@ def events(
             return
         # Nothing matched so far: read the log from its start, so that what was written
         # between the two calls is not lost.
-        async for m in _follow(client, query, after if after is not None else 0, _lagged(err)):
+        async for m in client.events(
+            follow=True, after=after or 0, on_lagged=_lagged(err), **query.kwargs()
+        ):
             show(m)
 
     _run_until_interrupted(server, call)
@@ -229,7 +212,9 @@ def logs(execution_id: str, follow: bool, output_format: str, server: str | None
         # timeline. An unknown id is NOT_FOUND (exit 2) from either call.
         if follow:
             views = []
-            async for m in _follow(client, query, 0, _lagged(err)):
+            async for m in client.events(
+                follow=True, after=0, on_lagged=_lagged(err), **query.kwargs()
+            ):
                 views.append(EventView.from_pb(m))
                 err.print(event_line(views[-1]))  # progress; the timeline follows on stdout
         else:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.server import codec
-from orchestrator.cli.events import _follow, _Query
+from orchestrator.cli.events import _Query
 from orchestrator.cli.timeline import (
     EventView,
     NodeRunView,
@@ -29,6 +29,7 @@ from orchestrator.cli.timeline import (
     where,
 )
 from orchestrator.cli.triggers import trigger_json, trigger_row, trigger_spec
+from orchestrator.client import WeirClient
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -365,14 +366,18 @@ def test_logs_exit_code(status: str, code: int) -> None:
     assert logs_exit_code(status) == code
 
 
-class FakeStream:
-    """``WeirClient.event_batches`` from scripted answers, one list of batches per call."""
+class FakeStream(WeirClient):
+    """A ``WeirClient`` whose ``event_batches`` gives scripted answers, one list per call (its
+    channel is never used)."""
 
     def __init__(self, *calls: list[pb.WatchEventsResponse]) -> None:
+        super().__init__("127.0.0.1:1")
         self.calls = list(calls)
         self.requests: list[dict[str, Any]] = []
 
-    async def event_batches(self, **request: Any) -> AsyncIterator[pb.WatchEventsResponse]:
+    async def event_batches(  # type: ignore[override]
+        self, **request: Any
+    ) -> AsyncIterator[pb.WatchEventsResponse]:
         self.requests.append(request)
         for batch in self.calls.pop(0):
             yield batch
@@ -389,7 +394,9 @@ async def test_follow_resumes_after_lagging_and_says_so() -> None:
     fake = FakeStream([batch(5, 6), batch(lagged=6)], [batch(7, 8)])
     notes: list[int] = []
     query = _Query(workflow="flow", types=("node.",), min_severity=3)
-    seen = [e.sequence async for e in _follow(fake, query, 4, notes.append)]  # type: ignore[arg-type]
+    follow = fake.events(follow=True, after=4, on_lagged=notes.append, **query.kwargs())
+    seen = [e.sequence async for e in follow]
+    await fake.close()
     assert seen == [5, 6, 7, 8]
     assert notes == [6]
     assert [r["after"] for r in fake.requests] == [4, 6]

@@ -30,6 +30,7 @@ from orchestrator.api.rest.models import (
 )
 from orchestrator.core import Orchestrator
 from orchestrator.records import ExecutionRecord
+from orchestrator.store import ExecutionRow
 from orchestrator.watch import EventQuery, history
 
 router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
@@ -154,8 +155,9 @@ async def trigger(
     )
 
 
-def _page_token(row: ExecutionSummaryOut, created_at: float) -> str:
-    raw = json.dumps([created_at, row.id]).encode()
+def _page_token(row: ExecutionRow) -> str:
+    """The keyset of the page's last row; ``_from_token`` reads it back."""
+    raw = json.dumps([row.created_at, row.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -185,7 +187,7 @@ async def list_executions(
         before=_from_token(page_token) if page_token else None,
     )
     out = [ExecutionSummaryOut.of(row) for row in rows]
-    token = _page_token(out[-1], rows[-1].created_at) if len(rows) == limit else None
+    token = _page_token(rows[-1]) if len(rows) == limit else None
     return ExecutionPage(executions=out, next_page_token=token)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.state.result import iso
+from orchestrator.api.convert import workflow_fields
 from orchestrator.core import WorkflowSummary
 from orchestrator.monitor import MonitorEvent
 from orchestrator.registry import WorkflowVersion
@@ -77,18 +78,7 @@ class WorkflowOut(BaseModel):
 
     @classmethod
     def of(cls, wf: WorkflowVersion, used_by: list[tuple[WorkflowVersion, str]]) -> WorkflowOut:
-        return cls(
-            name=wf.name,
-            version=wf.version,
-            description=wf.definition.description or "",
-            deprecated=wf.deprecated,
-            registered_at=iso(wf.registered_at),
-            digest=wf.digest,
-            nodes=[node.id for node in wf.definition.nodes],
-            uses=[f"{name}@{spec}" for name, spec in wf.uses],
-            used_by=[f"{d.name}@{d.version}" for d, _ in used_by],
-            source=wf.source,
-        )
+        return cls(**workflow_fields(wf, used_by), registered_at=iso(wf.registered_at))
 
 
 class VersionList(BaseModel):
