@@ -28,18 +28,28 @@ from engine.executors.node import NodeRunner
 from engine.lua import LuaSandbox
 
 
-def wide(n: int) -> Definition:
-    wf = Workflow("wide", "1.0.0").node("root", noop=True)
+def wide_workflow(n: int, name: str = "wide") -> Workflow:
+    """A fan-out/fan-in of ``n`` no-op nodes: root -> n - 2 nodes -> sink."""
+    wf = Workflow(name, "1.0.0").node("root", noop=True)
     for i in range(n - 2):
         wf.node(f"n{i}", noop=True, depends_on="root")
-    return wf.node("sink", noop=True, depends_on=[f"n{i}" for i in range(n - 2)]).build()
+    return wf.node("sink", noop=True, depends_on=[f"n{i}" for i in range(n - 2)])
+
+
+def deep_workflow(n: int, name: str = "deep") -> Workflow:
+    """A chain of ``n`` no-op nodes."""
+    wf = Workflow(name, "1.0.0").node("n0", noop=True)
+    for i in range(1, n):
+        wf.node(f"n{i}", noop=True, depends_on=f"n{i - 1}")
+    return wf
+
+
+def wide(n: int) -> Definition:
+    return wide_workflow(n).build()
 
 
 def deep(n: int) -> Definition:
-    wf = Workflow("deep", "1.0.0").node("n0", noop=True)
-    for i in range(1, n):
-        wf.node(f"n{i}", noop=True, depends_on=f"n{i - 1}")
-    return wf.build()
+    return deep_workflow(n).build()
 
 
 def lua_chain(n: int) -> Definition:

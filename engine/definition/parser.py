@@ -88,12 +88,16 @@ def load_file(path: str | Path, *, sandbox: LuaSandbox | None = None) -> Definit
     return loads(text, source=source, sandbox=sandbox)
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it: about 10x faster on big definitions."""
+
+
 def loads(
     text: str, *, source: str = "<definition>", sandbox: LuaSandbox | None = None
 ) -> Definition:
     """Parse YAML (JSON is a subset of it) and validate."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_LOADER)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
