@@ -2,7 +2,9 @@
 
 Same semantics as ``SqlStore`` (latest put wins, a duplicate node run is ignored, newest-first
 listing with a ``before`` cursor, pruning in batches) except that writes are visible at once and
-nothing survives the process. Rows are copied in and out, so callers may mutate what they get.
+nothing survives the process. Rows are copied out, so callers may mutate what they get; node
+runs and events, written thousands of times a second, are kept as given: the dispatcher builds a
+fresh row for each and never touches it again (``copy.copy`` of a row costs ~10 us).
 """
 
 from __future__ import annotations
@@ -67,15 +69,20 @@ class MemoryStore:
 
     def add_node_run(self, row: NodeRunRow) -> None:
         journal = self._node_runs.setdefault(row.execution_id, {})
-        journal.setdefault((row.node, row.visit, row.attempt), copy.copy(row))
+        journal.setdefault((row.node, row.visit, row.attempt), row)
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
+        seqs = self._seqs
         for row in rows:
-            i = bisect.bisect_left(self._seqs, row.seq)
-            if i < len(self._seqs) and self._seqs[i] == row.seq:
+            if not seqs or row.seq > seqs[-1]:  # the usual case: the next event
+                seqs.append(row.seq)
+                self._events.append(row)
+                continue
+            i = bisect.bisect_left(seqs, row.seq)
+            if i < len(seqs) and seqs[i] == row.seq:
                 continue  # already stored, as the SQL store ignores it
-            self._seqs.insert(i, row.seq)
-            self._events.insert(i, copy.copy(row))
+            seqs.insert(i, row.seq)
+            self._events.insert(i, row)
 
     async def durable(self) -> None:
         pass
