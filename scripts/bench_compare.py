@@ -24,8 +24,9 @@ The work:
   latency from the start call to the result, open loop at half that rate.
 
 Every round runs each system once per workload, the order rotated round by round so that the
-machine's drift falls on every system alike, after one warm-up per system (a 100-task DAG of
-each shape; the throughput phase's own warm-up seconds). Each figure is the median of the rounds
+machine's drift falls on every system alike, after one warm-up run of every workload on every
+system (the throughput phase has its own warm-up seconds), and each sample waits for the machine
+to go quiet first. Each figure is the median of the rounds
 with its min and max; each ratio is taken within a round, then summarised the same way.
 
 Targets (issue 7): weir >= 50x faster per task than Dask and >= 1,000x faster than Prefect on
@@ -71,7 +72,6 @@ WINDOWS = {"weir": 64, "weir-cluster": 256, "dask": 64, "prefect": 16}
 """Executions in flight in the throughput phase: roughly what gives each system its best rate."""
 PER_TASK_TARGETS = {"dask": 50.0, "prefect": 1_000.0}
 RATE_TARGET = 1_000.0
-WARMUP_TASKS = 100
 E2E_NAME = "compare-e2e"
 REQUIREMENTS = SELF.parent / "bench_peers.txt"
 
@@ -123,7 +123,7 @@ class Worker:
         self.info: dict[str, Any] = {}
         self.log = logs / f"{name}.log"
         self._argv = argv
-        self._env = env
+        self.env = env
         self._proc: asyncio.subprocess.Process | None = None
 
     async def open(self) -> None:
@@ -134,7 +134,7 @@ class Worker:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 limit=1 << 26,  # a latency reply holds every sample
-                env={**os.environ, **self._env},
+                env={**os.environ, **self.env},
                 cwd=ROOT,
                 start_new_session=True,  # Ctrl-C reaches the driver only, which closes us
             )
@@ -181,8 +181,11 @@ class WeirCluster:
 
     name = "weir-cluster"
 
-    def __init__(self, logs: Path, store: str, shapes: list[Shape], profile: bool) -> None:
+    def __init__(
+        self, logs: Path, store: str, postgres_admin: str, shapes: list[Shape], profile: bool
+    ) -> None:
         self.info: dict[str, Any] = {"store": store}
+        self._postgres_admin = postgres_admin
         self._logs = logs
         self._store = store
         self._shapes = shapes
@@ -194,7 +197,7 @@ class WeirCluster:
 
     async def open(self) -> None:
         url = await self._stack.enter_async_context(
-            bench_e2e.store_url(self._store, self._logs, "postgresql://postgres@127.0.0.1/postgres")
+            bench_e2e.store_url(self._store, self._logs, self._postgres_admin)
         )
         self.cluster = bench_e2e.Cluster(
             self._logs, url, profile_dir=self._logs, profile_engine=self._profile
@@ -220,7 +223,9 @@ class WeirCluster:
         if op == "dag":
             shape = Shape(command["shape"], command["tasks"])
             began = time.perf_counter()
-            execution = await self._admin.start(shape.workflow)
+            # One engine runs every execution of a shape (a routing key pins it), so the
+            # warm-up left the definition parsed in its cache, as in a long-running deployment.
+            execution = await self._admin.start(shape.workflow, routing_key=shape.workflow)
             async for event in self._admin.events(execution_id=execution.id, types=[*TERMINAL]):
                 if event.type != "execution.completed":
                     raise RuntimeError(f"weir cluster: {shape.label} ended with {event.type}")
@@ -392,6 +397,7 @@ class Plan:
     windows: dict[str, int]
     max_tasks: dict[str, int]
     e2e: bool
+    settle: float
 
 
 @dataclass
@@ -410,14 +416,32 @@ def rotated(systems: list[str], round_: int) -> list[str]:
     return systems[k:] + systems[:k]
 
 
+async def settle(most: float, quiet: float = 0.3) -> float:
+    """Wait (at most ``most`` seconds) until the machine uses under ``quiet`` cores: Prefect's
+    server goes on digesting a run's events long after the run returned, and that work must
+    not land on the next system's figure. Returns the seconds waited."""
+    began = time.monotonic()
+    before = bench_e2e.machine_cpu()
+    while before is not None and time.monotonic() - began < most:
+        await asyncio.sleep(0.5)
+        after = bench_e2e.machine_cpu()
+        if after is None or (after[0] - before[0]) / 0.5 < quiet:
+            break
+        before = after
+    return time.monotonic() - began
+
+
 def dag_timeout(tasks: int) -> float:
     return 120.0 + tasks * 0.5  # Prefect: ~40 ms a task
 
 
 async def measure(plan: Plan, systems: dict[str, System], out: Samples) -> None:
-    for system in systems.values():  # warm-up: imports, caches, connections
-        for kind in sorted({s.kind for s in plan.shapes}):
-            await system.call(Shape(kind, WARMUP_TASKS).command(), dag_timeout(WARMUP_TASKS))
+    for name, system in systems.items():  # warm-up: imports, caches, connections
+        for shape in plan.shapes:
+            if shape.tasks <= plan.max_tasks.get(name, shape.tasks):
+                await settle(plan.settle)
+                await system.call(shape.command(), dag_timeout(shape.tasks))
+        progress(f"{LABELS[name]} warmed up")
     for shape in plan.shapes:
         for round_ in range(plan.runs):
             for name in rotated(plan.systems, round_):
@@ -425,6 +449,7 @@ async def measure(plan: Plan, systems: dict[str, System], out: Samples) -> None:
                 if shape.tasks > plan.max_tasks.get(name, shape.tasks):
                     figures.append(None)
                     continue
+                await settle(plan.settle)
                 reply = await systems[name].call(shape.command(), dag_timeout(shape.tasks))
                 figures.append(reply["seconds"] / shape.tasks * 1e6)
                 progress(f"{shape.label}, round {round_ + 1}: {LABELS[name]} {figures[-1]:,.1f} us")
@@ -432,6 +457,7 @@ async def measure(plan: Plan, systems: dict[str, System], out: Samples) -> None:
         return
     for round_ in range(plan.runs):
         for name in rotated(plan.systems, round_):
+            await settle(plan.settle)
             throughput = await systems[name].call(
                 {
                     "op": "throughput",
@@ -472,13 +498,42 @@ async def run(args: argparse.Namespace) -> Samples:
             argv = [sys.executable, str(SELF), "--worker", "weir", *([profile] if profile else [])]
             systems[name] = Worker(name, argv, logs, project_env)
         elif name == "weir-cluster":
-            warm = [Shape(kind, WARMUP_TASKS) for kind in sorted({s.kind for s in plan.shapes})]
-            systems[name] = WeirCluster(logs, args.store, plan.shapes + warm, args.profile)
+            systems[name] = WeirCluster(
+                logs, args.store, args.postgres_admin, plan.shapes, args.profile
+            )
         else:
             assert python is not None
             argv = [str(python), str(SELF.parent / "bench_peers.py"), name]
             systems[name] = Worker(name, argv, logs, {"PYTHONPATH": ""})
     out = Samples()
+    async with contextlib.AsyncExitStack() as stack:
+        if "prefect" in systems and args.prefect_database == "postgres":
+            url = await stack.enter_async_context(
+                bench_e2e.store_url("postgres", logs, args.postgres_admin)
+            )
+            worker = systems["prefect"]
+            assert isinstance(worker, Worker)
+            worker.env["PREFECT_API_DATABASE_CONNECTION_URL"] = url.replace(
+                "postgresql://", "postgresql+asyncpg://", 1
+            )
+        await measure_all(plan, systems, out)
+    report(plan, out, systems)
+    if args.json:
+        save(Path(args.json), to_json(plan, out, systems))
+    if args.profile:
+        cluster = systems.get("weir-cluster")
+        if profile and "weir" in systems:
+            bench_e2e.print_profile("weir run (DAG runs only)", Path(profile))
+        if isinstance(cluster, WeirCluster) and cluster.cluster is not None:
+            for server in cluster.cluster.servers:
+                if server.profile is not None:
+                    bench_e2e.print_profile(f"weir cluster {server.name}", server.profile)
+    print(f"\nlogs in {logs}")
+    return out
+
+
+async def measure_all(plan: Plan, systems: dict[str, System], out: Samples) -> None:
+    """Open every system, measure, and close them all whatever happened."""
     try:
         for name, system in systems.items():
             began = time.monotonic()
@@ -490,19 +545,6 @@ async def run(args: argparse.Namespace) -> Samples:
         for system in systems.values():
             with contextlib.suppress(Exception):
                 await system.close()
-    report(plan, out, systems)
-    if args.json:
-        save(Path(args.json), to_json(plan, out, systems))
-    if args.profile:
-        cluster = systems.get("weir-cluster")
-        if profile:
-            bench_e2e.print_profile("weir run (DAG runs only)", Path(profile))
-        if isinstance(cluster, WeirCluster) and cluster.cluster is not None:
-            for server in cluster.cluster.servers:
-                if server.profile is not None:
-                    bench_e2e.print_profile(f"weir cluster {server.name}", server.profile)
-    print(f"\nlogs in {logs}")
-    return out
 
 
 # --- reporting -------------------------------------------------------------------------------
@@ -624,6 +666,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         windows=windows,
         max_tasks=max_tasks,
         e2e=not args.no_e2e,
+        settle=args.settle,
     )
 
 
@@ -656,6 +699,24 @@ def main() -> None:
     parser.add_argument("--no-e2e", action="store_true", help="DAG shapes only")
     parser.add_argument(
         "--store", default="memory", help="weir cluster's store: memory, sqlite, postgres"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        help="before each sample, wait up to this long for the machine to go quiet (60 s)",
+    )
+    parser.add_argument(
+        "--prefect-database",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="Prefect server's database: a throwaway PostgreSQL database (default; with SQLite "
+        "concurrent flow runs fail with 'database is locked' and retry for seconds) or SQLite",
+    )
+    parser.add_argument(
+        "--postgres-admin",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="where throwaway PostgreSQL databases are created (weir --store postgres, Prefect)",
     )
     parser.add_argument("--peers-venv", default=str(ROOT / ".venv-peers"), help="the peers' venv")
     parser.add_argument(
