@@ -2,7 +2,7 @@
 
 Usage, under the peers' virtualenv (never weir's; this imports nothing from weir)::
 
-    /tmp/peers/venv/bin/python scripts/bench_peers.py dask|prefect
+    .venv-peers/bin/python scripts/bench_peers.py dask|prefect
 
 ``dask`` starts a ``LocalCluster`` (2 worker processes x 1 thread, loopback, no dashboard) and
 an asynchronous ``Client``; ``prefect`` starts a real ``prefect server start`` on a free

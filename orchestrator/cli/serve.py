@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -27,6 +28,14 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def _freeze_startup_heap() -> None:
+    """Exempt what start-up allocated (modules, settings, the server) from garbage collection:
+    a full collection then scans only what serving allocates since. That was about 100,000
+    objects, a third to a half of each full collection's pause."""
+    gc.collect()
+    gc.freeze()
 
 
 def _on_signals(loop: asyncio.AbstractEventLoop, graceful: Callable[[], Awaitable[None]]) -> None:
@@ -90,6 +99,7 @@ async def _engine(settings: EngineSettings) -> None:
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
     _on_signals(asyncio.get_running_loop(), server.drain)
+    _freeze_startup_heap()
     click.echo(f"engine {settings.engine_id} listening on port {server.port}", err=True)
     await server.wait_stopped()
 
@@ -141,6 +151,7 @@ async def _orchestrator(settings: OrchestratorSettings) -> None:
             stopped.set()
 
     _on_signals(asyncio.get_running_loop(), stop)
+    _freeze_startup_heap()
     click.echo(
         f"orchestrator listening on port {server.port} (gRPC), {server.http_port} (HTTP)", err=True
     )
