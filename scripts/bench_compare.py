@@ -12,8 +12,8 @@ Four systems run in one session:
 
 Dask and Prefect are installed into their own virtualenv (``.venv-peers``, pinned by
 ``scripts/bench_peers.txt``), never into the project's, and driven by ``scripts/bench_peers.py``
-over JSON lines on stdin/stdout; ``weir run`` goes through the same protocol from a worker
-process of this script, so no system shares a process with the driver.
+over JSON lines on stdin/stdout; ``weir run`` goes through the same protocol from
+``scripts/bench_weir_worker.py``, so no system shares a process with the driver.
 
 The work:
 
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import hashlib
 import json
 import os
@@ -48,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,10 +55,7 @@ import bench
 import bench_e2e
 from bench_e2e import ROOT, TERMINAL, percentile
 
-from engine.definition import Definition, Workflow
-from engine.definition.parser import loads
-from engine.local import run_workflow
-from engine.lua import LuaSandbox
+from engine.definition import Workflow
 from orchestrator.client import WeirClient
 
 SELF = Path(__file__).resolve()
@@ -256,114 +251,6 @@ class WeirCluster:
         await self._stack.aclose()
 
 
-# --- the ``weir run`` worker -----------------------------------------------------------------
-
-
-async def closed_loop(
-    one: Callable[[], Awaitable[None]], window: int, warmup: float, seconds: float
-) -> dict[str, Any]:
-    """Keep ``window`` executions in flight; count those ending in the last ``seconds``."""
-    measure_from = time.monotonic() + warmup
-    until = measure_from + seconds
-    completed = failed = 0
-
-    async def loop() -> None:
-        nonlocal completed, failed
-        while time.monotonic() < until:
-            try:
-                await one()
-            except Exception:
-                failed += 1
-                continue
-            if time.monotonic() >= measure_from:
-                completed += 1
-
-    await asyncio.gather(*(loop() for _ in range(window)))
-    return {"completed": completed, "failed": failed, "rate": completed / seconds}
-
-
-async def open_loop(
-    one: Callable[[], Awaitable[None]], rate: float, seconds: float
-) -> dict[str, Any]:
-    """Start execution ``i`` at ``i / rate`` whatever has finished; latency of each, in ms."""
-    latencies: list[float] = []
-    failed = 0
-
-    async def timed() -> None:
-        nonlocal failed
-        began = time.perf_counter()
-        try:
-            await one()
-        except Exception:
-            failed += 1
-            return
-        latencies.append((time.perf_counter() - began) * 1e3)
-
-    start = time.monotonic()
-    tasks = []
-    for i in range(max(int(rate * seconds), 1)):
-        await asyncio.sleep(max(start + i / rate - time.monotonic(), 0))
-        tasks.append(asyncio.create_task(timed()))
-    await asyncio.gather(*tasks)
-    return {"latencies_ms": latencies, "started": len(tasks), "failed": failed}
-
-
-async def weir_worker(profile_path: str | None) -> None:
-    """``bench_compare.py --worker weir [PROFILE]``: ``weir run`` behind the peers' protocol."""
-    sandbox = LuaSandbox()
-    e2e = loads(bench_e2e.WORKFLOW.format(name=E2E_NAME), sandbox=sandbox)
-    definitions: dict[Shape, Definition] = {}
-    profile = cProfile.Profile() if profile_path else None
-
-    async def run(definition: Definition, inputs: dict[str, Any]) -> dict[str, Any]:
-        result = await run_workflow(definition, inputs, sandbox=sandbox)
-        if result["status"] != "completed":
-            raise RuntimeError(f"{definition.name} ended {result['status']}: {result['error']}")
-        return result
-
-    async def one() -> None:
-        result = await run(e2e, bench_e2e.INPUTS)
-        assert result["outputs"] == {"x": 4}, result["outputs"]
-
-    async def answer(command: dict[str, Any]) -> dict[str, Any]:
-        if command["op"] == "dag":
-            shape = Shape(command["shape"], command["tasks"])
-            if shape not in definitions:
-                definitions[shape] = shape.definition().build(sandbox=sandbox)
-            if profile is not None:
-                profile.enable()
-            began = time.perf_counter()
-            result = await run(definitions[shape], {})
-            seconds = time.perf_counter() - began
-            if profile is not None:
-                profile.disable()
-            assert len(result["path"]) == shape.tasks, "not every task ran"
-            return {"seconds": seconds, "tasks": shape.tasks}
-        if command["op"] == "throughput":
-            return await closed_loop(one, command["window"], command["warmup"], command["seconds"])
-        if command["op"] == "latency":
-            return await open_loop(one, command["rate"], command["seconds"])
-        raise ValueError(f"unknown op {command['op']!r}")
-
-    loop = asyncio.get_running_loop()
-    print(json.dumps({"ready": True, "system": "weir", "version": "local"}), flush=True)
-    try:
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            command = json.loads(line) if line.strip() else {"op": "quit"}
-            if command["op"] == "quit":
-                return
-            try:
-                reply = await answer(command)
-            except Exception as exc:
-                reply = {"error": f"{type(exc).__name__}: {exc}"}
-            print(json.dumps(reply), flush=True)
-    finally:
-        sandbox.close()
-        if profile is not None and profile_path:
-            profile.dump_stats(profile_path)
-
-
 # --- the peers' virtualenv -------------------------------------------------------------------
 
 
@@ -495,7 +382,8 @@ async def run(args: argparse.Namespace) -> Samples:
     systems: dict[str, System] = {}
     for name in plan.systems:
         if name == "weir":
-            argv = [sys.executable, str(SELF), "--worker", "weir", *([profile] if profile else [])]
+            worker = SELF.parent / "bench_weir_worker.py"
+            argv = [sys.executable, str(worker), *([profile] if profile else [])]
             systems[name] = Worker(name, argv, logs, project_env)
         elif name == "weir-cluster":
             systems[name] = WeirCluster(
@@ -730,7 +618,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:3] == ["--worker", "weir"]:
-        asyncio.run(weir_worker(sys.argv[3] if len(sys.argv) > 3 else None))
-    else:
-        main()
+    main()

@@ -36,7 +36,7 @@ def test_bench_quick_runs_every_engine_benchmark() -> None:
 
 @pytest.mark.integration
 def test_compare_quick_runs_weir_in_process_and_through_a_cluster() -> None:
-    proc = run("compare", "--quick", "--systems", "weir,weir-cluster", timeout=180)
+    proc = run("compare", "--quick", "--systems", "weir,weir-cluster", "--settle", "0", timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     table = proc.stdout
     assert "microseconds per task" in table
