@@ -86,9 +86,9 @@ class Shape:
     def workflow(self) -> str:
         return f"compare-{self.kind}-{self.tasks}"
 
-    def definition(self, name: str | None = None) -> Workflow:
+    def definition(self) -> Workflow:
         build = bench.wide_workflow if self.kind == "fanout" else bench.deep_workflow
-        return build(self.tasks, name or self.workflow)
+        return build(self.tasks, self.workflow)
 
     def command(self) -> dict[str, Any]:
         return {"op": "dag", "shape": self.kind, "tasks": self.tasks}

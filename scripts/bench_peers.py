@@ -417,7 +417,7 @@ def stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str]:
     return queue
 
 
-async def serve(system: str, out: IO[str]) -> None:
+async def serve(system: str, start: Callable[[], Awaitable[Peer]], out: IO[str]) -> None:
     """Start the peer, announce it, answer commands until quit/EOF, stop the peer."""
 
     def emit(obj: dict[str, Any]) -> None:
@@ -425,7 +425,7 @@ async def serve(system: str, out: IO[str]) -> None:
         out.flush()
 
     started = time.perf_counter()
-    peer: Peer = await (DaskPeer.start() if system == "dask" else PrefectPeer.start())
+    peer = await start()
     try:
         log.info("%s %s ready in %.2f s", system, peer.version, time.perf_counter() - started)
         emit({"ready": True, "system": system, "version": peer.version})
@@ -445,7 +445,7 @@ async def serve(system: str, out: IO[str]) -> None:
         await peer.aclose()
 
 
-async def amain(system: str, out: IO[str]) -> None:
+async def amain(system: str, start: Callable[[], Awaitable[Peer]], out: IO[str]) -> None:
     """Run ``serve``; the first SIGINT/SIGTERM cancels it (cleanup runs), a second exits."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -462,25 +462,37 @@ async def amain(system: str, out: IO[str]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        await serve(system, out)
+        await serve(system, start, out)
     except asyncio.CancelledError:
         if not signalled:
             raise
 
 
-def main() -> int:
-    """Entry point: ``bench_peers.py dask|prefect``."""
-    if len(sys.argv) != 2 or sys.argv[1] not in ("dask", "prefect"):
-        print("usage: bench_peers.py dask|prefect", file=sys.stderr)
-        return 2
+def run(system: str, start: Callable[[], Awaitable[Peer]]) -> int:
+    """Serve ``system`` (started by ``start``) over stdin/stdout; the exit status.
+
+    Also what ``scripts/bench_weir_worker.py`` runs, so that weir in one process is measured
+    by the very same loops as the peers."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO)
     # Answers go to a duplicate of the real stdout; fd 1 (and sys.stdout) now lead to stderr.
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    asyncio.run(amain(sys.argv[1], out))
+    asyncio.run(amain(system, start, out))
     return 0
+
+
+def main() -> int:
+    """Entry point: ``bench_peers.py dask|prefect``."""
+    peers: dict[str, Callable[[], Awaitable[Peer]]] = {
+        "dask": DaskPeer.start,
+        "prefect": PrefectPeer.start,
+    }
+    if len(sys.argv) != 2 or sys.argv[1] not in peers:
+        print("usage: bench_peers.py dask|prefect", file=sys.stderr)
+        return 2
+    return run(sys.argv[1], peers[sys.argv[1]])
 
 
 if __name__ == "__main__":
