@@ -118,7 +118,7 @@ class Worker:
         self.info: dict[str, Any] = {}
         self.log = logs / f"{name}.log"
         self._argv = argv
-        self.env = env
+        self._env = env
         self._proc: asyncio.subprocess.Process | None = None
 
     async def open(self) -> None:
@@ -129,7 +129,7 @@ class Worker:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
                 limit=1 << 26,  # a latency reply holds every sample
-                env={**os.environ, **self.env},
+                env={**os.environ, **self._env},
                 cwd=ROOT,
                 start_new_session=True,  # Ctrl-C reaches the driver only, which closes us
             )
@@ -380,30 +380,29 @@ async def run(args: argparse.Namespace) -> Samples:
     profile = str(logs / "weir-run.prof") if args.profile else None
     project_env = {"PYTHONPATH": f"{ROOT}:{SELF.parent}"}
     systems: dict[str, System] = {}
-    for name in plan.systems:
-        if name == "weir":
-            worker = SELF.parent / "bench_weir_worker.py"
-            argv = [sys.executable, str(worker), *([profile] if profile else [])]
-            systems[name] = Worker(name, argv, logs, project_env)
-        elif name == "weir-cluster":
-            systems[name] = WeirCluster(
-                logs, args.store, args.postgres_admin, plan.shapes, args.profile
-            )
-        else:
-            assert python is not None
-            argv = [str(python), str(SELF.parent / "bench_peers.py"), name]
-            systems[name] = Worker(name, argv, logs, {"PYTHONPATH": ""})
     out = Samples()
     async with contextlib.AsyncExitStack() as stack:
-        if "prefect" in systems and args.prefect_database == "postgres":
-            url = await stack.enter_async_context(
-                bench_e2e.store_url("postgres", logs, args.postgres_admin)
-            )
-            worker = systems["prefect"]
-            assert isinstance(worker, Worker)
-            worker.env["PREFECT_API_DATABASE_CONNECTION_URL"] = url.replace(
-                "postgresql://", "postgresql+asyncpg://", 1
-            )
+        for name in plan.systems:
+            if name == "weir":
+                worker = SELF.parent / "bench_weir_worker.py"
+                argv = [sys.executable, str(worker), *([profile] if profile else [])]
+                systems[name] = Worker(name, argv, logs, project_env)
+            elif name == "weir-cluster":
+                systems[name] = WeirCluster(
+                    logs, args.store, args.postgres_admin, plan.shapes, args.profile
+                )
+            else:
+                assert python is not None
+                argv = [str(python), str(SELF.parent / "bench_peers.py"), name]
+                env = {"PYTHONPATH": ""}
+                if name == "prefect" and args.prefect_database == "postgres":
+                    url = await stack.enter_async_context(
+                        bench_e2e.store_url("postgres", logs, args.postgres_admin)
+                    )
+                    env["PREFECT_API_DATABASE_CONNECTION_URL"] = url.replace(
+                        "postgresql://", "postgresql+asyncpg://", 1
+                    )
+                systems[name] = Worker(name, argv, logs, env)
         await measure_all(plan, systems, out)
     report(plan, out, systems)
     if args.json:
