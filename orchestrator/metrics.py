@@ -11,7 +11,7 @@ Every metric and its labels are listed in ``docs/metrics.md``. Where the numbers
   than from ``execution.completed|failed|cancelled`` events: an execution re-placed after a
   failover can emit its terminal event twice, and an engine drops the events of an execution
   while it is detached, but ``Dispatcher._finish`` runs exactly once per execution.
-* **the store** (``Store.on_commit``): each group commit's duration and rows.
+* **the store** (``Store.committed``): each group commit's duration and rows.
 * **scrape time**: queue and in-flight gauges, each engine link's load and state, subscriber
   drops, stale reports, a failed store.
 
@@ -166,7 +166,7 @@ class OrchestratorMetrics(DispatchObserver):
         self.registry.register(self)
         core.monitor.observers.append(self.observe)
         core.observer = self
-        core.store.on_commit = self._on_commit
+        core.store.committed.connect(self._on_commit)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for ``GET /metrics``."""

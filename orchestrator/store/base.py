@@ -17,9 +17,11 @@ wire. Backends: ``SqlStore`` (SQLite or PostgreSQL through SQLAlchemy) and ``Mem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from orchestrator.signals import Signal
 
 
 class StoreError(Exception):
@@ -145,17 +147,14 @@ class TriggerRow:
     when the trigger's schedule changes, the cursor is computed again."""
 
 
-CommitHook = Callable[[float, int], None]
-"""Told of each group commit: (seconds it took, rows it wrote)."""
-
-
 class Store(Protocol):
     """What the orchestrator needs from a store; see the module docstring."""
 
     url: str
     """Where it is, with any password masked: for logs and error messages."""
-    on_commit: CommitHook | None
-    """Called after each successful group commit (the metrics set it); None: nobody asks."""
+    committed: Signal[[float, int]]
+    """Emitted after each successful group commit with the seconds it took and the rows it
+    wrote (the wiring connects the metrics); a store without a group commit never emits it."""
 
     async def open(self) -> None:
         """Connect and apply migrations; raise ``StoreError`` saying what is wrong."""

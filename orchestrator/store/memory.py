@@ -3,6 +3,8 @@
 Same semantics as ``SqlStore`` (latest put wins, a duplicate node run is ignored, newest-first
 listing with a ``before`` cursor, pruning in batches) except that writes are visible at once and
 nothing survives the process. Rows are copied in and out, so callers may mutate what they get.
+There is no group commit, so ``committed`` is there for the wiring to connect to but is never
+emitted.
 
 Node runs and events, the bulk of it, are kept as plain tuples of their fields rather than row
 objects. Their fields are all strings, numbers, bytes or None, so the garbage collector stops
@@ -19,8 +21,8 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.signals import Signal
 from orchestrator.store.base import (
-    CommitHook,
     EventRow,
     ExecutionRow,
     NodeRunRow,
@@ -45,10 +47,10 @@ class MemoryStore:
     """The store in dictionaries; see the module docstring."""
 
     url = "memory://"
-    on_commit: CommitHook | None = None
-    """Never called: writes apply at once, there is no group commit."""
 
     def __init__(self) -> None:
+        self.committed: Signal[[float, int]] = Signal("committed")
+        """Never emitted: writes apply at once, there is no group commit."""
         self._workflows: dict[tuple[str, str], WorkflowRow] = {}
         self._executions: dict[str, ExecutionRow] = {}
         self._by_idempotency_key: dict[str, str] = {}

@@ -443,6 +443,8 @@ async def test_concurrent_claims_of_one_cursor_have_one_winner(store: Store) -> 
 
 async def test_group_commit_takes_one_transaction_for_many_writes(sql_url: str) -> None:
     async with _opened(SqlStore(sql_url)) as store:
+        told: list[tuple[float, int]] = []
+        store.committed.connect(lambda seconds, rows: told.append((seconds, rows)))
         before = store.commits
         for i in range(100):
             store.put_execution(execution(f"e{i}"))
@@ -450,6 +452,8 @@ async def test_group_commit_takes_one_transaction_for_many_writes(sql_url: str) 
             store.add_events([event(i * 8 + k + 1, f"e{i}") for k in range(8)])
         await store.durable()
         assert store.commits == before + 1
+        assert [rows for _, rows in told] == [100 + 100 + 800]
+        assert 0 <= told[0][0] < 10
         await store.durable()  # nothing queued: no commit
         assert store.commits == before + 1
 
@@ -569,6 +573,47 @@ async def test_a_failed_commit_surfaces_from_durable_and_keeps_failing(sql_url: 
         # the failed batch was one transaction: nothing of it is stored
         assert await store.get_execution("e1") is None
     await store.close()  # closing a failed store is quiet (and idempotent)
+
+
+async def test_a_bug_in_the_writer_fails_the_store_instead_of_hanging_durable(
+    sql_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _opened(SqlStore(sql_url)) as store:
+        broken = run("e1", 0)
+        del broken.status  # converting it to parameters raises AttributeError, not a SQL error
+        store.put_execution(execution("e1"))
+        store.add_node_run(broken)
+        waiters = [asyncio.ensure_future(store.durable()) for _ in range(3)]
+        done, _ = await asyncio.wait(waiters, timeout=10)
+        assert len(done) == 3, "durable() must not wait for a writer that is gone"
+        errors = [w.exception() for w in waiters]
+        assert all(isinstance(e, StoreError) for e in errors)
+        assert len({id(e) for e in errors}) == 1
+        assert "the group commit failed: AttributeError" in str(errors[0])
+        assert store.url in str(errors[0])
+        assert any("the group commit failed" in r.getMessage() for r in caplog.records)
+        # the failure is for good: later writes are dropped, durable() keeps raising it
+        store.put_execution(execution("e2"))
+        with pytest.raises(StoreError) as again:
+            await asyncio.wait_for(store.durable(), 10)
+        assert again.value is errors[0]
+        # the batch was one transaction: its execution, converted before the node run, is not stored
+        assert await store.get_execution("e1") is None
+        assert await store.get_execution("e2") is None
+
+
+async def test_a_cancelled_writer_fails_the_store_instead_of_hanging_durable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _opened(SqlStore(f"sqlite:///{tmp_path / 'weir.db'}")) as store:
+        [writer] = [t for t in asyncio.all_tasks() if t.get_name() == f"group commit {store.url}"]
+        store.put_execution(execution("e1"))
+        writer.cancel()
+        with pytest.raises(StoreError, match="the group commit was cancelled"):
+            await asyncio.wait_for(store.durable(), 10)
+        assert writer.cancelled()
+        assert any("the group commit was cancelled" in r.getMessage() for r in caplog.records)
+    # closing it is quiet: the cancellation was the writer's, not close()'s
 
 
 # --- opening errors ---------------------------------------------------------------------------
