@@ -41,7 +41,7 @@ from engine.state.events import (
     TimerFired,
 )
 from engine.state.machine import ExecutionState
-from engine.state.result import execution_result
+from engine.state.result import ExecutionResult
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,11 @@ class ExecutionDriver:
             self._pending.append(Cancel(self._clock(), reason))
             self._wake.set()
 
-    def result(self) -> dict[str, Any]:
-        """The result object as it stands now (final once ``run`` returned)."""
-        return execution_result(self.state, self.inputs)
+    def result(self) -> ExecutionResult:
+        """The result as it stands now (final once ``run`` returned)."""
+        return ExecutionResult.of(self.state, self.inputs)
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> ExecutionResult:
         """Run to the end and return the result object; cancels its own tasks on the way out."""
         now = self._clock()
         try:

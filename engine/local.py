@@ -19,6 +19,8 @@ from engine.driver import EventSink, ExecutionDriver
 from engine.errors import InputError, TaskError
 from engine.executors.node import ExecutionContext, NodeAttempt, NodeRunner
 from engine.lua import LuaSandbox
+from engine.state.events import ExecutionStatus
+from engine.state.result import ChildRef, ExecutionResult, ParentRef
 
 MAX_DEPTH = 10
 """Sub-workflows nested deeper than this fail instead of recursing forever."""
@@ -72,8 +74,8 @@ class LocalLauncher:
         self.workflows = workflows
         self.on_event = on_event
         self.runner: NodeRunner | None = None
-        self.children: dict[str, dict[str, Any]] = {}
-        """Finished child results by child execution id."""
+        self.children: list[ChildRef] = []
+        """Every finished descendant, in the order they ended, with the parent that started it."""
 
     async def run_child(
         self,
@@ -94,18 +96,24 @@ class LocalLauncher:
             definition, resolved, self.runner, on_event=self.on_event, depth=parent.depth + 1
         )
         result = await driver.run()
-        result["parent"] = {"execution": parent.id, "node": attempt.node}
-        self.children[driver.id] = result
-        if result["status"] != "completed":
-            error = result["error"] or {}
-            where = f"node {error.get('node')}: " if error.get("node") else ""
+        self.children.append(
+            ChildRef(
+                id=driver.id,
+                workflow=result.workflow,
+                version=result.version,
+                status=result.status,
+                parent=ParentRef(parent.id, attempt.node),
+            )
+        )
+        if result.status is not ExecutionStatus.COMPLETED:
+            error = result.error
+            where = f"node {error.node}: " if error and error.node else ""
             raise TaskError(
                 f"sub-workflow {definition.name}@{definition.version} ({driver.id}) "
-                f"{result['status']}: "
-                f"{where}{error.get('message', '')}",
+                f"{result.status}: {where}{error.message if error else ''}",
                 retryable=False,
             )
-        return result["outputs"]
+        return result.outputs
 
 
 async def run_workflow(
@@ -117,8 +125,8 @@ async def run_workflow(
     sandbox: LuaSandbox | None = None,
     execution_id: str | None = None,
     on_driver: Callable[[ExecutionDriver], None] | None = None,
-) -> dict[str, Any]:
-    """Run ``definition`` to its end in this process and return the result object.
+) -> ExecutionResult:
+    """Run ``definition`` to its end in this process and return its result.
 
     Raises ``InputError`` (before anything runs) when ``inputs`` do not match the declaration.
     ``on_driver`` receives the driver once it exists, e.g. to ``cancel()`` it on Ctrl-C.
@@ -136,19 +144,7 @@ async def run_workflow(
             if on_driver is not None:
                 on_driver(driver)
             result = await driver.run()
-            children = [
-                {
-                    "id": cid,
-                    "workflow": c["workflow"],
-                    "version": c["version"],
-                    "status": c["status"],
-                    "parent": c["parent"],
-                }
-                for cid, c in launcher.children.items()
-            ]
-            if children:
-                result["children"] = children
-            return result
+            return result.with_links(None, tuple(launcher.children))
     finally:
         if own_sandbox:
             box.close()

@@ -1,22 +1,26 @@
 """``OrchestratorMetrics``: the orchestrator's Prometheus metrics, in a registry of its own.
 
-``Orchestrator`` builds one as ``core.metrics``; the HTTP API serves ``render()`` at ``/metrics``.
-Every metric and its labels are listed in ``docs/metrics.md``. Where the numbers come from:
+The wiring (``orchestrator/wiring.py``) builds one, connects its listeners to the parts' signals
+and gives it a ``stats`` callable; the HTTP API serves ``render()`` at ``/metrics``. Every metric
+and its labels are listed in ``docs/metrics.md``. Where the numbers come from:
 
-* **monitor events** (an observer on ``Monitor.observers``): executions created, failovers,
-  lost engine streams, trigger fires and skips, events by type. The observer runs for every
-  event, so it only adds one to a plain dict entry; the counters are built at scrape time.
-* **the dispatcher** (``Dispatcher.observer``): placements (queue wait), node results (duration,
-  retries), engine refusals and execution ends (count, duration). Ends are counted there rather
-  than from ``execution.completed|failed|cancelled`` events: an execution re-placed after a
-  failover can emit its terminal event twice, and an engine drops the events of an execution
-  while it is detached, but ``Dispatcher._finish`` runs exactly once per execution.
-* **the store** (``Store.committed``): each group commit's duration and rows.
-* **scrape time**: queue and in-flight gauges, each engine link's load and state, subscriber
-  drops, stale reports, a failed store.
+* **monitor events** (``count_event`` on ``Monitor.published``): executions created, failovers,
+  lost engine streams, trigger fires and skips, events by type. It runs for every event, so it
+  only adds one to a plain dict entry; the counters are built at scrape time.
+* **placement and the lifecycle** (``placed``, ``node_recorded``, ``refused``, ``ended``): queue
+  wait, node durations and retries, engine refusals, execution ends (count, duration). Ends are
+  counted from ``Lifecycle.ended`` rather than from ``execution.completed|failed|cancelled``
+  events: an execution re-placed after a failover can emit its terminal event twice, and an
+  engine drops the events of an execution while it is detached, but ``ended`` fires exactly
+  once per execution.
+* **the store** (``committed`` on ``Store.committed``): each group commit's duration and rows.
+* **scrape time** (``collect`` reads one ``OrchestratorStats`` snapshot): queue and in-flight
+  gauges, each engine link's load and state, subscriber drops, stale reports, bad engine
+  messages, failed background work, a failed store.
 
 Labels are bounded: workflow and trigger names, statuses, executor kinds, engine link ids,
-reasons, event types (at most ``MAX_EVENT_TYPES``); never execution or node ids.
+reasons, kinds of background work, event types (at most ``MAX_EVENT_TYPES``); never execution or
+node ids.
 
 Everything here runs on the event loop; ``render()`` must too (an ``async def`` handler).
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -35,17 +39,14 @@ from prometheus_client.core import (
     Metric,
 )
 
-from engine.proto.v1 import engine_pb2 as pb
 from engine.server.metrics import NODE_BUCKETS, executor_kind, will_retry
 from engine.server.process import weir_version
 from engine.state.events import NodeResult, NodeStatus
-from orchestrator.dispatch import DispatchObserver
-from orchestrator.links import LinkState
+from orchestrator.engines.link import LinkState
+from orchestrator.engines.messages import RefusalReason
+from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
-from orchestrator.records import ExecutionRecord
-
-if TYPE_CHECKING:
-    from orchestrator.core import Orchestrator
+from orchestrator.stats import OrchestratorStats
 
 MAX_EVENT_TYPES = 200
 """Distinct event types counted by name; later ones count as ``other`` (engines send types)."""
@@ -56,10 +57,6 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 ROW_BUCKETS = (1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000)
 _FAILED = NodeStatus.FAILED
 _STATES = tuple(state.value for state in LinkState)
-_REASONS = {
-    value: pb.ExecutionRejected.Reason.Name(value).removeprefix("REASON_").lower()
-    for value in pb.ExecutionRejected.Reason.values()
-}
 
 
 class Histogram:
@@ -105,11 +102,12 @@ class Histogram:
         return family
 
 
-class OrchestratorMetrics(DispatchObserver):
-    """The orchestrator's metrics; hooks itself into ``core``'s monitor, dispatcher and store."""
+class OrchestratorMetrics:
+    """The orchestrator's metrics; see the module docstring for where the numbers come from."""
 
-    def __init__(self, core: Orchestrator) -> None:
-        self.core = core
+    def __init__(self, orchestrator_id: str, stats: Callable[[], OrchestratorStats]) -> None:
+        self._orchestrator_id = orchestrator_id
+        self._stats = stats
         self.version = weir_version()
         # counted on the hot path in dicts and lists, exported by ``collect``
         self._events: dict[str, int] = {}
@@ -164,9 +162,6 @@ class OrchestratorMetrics(DispatchObserver):
         self._node_series: dict[tuple[type, NodeStatus], list[float]] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
-        core.monitor.observers.append(self.observe)
-        core.observer = self
-        core.store.committed.connect(self._on_commit)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for ``GET /metrics``."""
@@ -174,8 +169,8 @@ class OrchestratorMetrics(DispatchObserver):
 
     # --- monitor events -----------------------------------------------------------------------
 
-    def observe(self, event: MonitorEvent) -> None:
-        """Count one event (``Monitor.observers``)."""
+    def count_event(self, event: MonitorEvent, data_json: bytes | None = None) -> None:
+        """Count one event (a ``Monitor.published`` listener)."""
         kind = event.type
         events = self._events
         if kind in events:
@@ -206,12 +201,12 @@ class OrchestratorMetrics(DispatchObserver):
         reason = reason if reason in SKIP_REASONS else "other"
         _add(self._skips, (event.workflow, _trigger(event), str(reason)))
 
-    # --- DispatchObserver ---------------------------------------------------------------------
+    # --- placement and the lifecycle ---------------------------------------------------------
 
     def placed(self, record: ExecutionRecord, waited: float) -> None:
         self.queue_wait.observe(self._queue_wait, waited if waited > 0 else 0.0)
 
-    def node_result(self, record: ExecutionRecord, result: NodeResult) -> None:
+    def node_recorded(self, record: ExecutionRecord, result: NodeResult) -> None:
         wf = record.wf
         node = wf.definition.by_id.get(result.node) if wf is not None else None
         if node is None:
@@ -226,10 +221,10 @@ class OrchestratorMetrics(DispatchObserver):
         if result.status is _FAILED and will_retry(node, result):
             _add(self._retries, executor_kind(node))
 
-    def rejected(self, reason: pb.ExecutionRejected.Reason.ValueType) -> None:
-        _add(self._dispatch_errors, _REASONS.get(reason, "unknown"))
+    def refused(self, reason: RefusalReason) -> None:
+        _add(self._dispatch_errors, reason.value)
 
-    def finished(self, record: ExecutionRecord) -> None:
+    def ended(self, record: ExecutionRecord) -> None:
         key = (record.name, str(record.status))
         _add(self._finished, key)
         series = self._execution_series.get(key)
@@ -240,7 +235,8 @@ class OrchestratorMetrics(DispatchObserver):
 
     # --- store --------------------------------------------------------------------------------
 
-    def _on_commit(self, seconds: float, rows: int) -> None:
+    def committed(self, seconds: float, rows: int) -> None:
+        """A group commit landed (a ``Store.committed`` listener)."""
         self.commit_seconds.observe(self._commit_seconds, seconds)
         self.commit_rows.observe(self._commit_rows, rows)
 
@@ -248,8 +244,8 @@ class OrchestratorMetrics(DispatchObserver):
 
     def collect(self) -> Iterator[Metric]:
         """The dict-counted counters and the gauges read from the orchestrator now."""
-        core = self.core
-        yield _info(core.id, self.version)
+        stats = self._stats()
+        yield _info(self._orchestrator_id, self.version)
         for histogram in (
             self.execution_duration,
             self.node_duration,
@@ -304,44 +300,54 @@ class OrchestratorMetrics(DispatchObserver):
         yield _counter(
             "weir_events_published", "Monitoring events, by type.", ["type"], self._events
         )
-        monitor = core.monitor
         yield _value(
             CounterMetricFamily,
             "weir_subscriber_drops",
             "Event subscribers cut off because they fell a whole buffer behind.",
-            monitor.dropped_subscribers,
+            stats.subscriber_drops,
         )
         yield _value(
             CounterMetricFamily,
             "weir_stale_reports",
             "Engine reports ignored: an older lease, or an engine the execution left.",
-            core.stale_reports,
+            stats.stale_reports,
         )
         yield _value(
             GaugeMetricFamily,
             "weir_store_failed",
             "1 once the store could not commit (the orchestrator stops).",
-            int(core.failed.is_set()),
+            int(stats.store_failed),
         )
-        # A read-only look at the dispatcher's state, at scrape time only.
-        links = sorted(core._links.values(), key=lambda link: link.id)
+        yield _value(
+            GaugeMetricFamily,
+            "weir_orchestrator_healthy",
+            "1 while every background loop runs; 0 once one failed (see /readyz).",
+            int(stats.background.healthy),
+        )
+        yield _counter(
+            "weir_background_failures",
+            "Background work that raised (loops make the orchestrator unhealthy), by kind.",
+            ["task"],
+            dict(stats.background.failures),
+        )
+        placement = stats.placement
         yield _value(
             GaugeMetricFamily,
             "weir_executions_queued",
             "Executions waiting for an engine with room.",
-            len(core._queued),
+            placement.queued,
         )
         yield _value(
             GaugeMetricFamily,
             "weir_executions_in_flight",
             "Executions placed on an engine and not ended.",
-            sum(len(link.assigned) for link in links),
+            placement.in_flight,
         )
         yield _value(
             GaugeMetricFamily,
             "weir_executions_awaiting_reattach",
             "After a restart: executions waiting for their engine to attach them again.",
-            len(core._orphans),
+            placement.awaiting_reattach,
         )
         in_flight = GaugeMetricFamily(
             "weir_orchestrator_engine_in_flight",
@@ -368,14 +374,22 @@ class OrchestratorMetrics(DispatchObserver):
             "Each engine link's engine id (ENGINE_ID) and version (always 1).",
             labels=["engine", "engine_id", "version"],
         )
-        for link in links:
-            in_flight.add_metric([link.id], max(len(link.assigned), link.reported_in_flight))
+        bad = CounterMetricFamily(
+            "weir_orchestrator_engine_bad_messages",
+            "Engine messages (or parts of one) that could not be used: logged and skipped, the "
+            "stream stays up.",
+            labels=["engine"],
+        )
+        for link in stats.engines:
+            placed = stats.placed_on(link.id)
+            in_flight.add_metric([link.id], max(placed, link.reported_in_flight))
             capacity.add_metric([link.id], link.capacity)
-            ready.add_metric([link.id], int(link.usable))
+            ready.add_metric([link.id], int(link.ready))
             for value in _STATES:
                 state.add_metric([link.id, value], int(link.state.value == value))
             info.add_metric([link.id, link.engine_id, link.version], 1)
-        yield from (in_flight, capacity, ready, state, info)
+            bad.add_metric([link.id], link.bad_messages)
+        yield from (in_flight, capacity, ready, state, info, bad)
 
 
 def _add(counts: dict[Any, int], key: Any) -> None:

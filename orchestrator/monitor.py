@@ -1,9 +1,12 @@
-"""Monitoring events: numbered, written to the event log, fanned out to subscribers.
+"""Monitoring events: numbered, announced to listeners, fanned out to subscribers.
+
+Every event is announced on ``Monitor.published`` (a ``Signal``: the wiring connects the journal,
+which writes it to the store's event log, then the metrics and the trigger scheduler), then put
+in the queue of every subscriber whose filter accepts it.
 
 A subscriber has a bounded queue. When it falls that far behind it is cut off with a ``lagged``
 marker naming the last sequence it received, so a slow reader never slows the orchestrator; it
-can read what it missed from the store's event log (every event goes to the ``sink``, which the
-orchestrator points at the store) and resubscribe.
+can read what it missed from the event log and resubscribe.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
+
+from engine.state.events import TERMINAL_EXECUTION_STATUSES
+from orchestrator.signals import Signal
 
 
 class Severity(IntEnum):
@@ -36,7 +42,7 @@ _SEVERITY = {
 }
 
 
-TERMINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+TERMINAL_EVENTS = frozenset(f"execution.{status}" for status in TERMINAL_EXECUTION_STATUSES)
 """The types of an execution's last event."""
 
 
@@ -62,8 +68,6 @@ class MonitorEvent:
 
 
 EventFilter = Callable[[MonitorEvent], bool]
-EventSink = Callable[[MonitorEvent, "bytes | None"], None]
-"""Receives every event, with its data as JSON when the publisher already had it encoded."""
 
 
 class Lagged(Exception):
@@ -118,7 +122,7 @@ class Subscription:
         return batch
 
     def close(self) -> None:
-        self._monitor._subscribers.discard(self)
+        self._monitor.unsubscribe(self)
 
     def __enter__(self) -> Subscription:
         return self
@@ -128,21 +132,22 @@ class Subscription:
 
 
 class Monitor:
-    def __init__(
-        self,
-        *,
-        subscriber_buffer: int = 10_000,
-        sink: EventSink | None = None,
-    ) -> None:
+    """Numbers events and hands them to listeners and subscribers; see the module docstring."""
+
+    def __init__(self, *, subscriber_buffer: int = 10_000) -> None:
         self._sequence = itertools.count(1)
         self.last_sequence = 0
         """The sequence of the latest event published (or resumed from)."""
         self._subscribers: set[Subscription] = set()
         self._buffer = subscriber_buffer
-        self.sink = sink
-        self.observers: list[Callable[[MonitorEvent], None]] = []
-        """Called synchronously with every event, after the sink (metrics count events here)."""
+        self.published: Signal[[MonitorEvent, bytes | None]] = Signal("event published")
+        """Every event, with its data as JSON when the publisher already had it encoded."""
         self.dropped_subscribers = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open subscriptions."""
+        return len(self._subscribers)
 
     def resume_after(self, sequence: int) -> None:
         """Number the next event ``sequence + 1`` (the last one in the durable log)."""
@@ -165,10 +170,7 @@ class Monitor:
             **fields,
         )
         self.last_sequence = event.sequence
-        if self.sink is not None:
-            self.sink(event, data_json)
-        for observe in self.observers:
-            observe(event)
+        self.published(event, data_json)
         for sub in self._subscribers:
             if sub.lagged or (sub.accepts is not None and not sub.accepts(event)):
                 continue
@@ -185,6 +187,9 @@ class Monitor:
         sub = Subscription(self, accepts, self._buffer)
         self._subscribers.add(sub)
         return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
 
     def close(self) -> None:
         """End every subscription."""

@@ -1,10 +1,14 @@
 """``OrchestratorServer``: the orchestrator process's parts, started and stopped in order.
 
+The orchestrator's own parts are assembled by ``orchestrator.wiring.Orchestrator``; this module
+puts them behind the public APIs, both of which call its service layer (``Services``).
+
 Start: bind the gRPC and HTTP ports (a taken port fails before anything starts), start the
-service layer (store, recovery, discovery, engine links, triggers), then serve the public gRPC
+orchestrator (store, recovery, discovery, engine links, triggers), then serve the public gRPC
 API with health and reflection, and the HTTP server (REST, ``/trigger``, events, metrics).
-Stop: health NOT_SERVING, end event streams, stop the HTTP server and the gRPC server (with a
-grace period for calls in flight), then the service layer.
+While serving, a background loop that fails turns gRPC health NOT_SERVING (``/readyz`` says
+503 by itself). Stop: health NOT_SERVING, end event streams, stop the HTTP server and the gRPC
+server (with a grace period for calls in flight), then the orchestrator.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from engine.server import grpc_server
 from orchestrator.api.auth import TokenInterceptor
 from orchestrator.api.grpc_api import OrchestratorApi
 from orchestrator.api.rest.app import HttpServer, create_app
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.factory import make_discovery
 from orchestrator.monitor import Monitor
 from orchestrator.proto.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from orchestrator.ring import make_balancer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import open_store
+from orchestrator.supervise import Health
+from orchestrator.wiring import Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +67,13 @@ class OrchestratorServer:
             return
         token = self.settings.api_token
         server = grpc_server.new_server([TokenInterceptor(token)] if token else [])
-        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(OrchestratorApi(self.core), server)
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
+            OrchestratorApi(self.core.services), server
+        )
         self._health = grpc_server.add_health_and_reflection(server, [SERVICE_NAME])
         self.port = grpc_server.bind(server, self.settings.bind_address, self.port)
         app = create_app(
-            self.core,
+            self.core.services,
             api_token=token,
             max_request_bytes=self.settings.max_request_bytes,
         )
@@ -81,6 +88,7 @@ class OrchestratorServer:
         self._server = server
         await server.start()
         await grpc_server.set_serving(self._health, [SERVICE_NAME])
+        self.core.supervisor.changed.connect(self._unhealthy)
         await self._http.start()
         self.http_port = self._http.port
         log.info(
@@ -92,6 +100,14 @@ class OrchestratorServer:
             self.settings.discovery,
             self.settings.load_balancer_type,
         )
+
+    def _unhealthy(self, health: Health) -> None:
+        """A background loop failed: health checks say NOT_SERVING from now on."""
+        if not health.ok and self._server is not None:
+            log.error("orchestrator unhealthy: %s", "; ".join(health.problems))
+            self.core.supervisor.spawn(
+                "grpc health", grpc_server.set_not_serving(self._health, [SERVICE_NAME])
+            )
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is None:

@@ -41,6 +41,10 @@ class Signal(Generic[P]):
         """Call ``listener`` on every emission from now on, after those connected before."""
         self._listeners = (*self._listeners, listener)
 
+    def disconnect(self, listener: Callable[P, object]) -> None:
+        """Stop calling ``listener`` (every connection of it); unknown ones are ignored."""
+        self._listeners = tuple(x for x in self._listeners if x != listener)
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
         for listener in self._listeners:
             try:

@@ -1,7 +1,7 @@
 """Reading the event log and watching it live, with no gap between the two.
 
 Every API that serves events (gRPC ``WatchEvents``, REST ``/api/v1/events`` as JSON or Server-Sent
-Events, ``weir events``) goes through ``history`` and ``watch``:
+Events, ``weir events``) goes through ``EventLog``, built on ``history`` and ``watch``:
 
 * ``history``: events from the store's log, oldest first, after a sequence number (or the newest
   ``limit`` ones), filtered by ``EventQuery``.
@@ -19,15 +19,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import TERMINAL_EVENTS, Lagged, Monitor, MonitorEvent, Severity
-from orchestrator.records import event_from_row
+from orchestrator.rows import event_from_row
 from orchestrator.store import Store
-
-if TYPE_CHECKING:
-    from orchestrator.core import Orchestrator
-
 
 PAGE = 1000
 MAX_LIMIT = 10_000
@@ -183,36 +180,63 @@ async def watch(
             yield LaggedNotice(last)
 
 
-async def events_for(
-    core: Orchestrator,
-    query: EventQuery,
-    *,
-    after: int | None = None,
-    follow: bool = False,
-    limit: int = 100,
-) -> AsyncIterator[list[MonitorEvent] | LaggedNotice]:
-    """What every events API serves (see ``WatchEventsRequest`` in the proto).
+class ExecutionLookup(Protocol):
+    """Finds an execution by id (``ExecutionService``)."""
 
-    Without ``follow``: one batch from the log, the first ``limit`` after ``after``, or the
-    newest ``limit``. With it: ``watch``; for one execution the log's events come first (from the
-    start unless ``after`` says otherwise) and the stream ends once the execution has ended.
-    Raises ``NotFound`` for an unknown execution id.
-    """
-    if not follow:
-        yield await history(core.store, query, after=after or 0, limit=limit, newest=after is None)
-        return
-    if not query.execution_id:
-        async for item in watch(core.monitor, core.store, query, after=after):
-            yield item
-        return
-    record = await core.get(query.execution_id)
-    after = after or 0
-    if record.finished:
-        while events := await history(core.store, query, after=after, limit=PAGE):
-            yield events
-            after = events[-1].sequence
-        return
-    async for item in watch(core.monitor, core.store, query, after=after):
-        yield item
-        if isinstance(item, list) and any(e.type in TERMINAL_EVENTS for e in item):
+    async def get(self, execution_id: str) -> ExecutionRecord:
+        """Raises ``NotFound``."""
+
+
+class EventLog:
+    """The event log and the live events of one orchestrator, for the events APIs."""
+
+    def __init__(self, monitor: Monitor, store: Store, executions: ExecutionLookup) -> None:
+        self._monitor = monitor
+        self._store = store
+        self._executions = executions
+
+    async def history(
+        self, query: EventQuery, *, after: int = 0, limit: int = PAGE, newest: bool = False
+    ) -> list[MonitorEvent]:
+        """``history`` on this orchestrator's store."""
+        return await history(self._store, query, after=after, limit=limit, newest=newest)
+
+    def watch(
+        self, query: EventQuery, *, after: int | None = None, batch: int = BATCH
+    ) -> AsyncIterator[list[MonitorEvent] | LaggedNotice]:
+        """``watch`` on this orchestrator's monitor and store."""
+        return watch(self._monitor, self._store, query, after=after, batch=batch)
+
+    async def read(
+        self,
+        query: EventQuery,
+        *,
+        after: int | None = None,
+        follow: bool = False,
+        limit: int = 100,
+    ) -> AsyncIterator[list[MonitorEvent] | LaggedNotice]:
+        """What every events API serves (see ``WatchEventsRequest`` in the proto).
+
+        Without ``follow``: one batch from the log, the first ``limit`` after ``after``, or the
+        newest ``limit``. With it: ``watch``; for one execution the log's events come first
+        (from the start unless ``after`` says otherwise) and the stream ends once the execution
+        has ended. Raises ``NotFound`` for an unknown execution id.
+        """
+        if not follow:
+            yield await self.history(query, after=after or 0, limit=limit, newest=after is None)
             return
+        if not query.execution_id:
+            async for item in self.watch(query, after=after):
+                yield item
+            return
+        record = await self._executions.get(query.execution_id)
+        after = after or 0
+        if record.finished:
+            while events := await self.history(query, after=after, limit=PAGE):
+                yield events
+                after = events[-1].sequence
+            return
+        async for item in self.watch(query, after=after):
+            yield item
+            if isinstance(item, list) and any(e.type in TERMINAL_EVENTS for e in item):
+                return

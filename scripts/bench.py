@@ -73,8 +73,8 @@ async def run_once(definition: Definition, runner: NodeRunner) -> float:
     began = time.perf_counter()
     result = await driver.run()
     elapsed = time.perf_counter() - began
-    assert result["status"] == "completed", result["error"]
-    assert len(result["path"]) == len(definition.nodes)
+    assert result.status == "completed", result.error
+    assert len(result.path) == len(definition.nodes)
     return elapsed
 
 

@@ -634,7 +634,7 @@ async def inprocess_rate(concurrency: int, rounds: int, seconds: float) -> tuple
                 nonlocal done
                 while time.monotonic() < until:
                     result = await run_workflow(definition, INPUTS, sandbox=sandbox)
-                    assert result["status"] == "completed", result["error"]
+                    assert result.status == "completed", result.error
                     done += 1
 
             began = time.monotonic()

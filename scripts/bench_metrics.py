@@ -1,10 +1,11 @@
 """What the orchestrator's metrics cost on the hot path (not a test): events per second through
-``Monitor.publish`` with and without ``OrchestratorMetrics``' observer, and node results through
-``DispatchObserver.node_result`` against the no-op observer.
+``Monitor.publish`` with and without ``OrchestratorMetrics.count_event`` listening, and node
+results through ``OrchestratorMetrics.node_recorded`` against a listener that does nothing.
 
 Run: ``.venv/bin/python scripts/bench_metrics.py [--events 300000] [--rounds 5]``.
-The monitor is the orchestrator's own (its sink writes to a memory store, as in production
-minus SQL), so the ratio is the share the metrics add to publishing an event.
+The "orchestrator's" monitor is wired as in production (the journal writes every event to a
+memory store: production minus SQL), so the ratio is the share the metrics add to publishing an
+event; each run gets a fresh orchestrator, so the store's log starts empty.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import time
 from collections.abc import Callable
 
 from engine.state.events import NodeResult, NodeStatus
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.static import StaticDiscovery
-from orchestrator.dispatch import DispatchObserver
+from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import Monitor
-from orchestrator.records import ExecutionRecord
 from orchestrator.ring import make_balancer
-from orchestrator.store import MemoryStore
+from orchestrator.wiring import Orchestrator
 
 WORKFLOW = '{"name": "w", "version": "1.0.0", "nodes": [{"id": "a", "lua": "return 1"}]}'
 TYPES = ("node.started", "node.completed", "execution.started", "execution.completed")
@@ -31,7 +30,7 @@ TYPES = ("node.started", "node.completed", "execution.started", "execution.compl
 def rates(
     run: Callable[[int], None], toggle: Callable[[bool], None], n: int, rounds: int
 ) -> tuple[float, float]:
-    """Median events/s (with, without) the observer, rounds interleaved to share the noise."""
+    """Median events/s (with, without) the listener, rounds interleaved to share the noise."""
     with_, without = [], []
     for _ in range(rounds):
         for on, out in ((True, with_), (False, without)):
@@ -44,35 +43,46 @@ def rates(
     return statistics.median(with_), statistics.median(without)
 
 
+def orchestrator() -> Orchestrator:
+    return Orchestrator(
+        orchestrator_id="bench",
+        discovery=StaticDiscovery([]),
+        balancer=make_balancer("round-robin"),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
-    core = Orchestrator(
-        orchestrator_id="bench",
-        discovery=StaticDiscovery([]),
-        balancer=make_balancer("round-robin"),
-    )
+    core = orchestrator()
     metrics = core.metrics
-    bare = Monitor()  # no sink, no subscribers: the worst case for the ratio
-    bare.observers.append(metrics.observe)
-    for label, monitor in (("bare Monitor", bare), ("orchestrator's", core.monitor)):
+    bare = Monitor()  # no journal, no subscribers: the worst case for the ratio
+    bare.published.connect(metrics.count_event)
+    current = {"monitor": bare}
 
-        def publish(n: int, p: Callable[..., object] = monitor.publish) -> None:
-            core.store = MemoryStore()  # the sink's log, emptied for each run
-            for i in range(n):
-                p(TYPES[i & 3], workflow="w", version="1.0.0", execution_id="x", node="a")
+    def publish(n: int) -> None:
+        p = current["monitor"].publish
+        for i in range(n):
+            p(TYPES[i & 3], workflow="w", version="1.0.0", execution_id="x", node="a")
 
-        def toggle(on: bool, observers: list[Callable[..., None]] = monitor.observers) -> None:
-            if metrics.observe in observers:
-                observers.remove(metrics.observe)
+    for label, fresh in (("bare Monitor", lambda: bare), ("orchestrator's", None)):
+
+        def toggle(on: bool, fresh: Callable[[], Monitor] | None = fresh) -> None:
+            if fresh is None:  # a new orchestrator: its store's log starts empty
+                built = orchestrator()
+                monitor, listener = built.monitor, built.metrics.count_event
+            else:
+                monitor, listener = fresh(), metrics.count_event
+            monitor.published.disconnect(listener)
             if on:
-                observers.append(metrics.observe)
+                monitor.published.connect(listener)
+            current["monitor"] = monitor
 
         with_, without = rates(publish, toggle, args.events, args.rounds)
         print(
-            f"{label:>16} publish: {without:>10,.0f} events/s without the metrics observer, "
+            f"{label:>16} publish: {without:>10,.0f} events/s without the metrics listener, "
             f"{with_:>10,.0f} with it: ratio {with_ / without:.3f}"
         )
 
@@ -90,20 +100,23 @@ def main() -> None:
     )
     result = NodeResult("a", 1, 1, NodeStatus.COMPLETED, started_at=1.0, finished_at=1.001)
 
-    observer: list[DispatchObserver] = [metrics]
+    def nothing(record: ExecutionRecord, result: NodeResult) -> None:
+        pass
+
+    listener: list[Callable[[ExecutionRecord, NodeResult], None]] = [metrics.node_recorded]
 
     def node_results(n: int) -> None:
-        observe = observer[0].node_result
+        observe = listener[0]
         for _ in range(n):
             observe(record, result)
 
     def use_metrics(on: bool) -> None:
-        observer[0] = metrics if on else DispatchObserver()
+        listener[0] = metrics.node_recorded if on else nothing
 
     timed, noop = rates(node_results, use_metrics, args.events, args.rounds)
     print(
         f"    node results: {1e6 / timed:.2f} us each through the metrics, "
-        f"{1e6 / noop:.2f} us through the no-op observer"
+        f"{1e6 / noop:.2f} us through a listener that does nothing"
     )
 
 

@@ -21,6 +21,7 @@ from engine.definition import Definition
 from engine.definition.parser import loads
 from engine.local import run_workflow
 from engine.lua import LuaSandbox
+from engine.state.result import ExecutionResult
 
 
 class WeirPeer:
@@ -35,10 +36,10 @@ class WeirPeer:
         self._profile_path = profile_path
         self._profile = cProfile.Profile() if profile_path else None
 
-    async def _run(self, definition: Definition, inputs: dict[str, Any]) -> dict[str, Any]:
+    async def _run(self, definition: Definition, inputs: dict[str, Any]) -> ExecutionResult:
         result = await run_workflow(definition, inputs, sandbox=self._sandbox)
-        if result["status"] != "completed":
-            raise RuntimeError(f"{definition.name} ended {result['status']}: {result['error']}")
+        if result.status != "completed":
+            raise RuntimeError(f"{definition.name} ended {result.status}: {result.error}")
         return result
 
     async def dag(self, shape: str, tasks: int) -> int:
@@ -54,7 +55,7 @@ class WeirPeer:
         finally:
             if self._profile is not None:
                 self._profile.disable()
-        ran = len(result["path"])
+        ran = len(result.path)
         if ran != tasks:
             raise RuntimeError(f"{shape} of {tasks}: {ran} nodes ran")
         return tasks - 2 if shape == "fanout" else tasks
@@ -62,7 +63,7 @@ class WeirPeer:
     async def execute(self) -> int:
         """One execution of the three-node Lua chain from x = 1."""
         result = await self._run(self._e2e, bench_e2e.INPUTS)
-        return int(result["outputs"]["x"])
+        return int(result.outputs["x"])
 
     async def aclose(self) -> None:
         self._sandbox.close()

@@ -60,6 +60,14 @@ async def set_serving(servicer: health.aio.HealthServicer, service_names: Iterab
         await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
+async def set_not_serving(
+    servicer: health.aio.HealthServicer, service_names: Iterable[str]
+) -> None:
+    """Mark the server and each service NOT_SERVING (it can be SERVING again later)."""
+    for name in ["", *service_names]:
+        await servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+
 def bind(server: grpc.aio.Server, address: str, port: int) -> int:
     """Listen on ``address:port`` (port 0 picks one); return the port. Raises ``OSError``."""
     host = f"[{address}]" if ":" in address else address

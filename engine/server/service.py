@@ -49,7 +49,7 @@ from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.metrics import EngineMetrics
 from engine.server.session import ChildWait, Run, Session
-from engine.state.events import ExecutionStatus, NodeResult
+from engine.state.events import NodeResult
 
 log = logging.getLogger(__name__)
 
@@ -327,12 +327,10 @@ class EngineService(pb_grpc.EngineServicer):
             raise
         except Exception as exc:  # a bug: report the execution failed rather than lose it
             log.exception("execution %s crashed", run.id)
-            result = run.driver.result()
-            result["status"] = str(ExecutionStatus.FAILED)
-            result["error"] = {"node": None, "message": f"internal engine error: {exc!r}"}
+            result = run.driver.result().failed(f"internal engine error: {exc!r}")
         finally:
             self._forget_running(run)
-        status = result["status"]
+        status = str(result.status)
         self._metrics.executions.labels(status).inc()
         self._metrics.duration.observe(time.monotonic() - started)
         if run.silent:
@@ -344,7 +342,7 @@ class EngineService(pb_grpc.EngineServicer):
                 execution_id=run.id,
                 lease=run.lease,
                 status=codec.EXECUTION_STATUS_TO_PB[status],
-                result_json=codec.to_json(result),
+                result_json=codec.to_json(result.to_json()),
             )
         )
 

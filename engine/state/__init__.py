@@ -25,16 +25,18 @@ from engine.state.events import (
     TimerFired,
 )
 from engine.state.machine import ExecutionState
-from engine.state.result import execution_result
+from engine.state.result import ChildRef, ExecutionResult, NodeSummary, ParentRef, ResultError
 
 __all__ = [
     "Cancel",
     "CancelNode",
     "CancelTimer",
+    "ChildRef",
     "Command",
     "EvaluateOutputs",
     "Event",
     "ExecutionError",
+    "ExecutionResult",
     "ExecutionState",
     "ExecutionStatus",
     "ExecutionTimeoutTimer",
@@ -42,8 +44,11 @@ __all__ = [
     "NodeFinished",
     "NodeResult",
     "NodeStatus",
+    "NodeSummary",
     "NodeTimeoutTimer",
     "OutputsEvaluated",
+    "ParentRef",
+    "ResultError",
     "RetryTimer",
     "Start",
     "StartNode",
@@ -51,5 +56,4 @@ __all__ = [
     "Stimulus",
     "Timer",
     "TimerFired",
-    "execution_result",
 ]

@@ -26,6 +26,11 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    @property
+    def terminal(self) -> bool:
+        """Whether an execution in this status has ended (``TERMINAL_EXECUTION_STATUSES``)."""
+        return self in TERMINAL_EXECUTION_STATUSES
+
 
 class NodeStatus(StrEnum):
     PENDING = "pending"
@@ -34,6 +39,23 @@ class NodeStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether a node in this status has finished (``TERMINAL_NODE_STATUSES``)."""
+        return self in TERMINAL_NODE_STATUSES
+
+
+TERMINAL_EXECUTION_STATUSES = frozenset(
+    {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED}
+)
+"""The one definition of an ended execution, everywhere: engines, the orchestrator, the store
+(its queries compare the status column with these values) and the event types
+``execution.<status>`` that end an execution's event stream."""
+TERMINAL_NODE_STATUSES = frozenset(
+    {NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+)
+"""The one definition of a finished node."""
 
 
 # --- stimuli ---------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from typing import Any
 from engine.definition.duration import format_duration
 from engine.definition.model import END, FAIL, SUCCESS, Definition, Node, TriggerRule
 from engine.state.events import (
+    TERMINAL_EXECUTION_STATUSES,
+    TERMINAL_NODE_STATUSES,
     Cancel,
     CancelNode,
     CancelTimer,
@@ -55,9 +57,7 @@ from engine.state.events import (
     TimerFired,
 )
 
-_TERMINAL = frozenset(
-    {NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
-)
+_TERMINAL = TERMINAL_NODE_STATUSES
 
 
 # Enum member access costs ~0.23 us in Python 3.11; the hot paths use these module constants.
@@ -153,11 +153,7 @@ class ExecutionState:
 
     @property
     def finished(self) -> bool:
-        return self.status in (
-            ExecutionStatus.COMPLETED,
-            ExecutionStatus.FAILED,
-            ExecutionStatus.CANCELLED,
-        )
+        return self.status in TERMINAL_EXECUTION_STATUSES
 
     def handle(self, *stimuli: Stimulus) -> list[Command]:
         """Apply ``stimuli`` in order and return the commands to perform."""

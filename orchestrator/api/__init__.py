@@ -1,2 +1,3 @@
-"""The orchestrator's public APIs: gRPC (``grpc_api``); REST comes with issue 5. Handlers only
-convert between wire types and the service layer (``orchestrator.core``) and map errors."""
+"""The orchestrator's public APIs: gRPC (``grpc_api``) and REST with Server-Sent Events
+(``rest``). Handlers only convert between wire types and the service layer
+(``orchestrator.services.Services``) and map errors through one table (``errors``)."""

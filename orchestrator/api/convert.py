@@ -12,8 +12,9 @@ from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 if TYPE_CHECKING:  # annotations only: the CLI imports this module and should stay light
     from engine.definition.diff import DefinitionDiff
+    from engine.state.result import ExecutionResult
+    from orchestrator.executions.record import ExecutionRecord
     from orchestrator.monitor import MonitorEvent
-    from orchestrator.records import ExecutionRecord
     from orchestrator.registry import WorkflowVersion
     from orchestrator.store import ExecutionRow
     from orchestrator.triggers import TriggerInfo
@@ -65,51 +66,49 @@ def _set_iso(field: Any, value: str | None) -> None:
         field.FromDatetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
-def execution_to_pb(record: ExecutionRecord, result: dict[str, Any]) -> pb.Execution:
+def execution_to_pb(record: ExecutionRecord, result: ExecutionResult) -> pb.Execution:
     m = pb.Execution(
         id=record.id,
         workflow=record.name,
         version=record.version,
-        status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(result["status"])],
-        inputs_json=codec.to_json(result.get("inputs")),
-        outputs_json=codec.to_json(result.get("outputs")),
-        path=result.get("path") or [],
-        engine_id=record.engine_name,
-        placements=record.placements,
+        status=codec.EXECUTION_STATUS_TO_PB[result.status],
+        inputs_json=codec.to_json(result.inputs),
+        outputs_json=codec.to_json(result.outputs),
+        path=result.path,
+        engine_id=record.placement.engine_name,
+        placements=record.placement.placements,
         idempotency_key=record.idempotency_key or "",
     )
     codec.set_time(m.created_at, record.created_at)
-    parent = result.get("parent")
-    if parent:
-        m.parent.execution_id = parent["execution"]
-        m.parent.node = parent["node"]
-    for child in result.get("children") or ():
+    if result.parent is not None:
+        m.parent.execution_id = result.parent.execution
+        m.parent.node = result.parent.node
+    for child in result.children:
         m.children.add(
-            id=child["id"],
-            workflow=child["workflow"],
-            version=child["version"],
-            status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(child["status"])],
-            node=child["node"],
+            id=child.id,
+            workflow=child.workflow,
+            version=child.version,
+            status=codec.EXECUTION_STATUS_TO_PB[child.status],
+            node=child.node or "",
         )
-    _set_iso(m.started_at, result.get("started_at"))
-    _set_iso(m.finished_at, result.get("finished_at"))
-    error = result.get("error")
-    if error:
-        m.error.node = error.get("node") or ""
-        m.error.message = error.get("message") or ""
-    for node_id, node in (result.get("nodes") or {}).items():
+    _set_iso(m.started_at, result.started_at)
+    _set_iso(m.finished_at, result.finished_at)
+    if result.error is not None:
+        m.error.node = result.error.node or ""
+        m.error.message = result.error.message or ""
+    for node_id, node in result.nodes.items():
         m.node_order.append(node_id)
         run = m.nodes[node_id]
-        run.status = codec.NODE_STATUS_TO_PB[node["status"]]
-        if node.get("outcome") is not None:
-            run.outcome = node["outcome"]
-        run.attempts = node.get("attempts") or 0
-        run.visits = node.get("visits") or 0
-        run.output_json = codec.to_json(node.get("output"))
-        if node.get("error") is not None:
-            run.error = node["error"]
-        _set_iso(run.started_at, node.get("started_at"))
-        _set_iso(run.finished_at, node.get("finished_at"))
+        run.status = codec.NODE_STATUS_TO_PB[node.status]
+        if node.outcome is not None:
+            run.outcome = node.outcome
+        run.attempts = node.attempts or 0
+        run.visits = node.visits or 0
+        run.output_json = codec.to_json(node.output)
+        if node.error is not None:
+            run.error = node.error
+        _set_iso(run.started_at, node.started_at)
+        _set_iso(run.finished_at, node.finished_at)
     return m
 
 

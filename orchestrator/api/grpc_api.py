@@ -1,8 +1,9 @@
 """The ``weir.orchestrator.v1.Orchestrator`` servicer.
 
-Handlers convert messages and call ``orchestrator.core.Orchestrator``; errors become gRPC
-statuses through one table (``orchestrator.api.errors``), with the error's own message as the
-details, so a client sees which field, workflow or id was wrong and never a traceback.
+Handlers convert messages and call the service layer (``orchestrator.services.Services``);
+errors become gRPC statuses through one table (``orchestrator.api.errors``), with the error's
+own message as the details, so a client sees which field, workflow or id was wrong and never a
+traceback.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from engine.errors import InputError, Issue
 from engine.server import codec
 from orchestrator.api import convert
 from orchestrator.api.errors import INTERNAL, classify
-from orchestrator.core import Orchestrator
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
 from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 from orchestrator.registry import WorkflowVersion
-from orchestrator.watch import MAX_LIMIT, EventQuery, LaggedNotice, events_for
+from orchestrator.services import Services
+from orchestrator.watch import MAX_LIMIT, EventQuery, LaggedNotice
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ def _require(**fields: str) -> None:
 
 
 class OrchestratorApi(pb_grpc.OrchestratorServicer):
-    def __init__(self, core: Orchestrator) -> None:
-        self.core = core
+    def __init__(self, services: Services) -> None:
+        self.api = services
 
     async def RegisterWorkflow(
         self, request: pb.RegisterWorkflowRequest, context: Context
@@ -53,7 +54,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         try:
             if not request.source.strip():
                 raise InputError([Issue("source", "is empty: send the definition's YAML or JSON")])
-            version, created = await self.core.register_workflow(request.source)
+            version, created = await self.api.workflows.register(request.source)
         except Exception as exc:
             await _abort(context, exc)
         return pb.RegisterWorkflowResponse(
@@ -71,24 +72,24 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                     versions=w.versions,
                     description=w.description,
                 )
-                for w in self.core.workflow_summaries()
+                for w in self.api.workflows.summaries()
             ]
         )
 
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: Context) -> pb.Workflow:
         try:
-            return self._workflow(self.core.registry.get(request.name, request.version))
+            return self._workflow(self.api.workflows.get(request.name, request.version))
         except Exception as exc:
             await _abort(context, exc)
 
     def _workflow(self, wf: WorkflowVersion) -> pb.Workflow:
-        return convert.workflow_to_pb(wf, self.core.registry.used_by(wf))
+        return convert.workflow_to_pb(wf, self.api.workflows.used_by(wf))
 
     async def ListWorkflowVersions(
         self, request: pb.ListWorkflowVersionsRequest, context: Context
     ) -> pb.ListWorkflowVersionsResponse:
         try:
-            versions = self.core.workflow_versions(request.name)
+            versions = self.api.workflows.versions(request.name)
             return pb.ListWorkflowVersionsResponse(versions=[self._workflow(v) for v in versions])
         except Exception as exc:
             await _abort(context, exc)
@@ -98,7 +99,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
     ) -> pb.Workflow:
         try:
             _require(name=request.name, version=request.version)
-            wf = await self.core.deprecate_workflow(
+            wf = await self.api.workflows.deprecate(
                 request.name, request.version, request.deprecated
             )
             return self._workflow(wf)
@@ -110,7 +111,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
     ) -> pb.DeleteWorkflowVersionResponse:
         try:
             _require(name=request.name, version=request.version)
-            await self.core.delete_workflow(request.name, request.version)
+            await self.api.workflows.delete(request.name, request.version)
             return pb.DeleteWorkflowVersionResponse()
         except Exception as exc:
             await _abort(context, exc)
@@ -124,7 +125,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 from_version=request.from_version,
                 to_version=request.to_version,
             )
-            d = self.core.diff_workflow(request.name, request.from_version, request.to_version)
+            d = self.api.workflows.diff(request.name, request.from_version, request.to_version)
             return convert.diff_to_pb(request.name, request.from_version, request.to_version, d)
         except Exception as exc:
             await _abort(context, exc)
@@ -138,21 +139,21 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 inputs = {}
             if not isinstance(inputs, dict):
                 raise InputError([Issue("inputs_json", "expected a JSON object")])
-            record = await self.core.start_execution(
+            record = await self.api.executions.start(
                 request.workflow,
                 request.version,
                 inputs,
                 routing_key=request.routing_key,
                 idempotency_key=request.idempotency_key,
             )
-            return convert.execution_to_pb(record, self.core.result_of(record))
+            return convert.execution_to_pb(record, self.api.executions.result(record))
         except Exception as exc:
             await _abort(context, exc)
 
     async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.Execution:
         try:
-            record = await self.core.get(request.id)
-            return convert.execution_to_pb(record, self.core.result_of(record))
+            record = await self.api.executions.get(request.id)
+            return convert.execution_to_pb(record, self.api.executions.result(record))
         except Exception as exc:
             await _abort(context, exc)
 
@@ -161,7 +162,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
     ) -> pb.ListExecutionsResponse:
         try:
             status = codec.EXECUTION_STATUS_FROM_PB.get(request.status) if request.status else None
-            rows = await self.core.list_executions(
+            rows = await self.api.executions.list_executions(
                 workflow=request.workflow,
                 status=status,
                 parent_id=request.parent_execution_id,
@@ -175,8 +176,8 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.CancelExecutionRequest, context: Context
     ) -> pb.Execution:
         try:
-            record = await self.core.cancel(request.id, request.reason)
-            return convert.execution_to_pb(record, self.core.result_of(record))
+            record = await self.api.executions.cancel(request.id, request.reason)
+            return convert.execution_to_pb(record, self.api.executions.result(record))
         except Exception as exc:
             await _abort(context, exc)
 
@@ -190,8 +191,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 types=request.types,
                 min_severity=request.min_severity,
             )
-            stream = events_for(
-                self.core,
+            stream = self.api.events.read(
                 query,
                 after=request.after if request.HasField("after") else None,
                 follow=request.follow,
@@ -209,7 +209,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.ListTriggersRequest, context: Context
     ) -> pb.ListTriggersResponse:
         try:
-            triggers = await self.core.list_triggers(request.workflow)
+            triggers = await self.api.triggers.list_triggers(request.workflow)
             return pb.ListTriggersResponse(triggers=[convert.trigger_to_pb(t) for t in triggers])
         except Exception as exc:
             await _abort(context, exc)
@@ -220,7 +220,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             spec = codec.from_json(request.spec_json, "spec_json")
             if not isinstance(spec, dict):
                 raise InputError([Issue("spec_json", "expected a JSON object")])
-            info = await self.core.put_trigger(request.workflow, request.name, spec)
+            info = await self.api.triggers.put_trigger(request.workflow, request.name, spec)
             return convert.trigger_to_pb(info)
         except Exception as exc:
             await _abort(context, exc)
@@ -230,7 +230,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
     ) -> pb.DeleteTriggerResponse:
         try:
             _require(workflow=request.workflow, name=request.name)
-            await self.core.delete_trigger(request.workflow, request.name)
+            await self.api.triggers.delete_trigger(request.workflow, request.name)
             return pb.DeleteTriggerResponse()
         except Exception as exc:
             await _abort(context, exc)
@@ -239,14 +239,14 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         self, request: pb.ListEnginesRequest, context: Context
     ) -> pb.ListEnginesResponse:
         out = pb.ListEnginesResponse()
-        for info in self.core.engines():
+        for engine in self.api.engines():
             out.engines.add(
-                id=info["id"],
-                address=info["address"],
-                state=pb.EngineInfo.State.Value(f"STATE_{info['state'].upper()}"),
-                healthy=info["healthy"],
-                in_flight=info["in_flight"],
-                capacity=info["capacity"],
-                version=info["version"],
+                id=engine.id,
+                address=engine.address,
+                state=pb.EngineInfo.State.Value(f"STATE_{engine.state.upper()}"),
+                healthy=engine.healthy,
+                in_flight=engine.in_flight,
+                capacity=engine.capacity,
+                version=engine.version,
             )
         return out

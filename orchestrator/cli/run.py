@@ -24,6 +24,7 @@ from engine.definition import load_file, parse_input_text
 from engine.driver import ExecutionDriver
 from engine.local import LocalWorkflows, run_workflow
 from engine.state.events import Event
+from engine.state.result import ExecutionResult
 
 _STYLE = {
     "pending": "dim",
@@ -75,7 +76,7 @@ def run(
     catalogue.add(definition)
     err = Console(stderr=True, soft_wrap=True)
     progress = _Progress(definition.name, [n.id for n in definition.nodes], err)
-    result = asyncio.run(_run(definition, inputs, catalogue, progress))
+    result = asyncio.run(_run(definition, inputs, catalogue, progress)).to_json()
     if output_format == "json":
         click.echo(json.dumps(result, indent=2, default=str))
     else:
@@ -103,7 +104,7 @@ def _inputs(declared: Any, pairs: tuple[str, ...], inputs_json: str | None) -> d
 
 async def _run(
     definition: Any, inputs: dict[str, Any], catalogue: LocalWorkflows, progress: _Progress
-) -> dict[str, Any]:
+) -> ExecutionResult:
     drivers: list[ExecutionDriver] = []
     loop = asyncio.get_running_loop()
     interrupted = False

@@ -155,12 +155,12 @@ async def _orchestrator(settings: OrchestratorSettings) -> None:
     click.echo(
         f"orchestrator listening on port {server.port} (gRPC), {server.http_port} (HTTP)", err=True
     )
-    failed = asyncio.create_task(server.core.failed.wait())
+    failed = asyncio.create_task(server.core.journal.failed.wait())
     ended = asyncio.create_task(stopped.wait())
     await asyncio.wait([failed, ended], return_when=asyncio.FIRST_COMPLETED)
     if failed.done() and not stopped.is_set():
         ended.cancel()
         with contextlib.suppress(Exception):
             await server.stop(grace=1.0)
-        raise click.ClickException(str(server.core.failure))
+        raise click.ClickException(str(server.core.journal.failure))
     failed.cancel()

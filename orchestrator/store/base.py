@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.state.events import TERMINAL_EXECUTION_STATUSES
 from orchestrator.signals import Signal
 
 
@@ -76,7 +77,7 @@ class ExecutionRow:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
+        return self.status in TERMINAL_EXECUTION_STATUSES
 
 
 @dataclass(slots=True)

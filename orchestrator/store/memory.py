@@ -21,6 +21,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from engine.state.events import TERMINAL_EXECUTION_STATUSES
 from orchestrator.signals import Signal
 from orchestrator.store.base import (
     EventRow,
@@ -30,8 +31,6 @@ from orchestrator.store.base import (
     TriggerRow,
     WorkflowRow,
 )
-
-_FINISHED = ("completed", "failed", "cancelled")
 
 _EVENT = operator.attrgetter(*(f.name for f in dataclasses.fields(EventRow)))
 _NODE_RUN = operator.attrgetter(*(f.name for f in dataclasses.fields(NodeRunRow)))
@@ -169,7 +168,11 @@ class MemoryStore:
         return [copy.copy(row) for row in rows[: max(limit, 0)]]
 
     async def unfinished_executions(self) -> list[ExecutionRow]:
-        rows = [row for row in self._executions.values() if row.status not in _FINISHED]
+        rows = [
+            row
+            for row in self._executions.values()
+            if row.status not in TERMINAL_EXECUTION_STATUSES
+        ]
         rows.sort(key=lambda row: (row.created_at, row.id))
         return [copy.copy(row) for row in rows]
 
@@ -187,7 +190,7 @@ class MemoryStore:
             (
                 row
                 for row in self._executions.values()
-                if row.status in _FINISHED
+                if row.status in TERMINAL_EXECUTION_STATUSES
                 and row.finished_at is not None
                 and row.finished_at < finished_before
             ),

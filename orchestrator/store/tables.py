@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-FINISHED = ("completed", "failed", "cancelled")
+from engine.state.events import ExecutionStatus
+
+FINISHED = tuple(str(status) for status in ExecutionStatus if status.terminal)
+"""The statuses of ended executions (``TERMINAL_EXECUTION_STATUSES``), in the order the
+migrations wrote them into the partial index."""
 """Execution statuses that are final."""
 
 metadata = sa.MetaData()

@@ -20,7 +20,9 @@ trigger changes wake it at once. One pass, for each trigger (``catalog``):
 A failing trigger never stops the loop: it is logged and reported as ``trigger.skipped``.
 
 ``list_triggers``, ``put_trigger`` and ``delete_trigger`` are the service-layer operations the
-APIs call (through ``Orchestrator``).
+APIs call. The scheduler starts, reads and cancels executions through a small port
+(``ExecutionStarter``, the ``ExecutionService``); the wiring connects ``on_event`` to the
+monitor.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engine.definition.model import CatchUp, Overlap
 from engine.definition.parser import trigger_from_spec
@@ -39,15 +41,13 @@ from engine.errors import TaskError, WeirError
 from engine.lua import LuaCode, LuaError, LuaLimits, LuaSandbox, Scope
 from engine.templates import Const, DictT, Expr, Interp, ListT, Template, render
 from orchestrator.errors import FailedPrecondition, NotFound
-from orchestrator.monitor import MonitorEvent
-from orchestrator.records import ExecutionRecord
-from orchestrator.store import TriggerRow
+from orchestrator.executions.record import ExecutionRecord
+from orchestrator.monitor import Monitor, MonitorEvent
+from orchestrator.registry import Registry
+from orchestrator.store import Store, TriggerRow
 from orchestrator.triggers import catalog
 from orchestrator.triggers.catalog import API, DEFINITION, ActiveTrigger, TriggerInfo
 from orchestrator.triggers.cron import GRACE, CronSchedule, Plan, plan, utc_iso
-
-if TYPE_CHECKING:
-    from orchestrator.core import Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +57,57 @@ MIN_SLEEP = 0.01
 TEMPLATE_LIMITS = LuaLimits(instructions=1_000_000, memory=16 * 1024 * 1024, timeout=5.0)
 
 
+class ExecutionStarter(Protocol):
+    """What the scheduler needs of executions (``ExecutionService``)."""
+
+    async def start(
+        self,
+        workflow: str,
+        version: str = "",
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        routing_key: str = "",
+        idempotency_key: str = "",
+    ) -> ExecutionRecord: ...
+
+    async def get(self, execution_id: str) -> ExecutionRecord:
+        """Raises ``NotFound``."""
+
+    async def cancel(self, execution_id: str, reason: str = "") -> ExecutionRecord: ...
+
+
 class TriggerScheduler:
     """Fires the cron triggers of one orchestrator; see the module docstring."""
 
     def __init__(
         self,
-        core: Orchestrator,
+        executions: ExecutionStarter,
+        registry: Registry,
+        store: Store,
+        monitor: Monitor,
         *,
+        orchestrator_id: str,
         clock: Callable[[], float] = time.time,
         interval: float = DEFAULT_TRIGGER_INTERVAL,
     ) -> None:
-        self.core = core
+        self._executions = executions
+        self._registry = registry
+        self._store = store
+        self._monitor = monitor
+        self._orchestrator_id = orchestrator_id
         self.clock = clock
         self.interval = interval
         self._sandbox = LuaSandbox(workers=1)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        core.monitor.observers.append(self._observe)
 
     def close(self) -> None:
         """Stop the sandbox's worker threads (a new sandbox serves a later start)."""
         self._sandbox.close()
         self._sandbox = LuaSandbox(workers=1)
 
-    def _observe(self, event: MonitorEvent) -> None:
+    def on_event(self, event: MonitorEvent, data_json: bytes | None = None) -> None:
+        """A ``Monitor.published`` listener: a workflow change wakes the loop at once."""
         if event.type.startswith("workflow."):
             self._wake.set()
 
@@ -108,7 +135,7 @@ class TriggerScheduler:
         """One pass at ``now`` (default: the clock); return the earliest cursor, if any."""
         async with self._lock:
             now = self.clock() if now is None else now
-            rows = {(r.workflow, r.trigger): r for r in await self.core.store.trigger_states()}
+            rows = {(r.workflow, r.trigger): r for r in await self._store.trigger_states()}
             earliest: float | None = None
             for active in self._active(rows):
                 try:
@@ -124,7 +151,7 @@ class TriggerScheduler:
             return earliest
 
     def _active(self, rows: Mapping[tuple[str, str], TriggerRow]) -> list[ActiveTrigger]:
-        registry = self.core.registry
+        registry = self._registry
         found = catalog.definition_triggers(registry)
         taken = {(a.workflow, a.name) for a in found}
         for key, row in rows.items():
@@ -138,7 +165,7 @@ class TriggerScheduler:
     async def _pass(
         self, active: ActiveTrigger, row: TriggerRow | None, now: float
     ) -> float | None:
-        store = self.core.store
+        store = self._store
         schedule = active.schedule
         if row is not None and row.source == API and active.source == DEFINITION:
             log.warning(
@@ -157,7 +184,7 @@ class TriggerScheduler:
                 expected_next=None if row is None else row.next_fire_at,
                 new_next=cursor,
                 schedule=schedule.key,
-                owner=self.core.id,
+                owner=self._orchestrator_id,
             )
             return cursor
         t = active.trigger
@@ -173,7 +200,7 @@ class TriggerScheduler:
             expected_next=row.next_fire_at,
             new_next=p.cursor,
             schedule=schedule.key,
-            owner=self.core.id,
+            owner=self._orchestrator_id,
             fired_at=p.fire[-1] if p.fire else None,
         )
         if not won:
@@ -213,7 +240,6 @@ class TriggerScheduler:
     ) -> str | None:
         """Start one execution for ``tick``; return the trigger's last execution afterwards."""
         t = active.trigger
-        core = self.core
         when = active.schedule.local_iso(tick)
         if active.problem is not None:
             self._skipped(active, "error", f"trigger {t.name} at {when}: {active.problem}", tick)
@@ -231,12 +257,12 @@ class TriggerScheduler:
                 )
                 return last
             if previous is not None:
-                await core.cancel(
+                await self._executions.cancel(
                     last, f"trigger {t.name}: replaced by the tick of {when} (cancel-previous)"
                 )
         try:
             inputs = await self._render(active, tick, now)
-            record = await core.start_execution(
+            record = await self._executions.start(
                 active.workflow,
                 active.version,
                 inputs,
@@ -245,8 +271,8 @@ class TriggerScheduler:
         except (WeirError, TaskError) as exc:
             self._skipped(active, "error", f"trigger {t.name} at {when}: {exc}", tick)
             return last
-        await core.store.set_trigger_execution(active.workflow, t.name, record.id)
-        core.monitor.publish(
+        await self._store.set_trigger_execution(active.workflow, t.name, record.id)
+        self._monitor.publish(
             "trigger.fired",
             workflow=record.name,
             version=record.version,
@@ -263,7 +289,7 @@ class TriggerScheduler:
 
     async def _unfinished(self, execution_id: str) -> ExecutionRecord | None:
         try:
-            record = await self.core.get(execution_id)
+            record = await self._executions.get(execution_id)
         except NotFound:
             return None
         return None if record.finished else record
@@ -298,7 +324,7 @@ class TriggerScheduler:
         **extra: Any,
     ) -> None:
         log.warning("%s", message)
-        self.core.monitor.publish(
+        self._monitor.publish(
             "trigger.skipped",
             workflow=active.workflow,
             version=active.version,
@@ -316,8 +342,8 @@ class TriggerScheduler:
 
     async def list_triggers(self, workflow: str = "") -> list[TriggerInfo]:
         """Definition and API triggers (of one workflow, or all), by workflow then name."""
-        registry = self.core.registry
-        rows = {(r.workflow, r.trigger): r for r in await self.core.store.trigger_states(workflow)}
+        registry = self._registry
+        rows = {(r.workflow, r.trigger): r for r in await self._store.trigger_states(workflow)}
         actives = catalog.definition_triggers(registry, workflow)
         taken = {(a.workflow, a.name) for a in actives}
         for key, row in rows.items():
@@ -340,7 +366,7 @@ class TriggerScheduler:
         relative to the trigger). A replaced trigger keeps its cursor when its cron expression
         and time zone are unchanged.
         """
-        registry = self.core.registry
+        registry = self._registry
         registry.get(workflow)  # NotFound
         wf = catalog.startable(registry, workflow)
         if wf is None:
@@ -350,7 +376,7 @@ class TriggerScheduler:
         self._refuse_definition_trigger(workflow, name, "define another name")
         trigger = trigger_from_spec(spec, wf.definition, name=name, sandbox=self._sandbox)
         schedule = CronSchedule(trigger.cron, trigger.timezone)
-        store = self.core.store
+        store = self._store
         old = next((r for r in await store.trigger_states(workflow) if r.trigger == name), None)
         row = TriggerRow(
             workflow,
@@ -358,7 +384,7 @@ class TriggerScheduler:
             source=API,
             spec_json=catalog.spec_json(trigger),
             schedule=schedule.key,
-            owner=self.core.id,
+            owner=self._orchestrator_id,
         )
         if old is not None:
             row.last_fire_at = old.last_fire_at
@@ -368,7 +394,7 @@ class TriggerScheduler:
         if row.next_fire_at is None:
             row.next_fire_at = schedule.next_after(self.clock())
         await store.save_trigger_state(row)
-        self.core.monitor.publish(
+        self._monitor.publish(
             "trigger.saved",
             workflow=workflow,
             message=f"API trigger {name} of {workflow} {'replaced' if old else 'created'} "
@@ -382,12 +408,12 @@ class TriggerScheduler:
         """Delete the API trigger ``name``; ``NotFound``, or ``FailedPrecondition`` for a
         definition trigger."""
         self._refuse_definition_trigger(workflow, name, "change the definition")
-        store = self.core.store
+        store = self._store
         row = next((r for r in await store.trigger_states(workflow) if r.trigger == name), None)
         if row is None or row.source != API:
             raise NotFound(f"workflow {workflow} has no API trigger {name!r}")
         await store.delete_trigger_state(workflow, name)
-        self.core.monitor.publish(
+        self._monitor.publish(
             "trigger.deleted",
             workflow=workflow,
             message=f"API trigger {name} of {workflow} deleted",
@@ -395,7 +421,7 @@ class TriggerScheduler:
         )
 
     def _refuse_definition_trigger(self, workflow: str, name: str, advice: str) -> None:
-        wf = catalog.startable(self.core.registry, workflow)
+        wf = catalog.startable(self._registry, workflow)
         if wf is not None and any(t.name == name for t in wf.definition.triggers):
             raise FailedPrecondition(
                 f"trigger {name} of {workflow} is defined in its definition (version "

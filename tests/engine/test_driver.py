@@ -42,7 +42,7 @@ async def test_python_sync_and_async_functions() -> None:
         .output("value", "${outputs.double.value}")
         .build()
     )
-    result = await run_workflow(d, {"x": 3})
+    result = (await run_workflow(d, {"x": 3})).to_json()
     assert result["status"] == "completed"
     assert result["outputs"] == {"value": 10}
 
@@ -66,7 +66,7 @@ async def test_python_failures(
     target: str, args: dict[str, Any], message: str, attempts: int
 ) -> None:
     d = wf().node("p", python=target, args=args, retry={"attempts": 2, "backoff": "10ms"}).build()
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     node = result["nodes"]["p"]
     assert result["status"] == "failed" and node["status"] == "failed"
     assert message in node["error"] and node["attempts"] == attempts
@@ -92,7 +92,7 @@ async def test_http_retries_5xx_and_reads_json() -> None:
             )
             .build()
         )
-        result = await run_workflow(d, {"id": "A7"})
+        result = (await run_workflow(d, {"id": "A7"})).to_json()
     node = result["nodes"]["call"]
     assert result["status"] == "completed", result["error"]
     assert (node["attempts"], node["outcome"], node["output"]) == (
@@ -114,7 +114,7 @@ async def test_http_4xx_is_not_retried() -> None:
             )
             .build()
         )
-        result = await run_workflow(d)
+        result = (await run_workflow(d)).to_json()
     node = result["nodes"]["call"]
     assert node["attempts"] == 1 and "GET" in node["error"] and "answered 404" in node["error"]
     assert len(server.requests) == 1
@@ -128,7 +128,7 @@ async def test_http_connection_refused_is_retried() -> None:
         )
         .build()
     )
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     node = result["nodes"]["call"]
     assert node["attempts"] == 2 and "connection failed" in node["error"]
 
@@ -136,7 +136,7 @@ async def test_http_connection_refused_is_retried() -> None:
 async def test_http_outcome_field_missing() -> None:
     with scripted_server({"/a": [(200, {"other": 1})]}) as server:
         d = wf().node("call", http={"url": f"{server.url}/a", "outcome": "ackState"}).build()
-        result = await run_workflow(d)
+        result = (await run_workflow(d)).to_json()
     assert "response has no field 'ackState'" in result["nodes"]["call"]["error"]
 
 
@@ -147,7 +147,7 @@ async def test_node_timeout_cancels_the_attempt() -> None:
         .build()
     )
     began = time.monotonic()
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     assert time.monotonic() - began < 3
     node = result["nodes"]["slow"]
     assert (node["status"], node["attempts"], node["error"]) == (
@@ -159,7 +159,7 @@ async def test_node_timeout_cancels_the_attempt() -> None:
 
 async def test_execution_timeout() -> None:
     d = wf(timeout="300ms").node("slow", sleep="10s").node("quick", noop=True).build()
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     assert result["status"] == "failed"
     assert result["error"] == {"node": None, "message": "execution timed out after 300ms"}
     assert result["nodes"]["slow"]["status"] == "cancelled"
@@ -173,7 +173,7 @@ async def test_cancel_a_running_execution() -> None:
         task = asyncio.create_task(driver.run())
         await asyncio.sleep(0.1)
         driver.cancel("operator said stop")
-        result = await asyncio.wait_for(task, 2)
+        result = (await asyncio.wait_for(task, 2)).to_json()
     assert result["status"] == "cancelled"
     assert result["error"] == {"node": None, "message": "operator said stop"}
     assert (result["nodes"]["slow"]["status"], result["nodes"]["after"]["status"]) == (
@@ -186,7 +186,7 @@ async def test_concurrency_limit_holds_with_real_tasks() -> None:
     w = wf(concurrency=2)
     for i in range(6):
         w.node(f"n{i}", python="tests.support.tasks:track", args={"delay": 0.05})
-    result = await run_workflow(w.build())
+    result = (await run_workflow(w.build())).to_json()
     assert result["status"] == "completed"
     assert tasks.max_running == 2
 
@@ -214,7 +214,7 @@ async def test_when_and_conditional_edges_in_lua() -> None:
         (60, "review", "completed"),
         (42, "reject", "skipped"),
     ):
-        result = await run_workflow(d, {"score": score})
+        result = (await run_workflow(d, {"score": score})).to_json()
         assert result["path"] == ["route", chosen] + (["audit"] if audit == "completed" else [])
         assert [
             n for n in ("fast", "review", "reject") if result["nodes"][n]["status"] == "completed"
@@ -232,21 +232,21 @@ async def test_edges_route_failures_by_outcome() -> None:
         .node("cleanup", noop=True)
         .build()
     )
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     assert result["status"] == "completed"
     assert result["path"] == ["risky", "cleanup"]
 
 
 async def test_outputs_template_error_fails_the_execution() -> None:
     d = wf().node("a", lua="return {x = 1}").output("bad", "${outputs.a.x + nil}").build()
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     assert result["status"] == "failed"
     assert result["error"]["node"] is None and result["error"]["message"].startswith("outputs:")
 
 
 async def test_args_template_error_fails_the_node() -> None:
     d = wf().node("a", noop=True, args={"x": "${nil .. 'x'}"}, retry={"attempts": 3}).build()
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     node = result["nodes"]["a"]
     assert node["attempts"] == 1 and node["error"].startswith("args:")
 
@@ -257,14 +257,14 @@ async def test_long_lua_escapes_the_inline_slice_and_completes() -> None:
         .node("loop", lua="local s = 0 for i = 1, 2000000 do s = s + i end return {s = s}")
         .build()
     )
-    result = await run_workflow(d)
+    result = (await run_workflow(d)).to_json()
     assert result["nodes"]["loop"]["output"] == {"s": 2000001000000}
 
 
 async def test_events_reach_the_sink_in_order() -> None:
     events: list[Event] = []
     d = wf().node("a", lua="return {}").node("b", noop=True, depends_on="a").build()
-    result = await run_workflow(d, on_event=events.append)
+    result = (await run_workflow(d, on_event=events.append)).to_json()
     assert [e.type for e in events] == [
         "execution.started",
         "node.started",
@@ -289,7 +289,7 @@ async def test_resume_from_a_checkpoint_does_not_rerun_finished_nodes() -> None:
         await first.run()
         checkpoint = first.state.journal[:2]
         second = ExecutionDriver(d, {}, runner, execution_id=first.id, checkpoint=checkpoint)
-        result = await second.run()
+        result = (await second.run()).to_json()
     assert result["status"] == "completed"
     assert tasks.calls == {"one": 1, "two": 1, "three": 2}
     assert result["path"] == ["one", "two", "three"]
@@ -319,7 +319,7 @@ def parent(n: int, version: str = "^1.0") -> Definition:
 
 
 async def test_sub_workflow_picks_the_range_and_returns_outputs() -> None:
-    result = await run_workflow(parent(21), workflows=family())
+    result = (await run_workflow(parent(21), workflows=family())).to_json()
     assert result["status"] == "completed" and result["outputs"] == {"v": 42}
     (child,) = result["children"]
     assert (child["workflow"], child["version"], child["status"]) == ("child", "1.2.0", "completed")
@@ -327,7 +327,7 @@ async def test_sub_workflow_picks_the_range_and_returns_outputs() -> None:
 
 
 async def test_sub_workflow_failure_flows_up() -> None:
-    result = await run_workflow(parent(-1), workflows=family())
+    result = (await run_workflow(parent(-1), workflows=family())).to_json()
     assert result["status"] == "failed"
     assert (
         "sub-workflow child@1.2.0" in result["error"]["message"]
@@ -336,8 +336,8 @@ async def test_sub_workflow_failure_flows_up() -> None:
 
 
 async def test_sub_workflow_errors() -> None:
-    result = await run_workflow(parent(1, "^3"), workflows=family())
+    result = (await run_workflow(parent(1, "^3"), workflows=family())).to_json()
     assert "no version of 'child' matches ^3 (have 1.2.0, 2.0.0)" in result["error"]["message"]
     loop = family().resolve("loop", "*")
-    result = await run_workflow(loop, workflows=family())
+    result = (await run_workflow(loop, workflows=family())).to_json()
     assert result["status"] == "failed" and "nested deeper than 10" in result["error"]["message"]

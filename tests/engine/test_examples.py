@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 async def run(name: str, **inputs: Any) -> dict[str, Any]:
-    return await run_workflow(load_file(EXAMPLES / name), inputs)
+    return (await run_workflow(load_file(EXAMPLES / name), inputs)).to_json()
 
 
 async def test_etl_passes_data_along() -> None:
@@ -127,11 +127,13 @@ async def test_approval_flow_endless_failure_hits_max_visits() -> None:
 async def test_order_batch_runs_two_orders_as_sub_workflows() -> None:
     workflows = LocalWorkflows.from_directory(EXAMPLES)
     definition = load_file(EXAMPLES / "order-batch.yaml")
-    result = await run_workflow(definition, {}, workflows=workflows)
+    result = (await run_workflow(definition, {}, workflows=workflows)).to_json()
     assert result["outputs"] == {"confirmed": 2, "total": 156.0}
     children = result["children"]
     assert [c["workflow"] for c in children] == ["order-processing"] * 2
     assert {c["parent"]["node"] for c in children} == {"first", "second"}
-    result = await run_workflow(definition, {"second_in_stock": False}, workflows=workflows)
+    result = (
+        await run_workflow(definition, {"second_in_stock": False}, workflows=workflows)
+    ).to_json()
     assert result["status"] == "completed"
     assert result["outputs"] == {"confirmed": 1, "total": 156.0}

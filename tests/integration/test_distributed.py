@@ -86,7 +86,7 @@ async def test_every_example_gives_the_same_result_as_weir_run(
         with scripted_server(APPROVAL) as local_actions, scripted_server(APPROVAL) as actions:
             if "actions_url" in inputs:
                 inputs = {"actions_url": local_actions.url}
-            local = await run_workflow(definition, inputs, workflows=workflows)
+            local = (await run_workflow(definition, inputs, workflows=workflows)).to_json()
             if "actions_url" in inputs:
                 inputs = {"actions_url": actions.url}
             started = await client.start(definition.name, inputs)

@@ -18,11 +18,11 @@ import pytest
 
 from engine.server.process import EngineServer
 from engine.state.events import ExecutionStatus
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.static import StaticDiscovery
 from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
+from orchestrator.wiring import Orchestrator
 
 
 def _workflow(name: str, version: str, nodes: list[dict[str, Any]], **extra: Any) -> str:
@@ -71,8 +71,8 @@ def _core(engine: EngineServer, store_url: str, **options: Any) -> Orchestrator:
 
 
 async def _done(core: Orchestrator, execution_id: str) -> dict[str, Any]:
-    record = await asyncio.wait_for(core.wait(execution_id), 20)
-    return core.result_of(record)
+    record = await asyncio.wait_for(core.executions.wait(execution_id), 20)
+    return core.executions.result(record).to_json()
 
 
 async def test_an_idempotency_key_returns_the_first_execution_also_after_a_restart(
@@ -80,21 +80,21 @@ async def test_an_idempotency_key_returns_the_first_execution_also_after_a_resta
 ) -> None:
     url = f"sqlite:///{tmp_path / 'weir.db'}"
     async with _core(engine, url) as core:
-        await core.register_workflow(ADD)
-        first = await core.start_execution("add", "", {"a": 1}, idempotency_key="k-1")
-        again = await core.start_execution("add", "", {"a": 1}, idempotency_key="k-1")
+        await core.workflows.register(ADD)
+        first = await core.executions.start("add", "", {"a": 1}, idempotency_key="k-1")
+        again = await core.executions.start("add", "", {"a": 1}, idempotency_key="k-1")
         assert again.id == first.id
         with pytest.raises(AlreadyExists, match=f"k-1.*{first.id}"):
-            await core.start_execution("add", "", {"a": 2}, idempotency_key="k-1")
-        other = await core.start_execution("add", "", {"a": 1}, idempotency_key="k-2")
+            await core.executions.start("add", "", {"a": 2}, idempotency_key="k-1")
+        other = await core.executions.start("add", "", {"a": 1}, idempotency_key="k-2")
         assert other.id != first.id
         assert (await _done(core, first.id))["outputs"] == {"n": 2}
         racing = await asyncio.gather(
-            *(core.start_execution("add", "", {"a": 3}, idempotency_key="k-3") for _ in range(5))
+            *(core.executions.start("add", "", {"a": 3}, idempotency_key="k-3") for _ in range(5))
         )
         assert len({r.id for r in racing}) == 1
     async with _core(engine, url) as core:  # a new process on the same file
-        after = await core.start_execution("add", "", {"a": 1}, idempotency_key="k-1")
+        after = await core.executions.start("add", "", {"a": 1}, idempotency_key="k-1")
         assert after.id == first.id
         assert (await _done(core, after.id))["outputs"] == {"n": 2}
 
@@ -103,19 +103,19 @@ async def test_executions_are_pinned_and_deprecated_versions_take_no_starts(
     engine: EngineServer, tmp_path: Path
 ) -> None:
     async with _core(engine, f"sqlite:///{tmp_path / 'weir.db'}") as core:
-        await core.register_workflow(ADD)
-        old = await core.start_execution("add", "1.0.0", {"a": 1})
-        await core.register_workflow(ADD_1_1)
-        latest = await core.start_execution("add", "", {"a": 1})
+        await core.workflows.register(ADD)
+        old = await core.executions.start("add", "1.0.0", {"a": 1})
+        await core.workflows.register(ADD_1_1)
+        latest = await core.executions.start("add", "", {"a": 1})
         assert (latest.version, (await _done(core, latest.id))["outputs"]) == ("1.1.0", {"n": 102})
         assert (old.version, (await _done(core, old.id))["outputs"]) == ("1.0.0", {"n": 2})
 
-        await core.deprecate_workflow("add", "1.1.0")
-        assert (await core.start_execution("add", "", {"a": 1})).version == "1.0.0"
+        await core.workflows.deprecate("add", "1.1.0")
+        assert (await core.executions.start("add", "", {"a": 1})).version == "1.0.0"
         with pytest.raises(FailedPrecondition, match=r"add version 1\.1\.0 is deprecated"):
-            await core.start_execution("add", "1.1.0", {"a": 1})
-        await core.deprecate_workflow("add", "1.1.0", deprecated=False)
-        assert (await core.start_execution("add", "", {"a": 1})).version == "1.1.0"
+            await core.executions.start("add", "1.1.0", {"a": 1})
+        await core.workflows.deprecate("add", "1.1.0", deprecated=False)
+        assert (await core.executions.start("add", "", {"a": 1})).version == "1.1.0"
     async with _core(engine, f"sqlite:///{tmp_path / 'weir.db'}") as core:
         assert [v.version for v in core.registry.versions("add")] == ["1.0.0", "1.1.0"]
         assert not core.registry.get("add", "1.1.0").deprecated
@@ -126,24 +126,24 @@ async def test_a_version_is_deleted_only_when_nothing_uses_it(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'weir.db'}"
     async with _core(engine, url) as core:
-        await core.register_workflow(SLOW)
-        running = await core.start_execution("slow")
+        await core.workflows.register(SLOW)
+        running = await core.executions.start("slow")
         with pytest.raises(FailedPrecondition, match="1 running execution"):
-            await core.delete_workflow("slow", "1.0.0")
-        await core.cancel(running.id)
+            await core.workflows.delete("slow", "1.0.0")
+        await core.executions.cancel(running.id)
         await _done(core, running.id)
-        await core.delete_workflow("slow", "1.0.0")
+        await core.workflows.delete("slow", "1.0.0")
         with pytest.raises(NotFound):
             core.registry.get("slow")
 
-        await core.register_workflow(ADD)
-        await core.register_workflow(CALLER)
+        await core.workflows.register(ADD)
+        await core.workflows.register(CALLER)
         with pytest.raises(FailedPrecondition, match="caller"):
-            await core.delete_workflow("add", "1.0.0")
+            await core.workflows.delete("add", "1.0.0")
     async with _core(engine, url) as core:
         assert core.registry.names() == ["add", "caller"]
         # The cancelled execution's result survives its version's deletion.
-        gone = await core.get(running.id)
+        gone = await core.executions.get(running.id)
         assert gone.status is ExecutionStatus.CANCELLED
 
 
@@ -152,8 +152,8 @@ async def test_a_sub_workflow_is_an_execution_of_its_own_linked_both_ways(
 ) -> None:
     async with _core(engine, f"sqlite:///{tmp_path / 'weir.db'}") as core:
         for source in (CALLER, ADD):  # the parent first: ranges resolve when the node runs
-            await core.register_workflow(source)
-        parent = await core.start_execution("caller")
+            await core.workflows.register(source)
+        parent = await core.executions.start("caller")
         result = await _done(core, parent.id)
         assert result["status"] == "completed", result["error"]
         assert result["outputs"] == {"n": 6}
@@ -161,7 +161,7 @@ async def test_a_sub_workflow_is_an_execution_of_its_own_linked_both_ways(
         assert child_link["workflow"] == "add" and child_link["node"] == "call"
         child = await _done(core, child_link["id"])
         assert child["parent"] == {"execution": parent.id, "node": "call"}
-        listed = await core.list_executions(parent_id=parent.id)
+        listed = await core.executions.list_executions(parent_id=parent.id)
         assert [row.id for row in listed] == [child_link["id"]]
 
 
@@ -172,8 +172,8 @@ async def test_recursion_past_the_depth_limit_fails_the_node_clearly(
         "forever", "1.0.0", [{"id": "again", "workflow": {"name": "forever", "version": "*"}}]
     )
     async with _core(engine, f"sqlite:///{tmp_path / 'weir.db'}", max_depth=3) as core:
-        await core.register_workflow(forever)
-        top = await core.start_execution("forever")
+        await core.workflows.register(forever)
+        top = await core.executions.start("forever")
         result = await _done(core, top.id)
         assert result["status"] == "failed"
         assert "deeper than 3" in json.dumps(result["error"]), result["error"]
@@ -183,20 +183,20 @@ async def test_retention_deletes_old_finished_executions_and_never_running_ones(
     engine: EngineServer, tmp_path: Path
 ) -> None:
     async with _core(engine, f"sqlite:///{tmp_path / 'weir.db'}", retention=3600.0) as core:
-        await core.register_workflow(ADD)
-        await core.register_workflow(SLOW)
-        finished = [await core.start_execution("add", "", {"a": i}) for i in range(3)]
+        await core.workflows.register(ADD)
+        await core.workflows.register(SLOW)
+        finished = [await core.executions.start("add", "", {"a": i}) for i in range(3)]
         for record in finished:
             await _done(core, record.id)
-        running = await core.start_execution("slow")
-        assert await core.prune() == 0  # nothing is an hour old yet
-        assert await core.prune(now=time.time() + 7200) == 3
+        running = await core.executions.start("slow")
+        assert await core.retention.prune() == 0  # nothing is an hour old yet
+        assert await core.retention.prune(now=time.time() + 7200) == 3
         for record in finished:
             with pytest.raises(NotFound):
-                await core.get(record.id)
+                await core.executions.get(record.id)
         assert not [e async for e in _events(core, finished[0].id)]
-        assert (await core.get(running.id)).status is not ExecutionStatus.CANCELLED
-        await core.cancel(running.id)
+        assert (await core.executions.get(running.id)).status is not ExecutionStatus.CANCELLED
+        await core.executions.cancel(running.id)
 
 
 async def _events(core: Orchestrator, execution_id: str) -> AsyncIterator[Any]:

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.proto.v1 import engine_pb2 as pb
 from engine.server.process import EngineServer
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.static import StaticDiscovery
+from orchestrator.engines.messages import RefusalReason
 from orchestrator.monitor import Monitor
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
+from orchestrator.wiring import Orchestrator
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -81,7 +81,7 @@ async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
 
 
 async def _done(core: Orchestrator, execution_id: str) -> str:
-    record = await asyncio.wait_for(core.wait(execution_id), 20)
+    record = await asyncio.wait_for(core.executions.wait(execution_id), 20)
     return str(record.status)
 
 
@@ -91,17 +91,17 @@ async def test_executions_nodes_retries_drops_and_commits_are_counted(
     async with _core(engine, tmp_path, monitor=Monitor(subscriber_buffer=2)) as core:
         with core.monitor.subscribe():  # never read: cut off after two events
             for source in (OK, FLAKY, SLOW):
-                await core.register_workflow(source)
-            ok = [await core.start_execution("ok") for _ in range(2)]
-            flaky = await core.start_execution("flaky")
-            slow = await core.start_execution("slow")
+                await core.workflows.register(source)
+            ok = [await core.executions.start("ok") for _ in range(2)]
+            flaky = await core.executions.start("flaky")
+            slow = await core.executions.start("slow")
             assert [await _done(core, r.id) for r in (*ok, flaky)] == [
                 "completed",
                 "completed",
                 "failed",
             ]
             await _until(lambda: slow.status.value == "running")
-            await core.cancel(slow.id)
+            await core.executions.cancel(slow.id)
             assert await _done(core, slow.id) == "cancelled"
         await _until(lambda: _scrape(core)[1].get(("weir_store_write_seconds_count", ()), 0) > 0)
         families, s = _scrape(core)
@@ -152,8 +152,8 @@ async def test_a_lost_engine_counts_a_stream_loss_and_a_failover_and_queues_its_
     await server.start()
     try:
         async with _core(server, tmp_path) as core:
-            await core.register_workflow(SLOW)
-            record = await core.start_execution("slow")
+            await core.workflows.register(SLOW)
+            record = await core.executions.start("slow")
             await _until(lambda: record.status.value == "running")
             assert _scrape(core)[1]["weir_executions_in_flight", ()] == 1
             await server.stop()
@@ -177,8 +177,8 @@ async def test_trigger_events_and_engine_refusals_are_counted_with_bounded_label
     publish("trigger.fired", workflow="ok", data={"trigger": "nightly", "tick": 2.0})
     publish("trigger.skipped", workflow="ok", data={"trigger": "nightly", "reason": "overlap"})
     publish("trigger.skipped", workflow="ok", data={"trigger": "nightly", "reason": "a b c"})
-    core.metrics.rejected(pb.ExecutionRejected.REASON_FULL)
-    core.metrics.rejected(pb.ExecutionRejected.REASON_DRAINING)
+    core.lifecycle.refused(RefusalReason.FULL)  # what an engine's refusals emit
+    core.lifecycle.refused(RefusalReason.DRAINING)
     _, s = _scrape(core)
     nightly = (("trigger", "nightly"), ("workflow", "ok"))
     assert s["weir_trigger_fires_total", nightly] == 2

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from engine.errors import DefinitionError
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.static import StaticDiscovery
 from orchestrator.errors import FailedPrecondition, NotFound
 from orchestrator.monitor import MonitorEvent
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
+from orchestrator.wiring import Orchestrator
 from tests.support.postgres import throwaway_database
 
 
@@ -86,15 +86,15 @@ async def core(url: str) -> AsyncIterator[Orchestrator]:
 
 def record_events(core: Orchestrator) -> list[MonitorEvent]:
     events: list[MonitorEvent] = []
-    core.monitor.observers.append(
-        lambda e: events.append(e) if e.type.startswith("trigger.") else None
+    core.monitor.published.connect(
+        lambda e, _json: events.append(e) if e.type.startswith("trigger.") else None
     )
     return events
 
 
 async def executions(core: Orchestrator) -> list[tuple[str, dict[str, Any], str]]:
     """(version, inputs, status) of every execution of ``report``, oldest first."""
-    rows = await core.list_executions(workflow="report", limit=1000)
+    rows = await core.executions.list_executions(workflow="report", limit=1000)
     return [(r.version, json.loads(r.inputs_json), r.status) for r in reversed(rows)]
 
 
@@ -107,7 +107,7 @@ async def days(core: Orchestrator) -> list[str]:
 
 async def test_a_trigger_fires_on_time_with_rendered_inputs(core: Orchestrator) -> None:
     events = record_events(core)
-    await core.register_workflow(workflow())
+    await core.workflows.register(workflow())
     assert await core.triggers.tick(T0) == at("2026-06-01T01:00:00")  # first sight: the cursor
     assert await executions(core) == []
     await core.triggers.tick(at("2026-06-01T00:59:59"))
@@ -129,7 +129,7 @@ async def test_a_trigger_fires_on_time_with_rendered_inputs(core: Orchestrator) 
     assert fired.data["execution_id"] == fired.execution_id
     await core.triggers.tick(at("2026-06-01T01:00:30"))  # the same tick never fires twice
     assert len(await executions(core)) == 1
-    [info] = await core.list_triggers("report")
+    [info] = await core.triggers.list_triggers("report")
     assert (info.last_fire_at, info.next_fire_at) == (
         at("2026-06-01T01:00:00"),
         at("2026-06-01T02:00:00"),
@@ -138,7 +138,7 @@ async def test_a_trigger_fires_on_time_with_rendered_inputs(core: Orchestrator) 
 
 
 async def test_fired_at_is_the_actual_time(core: Orchestrator) -> None:
-    await core.register_workflow(workflow(inputs={"day": "${trigger.fired_at}"}))
+    await core.workflows.register(workflow(inputs={"day": "${trigger.fired_at}"}))
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:07.5"))
     assert await days(core) == ["2026-06-01T01:00:07.500000Z"]
@@ -146,7 +146,7 @@ async def test_fired_at_is_the_actual_time(core: Orchestrator) -> None:
 
 async def test_overlap_skip_waits_for_the_previous_execution(core: Orchestrator) -> None:
     events = record_events(core)
-    await core.register_workflow(workflow(overlap="skip"))
+    await core.workflows.register(workflow(overlap="skip"))
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:01"))
     [first] = [e.execution_id for e in events if e.type == "trigger.fired"]
@@ -160,13 +160,13 @@ async def test_overlap_skip_waits_for_the_previous_execution(core: Orchestrator)
     assert first in skipped.message
     assert skipped.severity.name == "WARNING"
 
-    await core.cancel(first)  # the previous one ends: the next tick fires
+    await core.executions.cancel(first)  # the previous one ends: the next tick fires
     await core.triggers.tick(at("2026-06-01T03:00:01"))
     assert await days(core) == ["2026-06-01T03:00:00+02:00", "2026-06-01T05:00:00+02:00"]
 
 
 async def test_overlap_allow_starts_alongside(core: Orchestrator) -> None:
-    await core.register_workflow(workflow(overlap="allow"))
+    await core.workflows.register(workflow(overlap="allow"))
     await core.triggers.tick(T0)
     for hour in ("01", "02", "03"):
         await core.triggers.tick(at(f"2026-06-01T{hour}:00:02"))
@@ -174,7 +174,7 @@ async def test_overlap_allow_starts_alongside(core: Orchestrator) -> None:
 
 
 async def test_overlap_cancel_previous_cancels_then_starts(core: Orchestrator) -> None:
-    await core.register_workflow(workflow(overlap="cancel-previous"))
+    await core.workflows.register(workflow(overlap="cancel-previous"))
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:02"))
     await core.triggers.tick(at("2026-06-01T02:00:02"))
@@ -198,7 +198,7 @@ async def test_catch_up_after_downtime(
     core: Orchestrator, catch_up: str, window: str, fired: list[str], missed: int
 ) -> None:
     events = record_events(core)
-    await core.register_workflow(
+    await core.workflows.register(
         workflow(overlap="allow", catch_up=catch_up, catch_up_window=window)
     )
     await core.triggers.tick(T0)  # cursor 01:00Z; then "down" until 05:30Z
@@ -212,12 +212,12 @@ async def test_catch_up_after_downtime(
         assert event.data["first_scheduled_at"] == "2026-06-01T01:00:00Z"
     else:
         assert skipped == []
-    [info] = await core.list_triggers()
+    [info] = await core.triggers.list_triggers()
     assert info.next_fire_at == at("2026-06-01T06:00:00")
 
 
 async def test_a_tick_within_the_grace_fires_under_catch_up_none(core: Orchestrator) -> None:
-    await core.register_workflow(workflow())
+    await core.workflows.register(workflow())
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:59"))
     assert len(await executions(core)) == 1
@@ -231,7 +231,7 @@ async def test_a_tick_within_the_grace_fires_under_catch_up_none(core: Orchestra
 async def test_the_cursor_survives_a_restart_and_nothing_fires_twice(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'weir.db'}"
     async with new_core(url) as core:
-        await core.register_workflow(workflow())
+        await core.workflows.register(workflow())
         await core.triggers.tick(T0)
         await core.triggers.tick(at("2026-06-01T01:00:01"))
     async with new_core(url) as core:
@@ -241,45 +241,45 @@ async def test_the_cursor_survives_a_restart_and_nothing_fires_twice(tmp_path: P
         # the last execution is known after the restart: still queued, so overlap skips
         await core.triggers.tick(at("2026-06-01T02:00:01"))
         assert [e.data["reason"] for e in events if e.data] == ["overlap"]
-        [info] = await core.list_triggers()
+        [info] = await core.triggers.list_triggers()
         assert info.last_execution_id is not None
-        await core.cancel(info.last_execution_id)
+        await core.executions.cancel(info.last_execution_id)
         await core.triggers.tick(at("2026-06-01T03:00:01"))
         assert [d[11:16] for d in await days(core)] == ["03:00", "05:00"]
 
 
 async def test_a_new_version_keeps_the_cursor_and_fires_itself(core: Orchestrator) -> None:
-    await core.register_workflow(workflow("1.0.0", overlap="allow"))
+    await core.workflows.register(workflow("1.0.0", overlap="allow"))
     await core.triggers.tick(T0)
-    await core.register_workflow(workflow("1.1.0", overlap="allow"))
+    await core.workflows.register(workflow("1.1.0", overlap="allow"))
     await core.triggers.tick(at("2026-06-01T00:59:00"))
     await core.triggers.tick(at("2026-06-01T01:00:01"))
     assert [v for v, _, _ in await executions(core)] == ["1.1.0"]
 
     # another schedule: the cursor starts again from now (no catch-up)
-    await core.register_workflow(workflow("1.2.0", overlap="allow", cron="30 * * * *"))
+    await core.workflows.register(workflow("1.2.0", overlap="allow", cron="30 * * * *"))
     await core.triggers.tick(at("2026-06-01T01:40:00"))
-    [info] = await core.list_triggers("report")
+    [info] = await core.triggers.list_triggers("report")
     assert (info.version, info.next_fire_at) == ("1.2.0", at("2026-06-01T02:30:00"))
 
 
 async def test_deprecating_the_latest_version_fires_the_previous_one(core: Orchestrator) -> None:
-    await core.register_workflow(workflow("1.0.0", overlap="allow"))
-    await core.register_workflow(workflow("1.1.0", overlap="allow"))
-    await core.deprecate_workflow("report", "1.1.0")
+    await core.workflows.register(workflow("1.0.0", overlap="allow"))
+    await core.workflows.register(workflow("1.1.0", overlap="allow"))
+    await core.workflows.deprecate("report", "1.1.0")
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:01"))
     assert [v for v, _, _ in await executions(core)] == ["1.0.0"]
 
-    await core.deprecate_workflow("report", "1.0.0")  # nothing startable: nothing fires
+    await core.workflows.deprecate("report", "1.0.0")  # nothing startable: nothing fires
     await core.triggers.tick(at("2026-06-01T02:00:01"))
     assert len(await executions(core)) == 1
-    assert await core.list_triggers() == []
+    assert await core.triggers.list_triggers() == []
 
 
 async def test_a_disabled_trigger_skips_its_ticks(core: Orchestrator) -> None:
     events = record_events(core)
-    await core.register_workflow(workflow(enabled=False))
+    await core.workflows.register(workflow(enabled=False))
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:01"))
     assert await executions(core) == []
@@ -290,7 +290,7 @@ async def test_a_disabled_trigger_skips_its_ticks(core: Orchestrator) -> None:
 
 async def test_a_failing_template_is_reported_and_the_loop_goes_on(core: Orchestrator) -> None:
     events = record_events(core)
-    await core.register_workflow(workflow(inputs={"day": "${trigger.name .. nil}"}))
+    await core.workflows.register(workflow(inputs={"day": "${trigger.name .. nil}"}))
     await core.triggers.tick(T0)
     await core.triggers.tick(at("2026-06-01T01:00:01"))
     assert await executions(core) == []
@@ -304,7 +304,7 @@ async def test_a_failing_template_is_reported_and_the_loop_goes_on(core: Orchest
 
 async def test_an_input_the_workflow_refuses_is_an_error(core: Orchestrator) -> None:
     events = record_events(core)
-    await core.register_workflow(
+    await core.workflows.register(
         json.dumps(
             {
                 "name": "report",
@@ -331,14 +331,14 @@ async def test_an_input_the_workflow_refuses_is_an_error(core: Orchestrator) -> 
 
 
 async def test_api_triggers_put_list_fire_and_delete(core: Orchestrator) -> None:
-    await core.register_workflow(workflow())
+    await core.workflows.register(workflow())
     await core.triggers.tick(T0)
-    info = await core.put_trigger(
+    info = await core.triggers.put_trigger(
         "report", "daily", {"cron": "@daily", "inputs": {"day": "${trigger.utc}"}}
     )
     assert (info.source, info.cron, info.timezone, info.overlap) == ("api", "@daily", "UTC", "skip")
     assert info.next_fire_at == at("2026-06-02T00:00:00")
-    listed = await core.list_triggers()
+    listed = await core.triggers.list_triggers()
     assert [(i.name, i.source) for i in listed] == [("daily", "api"), ("hourly", "definition")]
     assert listed[0].inputs == {"day": "${trigger.utc}"}
     assert listed[1].inputs == {
@@ -350,29 +350,31 @@ async def test_api_triggers_put_list_fire_and_delete(core: Orchestrator) -> None
     assert "2026-06-02T00:00:00Z" in await days(core)
 
     # replacing it with the same schedule keeps the cursor; another schedule starts again
-    again = await core.put_trigger(
+    again = await core.triggers.put_trigger(
         "report", "daily", {"cron": "@daily", "enabled": False, "inputs": {"day": "x"}}
     )
     assert again.next_fire_at == at("2026-06-03T00:00:00")
     assert again.enabled is False
     core.triggers.clock = Clock(at("2026-06-02T06:00:00"))
-    moved = await core.put_trigger(
+    moved = await core.triggers.put_trigger(
         "report", "daily", {"cron": "0 12 * * *", "timezone": "Asia/Tokyo", "inputs": {"day": "x"}}
     )
     assert moved.next_fire_at == at("2026-06-03T03:00:00")
 
-    await core.delete_trigger("report", "daily")
-    assert [i.name for i in await core.list_triggers("report")] == ["hourly"]
+    await core.triggers.delete_trigger("report", "daily")
+    assert [i.name for i in await core.triggers.list_triggers("report")] == ["hourly"]
 
 
 async def test_api_trigger_errors(core: Orchestrator) -> None:
-    await core.register_workflow(workflow())
+    await core.workflows.register(workflow())
     with pytest.raises(NotFound, match="nope"):
-        await core.put_trigger("nope", "t", {"cron": "@daily"})
+        await core.triggers.put_trigger("nope", "t", {"cron": "@daily"})
     with pytest.raises(FailedPrecondition, match="hourly of report is defined in its definition"):
-        await core.put_trigger("report", "hourly", {"cron": "@daily", "inputs": {"day": "x"}})
+        await core.triggers.put_trigger(
+            "report", "hourly", {"cron": "@daily", "inputs": {"day": "x"}}
+        )
     with pytest.raises(DefinitionError) as info:
-        await core.put_trigger(
+        await core.triggers.put_trigger(
             "report",
             "t",
             {"cron": "0 0 * *", "timezone": "Europe/Pari", "inputs": {"dy": "${inputs.x}"}},
@@ -387,23 +389,25 @@ async def test_api_trigger_errors(core: Orchestrator) -> None:
         "inputs: required input 'day' (string) is not given",
     ]
     with pytest.raises(DefinitionError, match="overlap: expected 'allow', 'skip' or"):
-        await core.put_trigger("report", "t", {"cron": "@daily", "overlap": "never"})
+        await core.triggers.put_trigger("report", "t", {"cron": "@daily", "overlap": "never"})
     with pytest.raises(DefinitionError, match="name: must start with a letter"):
-        await core.put_trigger("report", "no spaces", {"cron": "@daily"})
+        await core.triggers.put_trigger("report", "no spaces", {"cron": "@daily"})
     with pytest.raises(FailedPrecondition, match="change the definition"):
-        await core.delete_trigger("report", "hourly")
+        await core.triggers.delete_trigger("report", "hourly")
     with pytest.raises(NotFound, match="no API trigger 'other'"):
-        await core.delete_trigger("report", "other")
+        await core.triggers.delete_trigger("report", "other")
 
 
 async def test_a_definition_trigger_takes_its_name_over_from_an_api_trigger(
     core: Orchestrator,
 ) -> None:
-    await core.register_workflow(workflow(name="first"))
-    await core.put_trigger("report", "hourly", {"cron": "@daily", "inputs": {"day": "api"}})
-    await core.register_workflow(workflow("1.1.0"))  # now "hourly" is in the definition
+    await core.workflows.register(workflow(name="first"))
+    await core.triggers.put_trigger(
+        "report", "hourly", {"cron": "@daily", "inputs": {"day": "api"}}
+    )
+    await core.workflows.register(workflow("1.1.0"))  # now "hourly" is in the definition
     await core.triggers.tick(T0)
-    [info] = [i for i in await core.list_triggers() if i.name == "hourly"]
+    [info] = [i for i in await core.triggers.list_triggers() if i.name == "hourly"]
     assert (info.source, info.cron) == ("definition", "0 * * * *")
     await core.triggers.tick(at("2026-06-01T01:00:01"))
     assert await days(core) == ["2026-06-01T03:00:00+02:00"]
@@ -414,7 +418,7 @@ async def test_a_definition_trigger_takes_its_name_over_from_an_api_trigger(
 
 async def test_replicas_on_one_postgres_fire_each_tick_exactly_once() -> None:
     async with throwaway_database() as url, new_core(url, "a") as a:
-        await a.register_workflow(workflow(cron="* * * * *", overlap="allow", timezone="UTC"))
+        await a.workflows.register(workflow(cron="* * * * *", overlap="allow", timezone="UTC"))
         async with new_core(url, "b") as b:  # b loads the workflow a registered
             start = at("2026-06-01T00:00:30")
             await asyncio.gather(a.triggers.tick(start), b.triggers.tick(start))
@@ -449,7 +453,7 @@ async def test_the_background_loop_fires_when_the_clock_reaches_a_tick() -> None
     clock = Clock()
     core.triggers.clock = clock
     async with core:
-        await core.register_workflow(workflow())  # wakes the loop: it sees the trigger
+        await core.workflows.register(workflow())  # wakes the loop: it sees the trigger
         deadline = asyncio.get_running_loop().time() + 10
         while not await core.store.trigger_states():
             assert asyncio.get_running_loop().time() < deadline

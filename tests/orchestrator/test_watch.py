@@ -13,15 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from engine.state.events import ExecutionStatus
 from orchestrator.client import WeirClient
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.static import StaticDiscovery
+from orchestrator.engines.messages import Ended, EngineReport
 from orchestrator.monitor import Monitor, MonitorEvent, Severity
 from orchestrator.ring import make_balancer
 from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import open_store
-from orchestrator.watch import EventQuery, LaggedNotice, events_for, history, watch
+from orchestrator.watch import EventQuery, LaggedNotice, history, watch
+from orchestrator.wiring import Orchestrator
+from tests.support.fakes import FakeEngine
+from tests.support.poll import eventually
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -106,7 +110,7 @@ async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing
     assert got == published[: len(got)] and 0 < len(got) < 50
     assert item.resume_after == got[-1]
     assert core.monitor.dropped_subscribers == 1
-    rest = events_for(core, EventQuery(workflow="w"), after=item.resume_after, follow=False)
+    rest = core.events.read(EventQuery(workflow="w"), after=item.resume_after, follow=False)
     batch = await anext(rest)
     assert isinstance(batch, list)
     assert got + [e.sequence for e in batch] == published
@@ -114,7 +118,7 @@ async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing
 
 async def test_one_execution_follow_ends_when_it_has_ended(core: Orchestrator) -> None:
     with pytest.raises(Exception, match="not found"):
-        await anext(events_for(core, EventQuery(execution_id="nope"), follow=True))
+        await anext(core.events.read(EventQuery(execution_id="nope"), follow=True))
 
 
 async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path: Path) -> None:
@@ -170,15 +174,27 @@ async def test_an_execution_whose_engine_lost_its_end_event_still_gets_one(
 ) -> None:
     """After a re-attach an engine re-sends the final result, not the events that went with it:
     the orchestrator publishes the end event itself, so a follower of that execution ends."""
-    await core.register_workflow("name: w\nversion: 1.0.0\nnodes: [{id: a, noop: {}}]\n")
-    record = await core.start_execution("w")
-    follow = events_for(core, EventQuery(execution_id=record.id), follow=True)
+    await core.workflows.register("name: w\nversion: 1.0.0\nnodes: [{id: a, noop: {}}]\n")
+    engine = FakeEngine("fake")  # our EnginePort, recording what it is told
+    core.engines.put(engine)
+    core.lifecycle.ready(engine)
+    record = await core.executions.start("w")
+    await eventually(lambda: engine.orders, what="the execution placed on the fake engine")
+    follow = core.events.read(EventQuery(execution_id=record.id), follow=True)
     reader = asyncio.ensure_future(_drain(follow))
-    await asyncio.sleep(0.05)
-    result = core.result_of(record) | {"status": "completed"}
-    core._finish(record, result)  # what a re-sent final result does, with no events before it
+    await eventually(lambda: core.monitor.subscriber_count, what="the follower subscribed")
+    # What an engine sends after a re-attach: the final result again, without the events that
+    # went with it on the stream that broke.
+    final = core.executions.result(record).with_status(ExecutionStatus.COMPLETED)
+    [order] = engine.orders
+    core.lifecycle.report(
+        engine, EngineReport(seq=2, stream=1, ended=[Ended(record.id, order.lease, final)])
+    )
     types = await asyncio.wait_for(reader, 5)
     assert types[0] == "execution.queued" and types[-1] == "execution.completed"
+    assert types.count("execution.completed") == 1
+    await eventually(lambda: engine.acks == [(2, 1)], what="the report acknowledged, once durable")
+    await asyncio.wait_for(core.executions.wait(record.id), 5)
 
 
 async def _drain(stream: AsyncIterator[list[MonitorEvent] | LaggedNotice]) -> list[str]:

@@ -1,7 +1,7 @@
 """The orchestrator's HTTP side: the REST API (FastAPI), ``POST /trigger/{workflow}``,
 Server-Sent Events, health probes and Prometheus ``/metrics``, on ``HTTP_PORT``.
 
-Routes call the same service layer (``orchestrator.core.Orchestrator``) as the gRPC API, and
+Routes call the same service layer (``orchestrator.services.Services``) as the gRPC API, and
 errors go through the same table (``orchestrator.api.errors``), answered as
 ``{"error": {"code", "message", "issues"}}``. The OpenAPI document is at ``/openapi.json``
 (interactive at ``/docs``).
@@ -24,26 +24,26 @@ from orchestrator.api.rest import events, executions, triggers, workflows
 from orchestrator.api.rest.common import on_error, on_http_error, on_validation_error
 from orchestrator.api.rest.middleware import BearerToken, BodyLimit
 from orchestrator.api.rest.models import Health
-from orchestrator.core import Orchestrator
+from orchestrator.services import Services
 
 API_VERSION = "1.0.0"
 
 
 def create_app(
-    core: Orchestrator,
+    services: Services,
     *,
     api_token: str = "",
     max_request_bytes: int = 1 << 20,
     keepalive: float = events.KEEPALIVE,
 ) -> FastAPI:
-    """The ASGI app for ``core``; ``api_token`` turns the bearer-token check on."""
+    """The ASGI app for ``services``; ``api_token`` turns the bearer-token check on."""
     app = FastAPI(
         title="weir orchestrator",
         version=API_VERSION,
         description="Workflows, executions, triggers, engines and events. Errors are "
         '`{"error": {"code", "message", "issues"}}`.',
     )
-    app.state.core = core
+    app.state.services = services
     app.state.keepalive = keepalive
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
@@ -61,15 +61,14 @@ def create_app(
         "/readyz",
         response_model=Health,
         tags=["health"],
-        summary="Readiness: the store answers",
+        summary="Readiness: the store answers and every background loop runs",
         responses={503: {"model": Health}},
     )
     async def readyz(response: Response) -> Health:
-        try:
-            await core.store.last_event_seq()
-        except Exception:
+        readiness = await services.readiness()
+        if not readiness.ok:
             response.status_code = 503
-            return Health(status="store unavailable")
+            return Health(status="; ".join(readiness.problems))
         return Health(status="ok")
 
     @app.get(
@@ -80,7 +79,7 @@ def create_app(
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     async def metrics() -> Response:
-        payload, content_type = core.metrics.render()
+        payload, content_type = services.metrics()
         return Response(payload, media_type=content_type)
 
     app.add_middleware(BodyLimit, limit=max_request_bytes)

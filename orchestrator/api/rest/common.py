@@ -1,4 +1,4 @@
-"""What the REST routes share: the service layer handle and the error answers."""
+"""What the REST routes share: the service layer (``Services``) and the error answers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from engine.errors import DefinitionError, InputError
 from orchestrator.api.errors import INTERNAL, classify
 from orchestrator.api.rest.models import ErrorBody
-from orchestrator.core import Orchestrator
+from orchestrator.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ HTTP_CODES = {
 }
 
 
-def core_of(request: Request) -> Orchestrator:
-    core: Orchestrator = request.app.state.core
-    return core
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 def error_json(

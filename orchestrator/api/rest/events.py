@@ -21,15 +21,15 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from engine.errors import InputError, Issue
-from orchestrator.api.rest.common import ERROR_RESPONSES, core_of
+from orchestrator.api.rest.common import ERROR_RESPONSES, services_of
 from orchestrator.api.rest.models import EventOut, EventPage
-from orchestrator.core import Orchestrator
 from orchestrator.monitor import MonitorEvent, Severity
-from orchestrator.watch import MAX_LIMIT, EventQuery, LaggedNotice, history, watch
+from orchestrator.services import Services
+from orchestrator.watch import MAX_LIMIT, EventLog, EventQuery, LaggedNotice
 
 router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
 
-Core = Annotated[Orchestrator, Depends(core_of)]
+Api = Annotated[Services, Depends(services_of)]
 KEEPALIVE = 15.0
 SSE_RESPONSE = {
     200: {
@@ -45,10 +45,10 @@ def _sse_message(event: MonitorEvent) -> str:
 
 
 async def _stream(
-    core: Orchestrator, query: EventQuery, after: int | None, keepalive: float
+    log: EventLog, query: EventQuery, after: int | None, keepalive: float
 ) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
-    items = watch(core.monitor, core.store, query, after=after).__aiter__()
+    items = log.watch(query, after=after).__aiter__()
     pending: asyncio.Future[list[MonitorEvent] | LaggedNotice] | None = None
     try:
         while True:
@@ -93,7 +93,7 @@ def _resume_point(last_event_id: str | None, since: int | None) -> int | None:
 )
 async def events(
     request: Request,
-    core: Core,
+    api: Api,
     since: Annotated[
         int | None, Query(ge=0, description="Events after this sequence number.")
     ] = None,
@@ -116,11 +116,11 @@ async def events(
     if "text/event-stream" in request.headers.get("accept", ""):
         after = _resume_point(last_event_id, since)
         return StreamingResponse(
-            _stream(core, query, after, request.app.state.keepalive),
+            _stream(api.events, query, after, request.app.state.keepalive),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    found = await history(core.store, query, after=since or 0, limit=limit, newest=since is None)
+    found = await api.events.history(query, after=since or 0, limit=limit, newest=since is None)
     return EventPage(
         events=[EventOut.of(e) for e in found],
         last_sequence=found[-1].sequence if found else (since or 0),

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from engine.errors import InputError, Issue
 from engine.state.events import ExecutionStatus
-from orchestrator.api.rest.common import ERROR_RESPONSES, core_of
+from orchestrator.api.rest.common import ERROR_RESPONSES, services_of
 from orchestrator.api.rest.models import (
     NAME,
     CancelIn,
@@ -28,26 +28,26 @@ from orchestrator.api.rest.models import (
     TriggerRunIn,
     TriggerRunOut,
 )
-from orchestrator.core import Orchestrator
-from orchestrator.records import ExecutionRecord
+from orchestrator.executions.record import ExecutionRecord
+from orchestrator.services import Services
 from orchestrator.store import ExecutionRow
-from orchestrator.watch import EventQuery, history
+from orchestrator.watch import EventQuery
 
 router = APIRouter(tags=["executions"], responses=ERROR_RESPONSES)
 
-Core = Annotated[Orchestrator, Depends(core_of)]
+Api = Annotated[Services, Depends(services_of)]
 ExecutionId = Annotated[str, Path(min_length=1, max_length=200)]
 MAX_WAIT = 300.0
 
 
-def _result(core: Orchestrator, record: ExecutionRecord) -> ExecutionOut:
-    return ExecutionOut.model_validate(core.result_of(record))
+def _result(api: Services, record: ExecutionRecord) -> ExecutionOut:
+    return ExecutionOut.model_validate(api.executions.result(record).to_json())
 
 
 async def _start(
-    core: Orchestrator, workflow: str, body: StartIn | TriggerRunIn, key: str
+    api: Services, workflow: str, body: StartIn | TriggerRunIn, key: str
 ) -> ExecutionRecord:
-    return await core.start_execution(
+    return await api.executions.start(
         workflow,
         body.version,
         body.inputs,
@@ -91,16 +91,16 @@ IdempotencyKey = Annotated[
 async def start(
     body: StartIn,
     response: Response,
-    core: Core,
+    api: Api,
     wait: Wait = False,
     wait_timeout: Timeout = 30.0,
     idempotency_key: IdempotencyKey = "",
 ) -> ExecutionOut:
-    record = await _start(core, body.workflow, body, idempotency_key)
+    record = await _start(api, body.workflow, body, idempotency_key)
     if wait and await _wait(record, wait_timeout):
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/executions/{record.id}"
-    return _result(core, record)
+    return _result(api, record)
 
 
 @router.post(
@@ -125,7 +125,7 @@ async def trigger(
     workflow: Annotated[str, Path(pattern=NAME)],
     request: Request,
     response: Response,
-    core: Core,
+    api: Api,
     wait: Wait = False,
     wait_timeout: Timeout = 30.0,
     idempotency_key: IdempotencyKey = "",
@@ -140,12 +140,12 @@ async def trigger(
                 for e in exc.errors()
             ]
         ) from None
-    record = await _start(core, workflow, body, idempotency_key)
+    record = await _start(api, workflow, body, idempotency_key)
     url = f"/api/v1/executions/{record.id}"
     response.headers["Location"] = url
     if wait and await _wait(record, wait_timeout):
         response.status_code = 200
-        return _result(core, record)
+        return _result(api, record)
     return TriggerRunOut(
         execution_id=record.id,
         workflow=record.name,
@@ -172,14 +172,14 @@ def _from_token(token: str) -> tuple[float, str]:
 
 @router.get("/api/v1/executions", response_model=ExecutionPage, summary="List executions")
 async def list_executions(
-    core: Core,
+    api: Api,
     workflow: Annotated[str, Query(max_length=63)] = "",
     status: Literal["pending", "running", "completed", "failed", "cancelled", ""] = "",
     parent: Annotated[str, Query(max_length=200, description="Children of this execution.")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: Annotated[str, Query(max_length=500)] = "",
 ) -> ExecutionPage:
-    rows = await core.list_executions(
+    rows = await api.executions.list_executions(
         workflow=workflow,
         status=ExecutionStatus(status) if status else None,
         parent_id=parent,
@@ -194,8 +194,8 @@ async def list_executions(
 @router.get(
     "/api/v1/executions/{execution_id}", response_model=ExecutionOut, summary="One execution"
 )
-async def get_execution(execution_id: ExecutionId, core: Core) -> ExecutionOut:
-    return _result(core, await core.get(execution_id))
+async def get_execution(execution_id: ExecutionId, api: Api) -> ExecutionOut:
+    return _result(api, await api.executions.get(execution_id))
 
 
 @router.post(
@@ -203,11 +203,9 @@ async def get_execution(execution_id: ExecutionId, core: Core) -> ExecutionOut:
     response_model=ExecutionOut,
     summary="Cancel an execution and its sub-workflows",
 )
-async def cancel(
-    execution_id: ExecutionId, core: Core, body: CancelIn | None = None
-) -> ExecutionOut:
-    record = await core.cancel(execution_id, body.reason if body else "")
-    return _result(core, record)
+async def cancel(execution_id: ExecutionId, api: Api, body: CancelIn | None = None) -> ExecutionOut:
+    record = await api.executions.cancel(execution_id, body.reason if body else "")
+    return _result(api, record)
 
 
 @router.get(
@@ -217,13 +215,13 @@ async def cancel(
 )
 async def execution_events(
     execution_id: ExecutionId,
-    core: Core,
+    api: Api,
     since: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> EventPage:
-    await core.get(execution_id)
-    events = await history(
-        core.store, EventQuery(execution_id=execution_id), after=since, limit=limit
+    await api.executions.get(execution_id)
+    events = await api.events.history(
+        EventQuery(execution_id=execution_id), after=since, limit=limit
     )
     return EventPage(
         events=[EventOut.of(e) for e in events],
@@ -232,5 +230,5 @@ async def execution_events(
 
 
 @router.get("/api/v1/engines", response_model=EngineList, tags=["engines"], summary="Engines")
-async def engines(core: Core) -> EngineList:
-    return EngineList(engines=[EngineOut(**info) for info in core.engines()])
+async def engines(api: Api) -> EngineList:
+    return EngineList(engines=[EngineOut.of(engine) for engine in api.engines()])

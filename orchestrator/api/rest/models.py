@@ -8,10 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.state.result import iso
 from orchestrator.api.convert import workflow_fields
-from orchestrator.core import WorkflowSummary
 from orchestrator.monitor import MonitorEvent
 from orchestrator.registry import WorkflowVersion
+from orchestrator.services import EngineSummary
 from orchestrator.store import ExecutionRow
+from orchestrator.workflows import WorkflowSummary
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -190,6 +191,18 @@ class EngineOut(BaseModel):
     in_flight: int
     capacity: int
     version: str
+
+    @classmethod
+    def of(cls, engine: EngineSummary) -> EngineOut:
+        return cls(
+            id=engine.id,
+            address=engine.address,
+            state=engine.state,
+            healthy=engine.healthy,
+            in_flight=engine.in_flight,
+            capacity=engine.capacity,
+            version=engine.version,
+        )
 
 
 class EngineList(BaseModel):

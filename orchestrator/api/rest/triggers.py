@@ -12,14 +12,14 @@ from fastapi import APIRouter, Body, Depends, Path, Response
 
 from engine.state.result import iso
 from orchestrator.api.convert import trigger_spec
-from orchestrator.api.rest.common import ERROR_RESPONSES, core_of
+from orchestrator.api.rest.common import ERROR_RESPONSES, services_of
 from orchestrator.api.rest.models import NAME, CronTriggerList, CronTriggerOut
-from orchestrator.core import Orchestrator
+from orchestrator.services import Services
 from orchestrator.triggers import TriggerInfo
 
 router = APIRouter(tags=["triggers"], responses=ERROR_RESPONSES)
 
-Core = Annotated[Orchestrator, Depends(core_of)]
+Api = Annotated[Services, Depends(services_of)]
 WorkflowName = Annotated[str, Path(pattern=NAME)]
 TriggerName = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")]
 SPEC_EXAMPLE = {
@@ -44,8 +44,8 @@ def _out(info: TriggerInfo) -> CronTriggerOut:
 
 
 @router.get("/api/v1/triggers", response_model=CronTriggerList, summary="Every cron trigger")
-async def list_all(core: Core) -> CronTriggerList:
-    return CronTriggerList(triggers=[_out(t) for t in await core.list_triggers()])
+async def list_all(api: Api) -> CronTriggerList:
+    return CronTriggerList(triggers=[_out(t) for t in await api.triggers.list_triggers()])
 
 
 @router.get(
@@ -53,9 +53,9 @@ async def list_all(core: Core) -> CronTriggerList:
     response_model=CronTriggerList,
     summary="A workflow's cron triggers",
 )
-async def list_for(name: WorkflowName, core: Core) -> CronTriggerList:
-    core.workflow_versions(name)
-    return CronTriggerList(triggers=[_out(t) for t in await core.list_triggers(name)])
+async def list_for(name: WorkflowName, api: Api) -> CronTriggerList:
+    api.workflows.versions(name)
+    return CronTriggerList(triggers=[_out(t) for t in await api.triggers.list_triggers(name)])
 
 
 @router.put(
@@ -66,10 +66,10 @@ async def list_for(name: WorkflowName, core: Core) -> CronTriggerList:
 async def put(
     name: WorkflowName,
     trigger: TriggerName,
-    core: Core,
+    api: Api,
     spec: Annotated[dict[str, Any], Body(examples=[SPEC_EXAMPLE])],
 ) -> CronTriggerOut:
-    return _out(await core.put_trigger(name, trigger, spec))
+    return _out(await api.triggers.put_trigger(name, trigger, spec))
 
 
 @router.delete(
@@ -77,6 +77,6 @@ async def put(
     status_code=204,
     summary="Delete an API cron trigger",
 )
-async def delete(name: WorkflowName, trigger: TriggerName, core: Core) -> Response:
-    await core.delete_trigger(name, trigger)
+async def delete(name: WorkflowName, trigger: TriggerName, api: Api) -> Response:
+    await api.triggers.delete_trigger(name, trigger)
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from engine.errors import InputError, Issue
-from orchestrator.api.rest.common import ERROR_RESPONSES, core_of
+from orchestrator.api.rest.common import ERROR_RESPONSES, services_of
 from orchestrator.api.rest.models import (
     NAME,
     DeprecateIn,
@@ -19,12 +19,12 @@ from orchestrator.api.rest.models import (
     WorkflowOut,
     WorkflowSummaryOut,
 )
-from orchestrator.core import Orchestrator
 from orchestrator.registry import WorkflowVersion
+from orchestrator.services import Services
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], responses=ERROR_RESPONSES)
 
-Core = Annotated[Orchestrator, Depends(core_of)]
+Api = Annotated[Services, Depends(services_of)]
 WorkflowName = Annotated[str, Path(pattern=NAME, description="The workflow's name.")]
 VersionText = Annotated[str, Path(max_length=256, description="A semantic version.")]
 
@@ -38,8 +38,8 @@ SOURCE_TYPES = (
 )
 
 
-def _out(core: Orchestrator, wf: WorkflowVersion) -> WorkflowOut:
-    return WorkflowOut.of(wf, core.registry.used_by(wf))
+def _out(api: Services, wf: WorkflowVersion) -> WorkflowOut:
+    return WorkflowOut.of(wf, api.workflows.used_by(wf))
 
 
 @router.post(
@@ -59,7 +59,7 @@ def _out(core: Orchestrator, wf: WorkflowVersion) -> WorkflowOut:
         }
     },
 )
-async def register(request: Request, response: Response, core: Core) -> Registered:
+async def register(request: Request, response: Response, api: Api) -> Registered:
     kind = request.headers.get("content-type", "application/yaml").split(";")[0].strip().lower()
     if kind not in SOURCE_TYPES:
         raise HTTPException(415, f"Content-Type {kind!r}: send the definition as YAML or JSON")
@@ -70,30 +70,30 @@ async def register(request: Request, response: Response, core: Core) -> Register
         raise InputError([Issue("body", "is not UTF-8 text")]) from None
     if not source.strip():
         raise InputError([Issue("body", "is empty: send the definition's YAML or JSON")])
-    version, created = await core.register_workflow(source)
+    version, created = await api.workflows.register(source)
     if not created:
         response.status_code = 200
-    return Registered(workflow=_out(core, version), created=created)
+    return Registered(workflow=_out(api, version), created=created)
 
 
 @router.get("", response_model=WorkflowList, summary="List workflows")
-async def list_workflows(core: Core) -> WorkflowList:
-    return WorkflowList(workflows=[WorkflowSummaryOut.of(w) for w in core.workflow_summaries()])
+async def list_workflows(api: Api) -> WorkflowList:
+    return WorkflowList(workflows=[WorkflowSummaryOut.of(w) for w in api.workflows.summaries()])
 
 
 @router.get("/{name}", response_model=WorkflowOut, summary="The latest usable version")
-async def get_workflow(name: WorkflowName, core: Core) -> WorkflowOut:
-    return _out(core, core.registry.get(name))
+async def get_workflow(name: WorkflowName, api: Api) -> WorkflowOut:
+    return _out(api, api.workflows.get(name))
 
 
 @router.get("/{name}/versions", response_model=VersionList, summary="Every version, oldest first")
-async def list_versions(name: WorkflowName, core: Core) -> VersionList:
-    return VersionList(versions=[_out(core, v) for v in core.workflow_versions(name)])
+async def list_versions(name: WorkflowName, api: Api) -> VersionList:
+    return VersionList(versions=[_out(api, v) for v in api.workflows.versions(name)])
 
 
 @router.get("/{name}/versions/{version}", response_model=WorkflowOut, summary="One version")
-async def get_version(name: WorkflowName, version: VersionText, core: Core) -> WorkflowOut:
-    return _out(core, core.registry.get(name, version))
+async def get_version(name: WorkflowName, version: VersionText, api: Api) -> WorkflowOut:
+    return _out(api, api.workflows.get(name, version))
 
 
 @router.post(
@@ -102,9 +102,9 @@ async def get_version(name: WorkflowName, version: VersionText, core: Core) -> W
     summary="Deprecate a version (or undo with `deprecated: false`)",
 )
 async def deprecate(
-    name: WorkflowName, version: VersionText, body: DeprecateIn, core: Core
+    name: WorkflowName, version: VersionText, body: DeprecateIn, api: Api
 ) -> WorkflowOut:
-    return _out(core, await core.deprecate_workflow(name, version, body.deprecated))
+    return _out(api, await api.workflows.deprecate(name, version, body.deprecated))
 
 
 @router.delete(
@@ -112,19 +112,19 @@ async def deprecate(
     status_code=204,
     summary="Delete a version no execution or dependent uses",
 )
-async def delete_version(name: WorkflowName, version: VersionText, core: Core) -> Response:
-    await core.delete_workflow(name, version)
+async def delete_version(name: WorkflowName, version: VersionText, api: Api) -> Response:
+    await api.workflows.delete(name, version)
     return Response(status_code=204)
 
 
 @router.get("/{name}/diff", response_model=DiffOut, summary="What changed between two versions")
 async def diff(
     name: WorkflowName,
-    core: Core,
+    api: Api,
     from_version: Annotated[str, Query(alias="from", min_length=1, max_length=256)],
     to_version: Annotated[str, Query(alias="to", min_length=1, max_length=256)],
 ) -> DiffOut:
-    d = core.diff_workflow(name, from_version, to_version)
+    d = api.workflows.diff(name, from_version, to_version)
     return DiffOut(
         name=name,
         from_version=from_version,

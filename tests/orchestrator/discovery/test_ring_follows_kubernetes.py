@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from engine.server.process import EngineServer
-from orchestrator.core import Orchestrator
 from orchestrator.discovery.kubernetes import KubernetesDiscovery
 from orchestrator.ring import make_balancer
+from orchestrator.wiring import Orchestrator
 from tests.orchestrator.discovery.fake_k8s import FakeKubernetes
 from tests.orchestrator.discovery.manifests import endpoint, endpoint_slice, write_kubeconfig
 
@@ -57,7 +57,7 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def ready(core: Orchestrator) -> set[str]:
-    return {e["id"] for e in core.engines() if e["state"] == "ready"}
+    return {e.id for e in core.engine_summaries() if e.state == "ready"}
 
 
 async def test_the_ring_follows_endpoint_slices(
@@ -85,24 +85,24 @@ async def test_the_ring_follows_endpoint_slices(
         health_interval=0.2,
     )
     async with core:
-        await core.register_workflow(FLOW)
+        await core.workflows.register(FLOW)
         await eventually(lambda: ready(core) == {"pod-a", "pod-b"})
 
         publish(api, c)  # appears
         await eventually(lambda: ready(core) == {"pod-a", "pod-b", "pod-c"})
         publish(api, b, ready=False)  # becomes unready: leaves discovery and the ring
         await eventually(lambda: ready(core) == {"pod-a", "pod-c"})
-        records = [await core.start_execution("f") for _ in range(20)]
+        records = [await core.executions.start("f") for _ in range(20)]
         for record in records:
-            await asyncio.wait_for(core.wait(record.id), 10)
-        assert {r.engine_name for r in records} == {"pod-a", "pod-c"}
+            await asyncio.wait_for(core.executions.wait(record.id), 10)
+        assert {r.placement.engine_name for r in records} == {"pod-a", "pod-c"}
 
         api.delete("endpointslices", f"{SERVICE}-pod-a")  # disappears
         await eventually(lambda: ready(core) == {"pod-c"})
         publish(api, b)  # ready again: rejoins
         await eventually(lambda: ready(core) == {"pod-b", "pod-c"})
-        records = [await core.start_execution("f") for _ in range(20)]
+        records = [await core.executions.start("f") for _ in range(20)]
         for record in records:
-            await asyncio.wait_for(core.wait(record.id), 10)
-        assert {r.engine_name for r in records} == {"pod-b", "pod-c"}
+            await asyncio.wait_for(core.executions.wait(record.id), 10)
+        assert {r.placement.engine_name for r in records} == {"pod-b", "pod-c"}
         assert all(r.status == "completed" for r in records)

@@ -1,108 +1,24 @@
-"""What the orchestrator keeps about one execution, and its rows in the store.
+"""The store's rows from and to the orchestrator's objects, in one place.
 
-An ``ExecutionRecord`` lives in memory while its execution is unfinished (and for a while after,
-in a bounded cache); the store holds the same facts as an ``ExecutionRow`` plus one
-``NodeRunRow`` per finished node run (the checkpoint). The conversions are here so that the
-core and the recovery code write and read rows the same way.
+An ``ExecutionRecord`` is stored as an ``ExecutionRow`` plus one ``NodeRunRow`` per node run (its
+checkpoint); a ``MonitorEvent`` as an ``EventRow``. The journal writes with these functions and
+recovery, the service layer and the event readers read back with them, so both directions agree.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Any
-
 from engine.server import codec
 from engine.state.events import ExecutionStatus, NodeResult, NodeStatus
+from engine.state.result import ExecutionResult, ResultFormatError
+from orchestrator.executions.record import ExecutionRecord, ParentLink, PlacementState, Where
 from orchestrator.monitor import MonitorEvent, Severity
 from orchestrator.registry import WorkflowVersion
 from orchestrator.store import EventRow, ExecutionRow, NodeRunRow
 
 
-@dataclass(frozen=True, slots=True)
-class ParentLink:
-    """The node attempt of a parent execution that started a child."""
-
-    execution_id: str
-    node: str
-    visit: int
-    attempt: int
-
-    @property
-    def key(self) -> str:
-        """Unique per node attempt: starting the same child twice finds the first one."""
-        return f"{self.execution_id}/{self.node}/{self.visit}/{self.attempt}"
-
-    @classmethod
-    def from_key(cls, key: str) -> ParentLink:
-        execution_id, node, visit, attempt = key.rsplit("/", 3)
-        return cls(execution_id, node, int(visit), int(attempt))
-
-
-@dataclass(slots=True, eq=False)
-class ExecutionRecord:
-    """What the orchestrator knows about one execution.
-
-    ``wf`` is the pinned workflow version; it is None only for a finished execution read back
-    from the store whose version has since been deleted (its result is complete without it).
-    """
-
-    id: str
-    name: str
-    version: str
-    wf: WorkflowVersion | None
-    inputs: dict[str, Any]
-    inputs_json: bytes
-    routing_key: str
-    created_at: float
-    idempotency_key: str | None = None
-    parent: ParentLink | None = None
-    depth: int = 0
-    status: ExecutionStatus = ExecutionStatus.PENDING
-    engine: str = ""
-    """The link it is placed on (empty while queued), or the last one it ran on."""
-    engine_name: str = ""
-    """That engine's own id (``ENGINE_ID``), for people."""
-    lease: int = 0
-    placements: int = 0
-    journal: list[NodeResult] = field(default_factory=list)
-    seen: set[tuple[str, int, int]] = field(default_factory=set)
-    result: dict[str, Any] | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    deadline: float | None = None
-    cancel_reason: str | None = None
-    queued_at: float = 0.0
-    """When it last entered the placement queue (in memory only: for the queue wait metric)."""
-    children: list[str] = field(default_factory=list)
-    end_published: bool = False
-    """Whether its ``execution.completed/failed/cancelled`` event went out (in memory only)."""
-    """Ids of the sub-workflow executions it started, oldest first."""
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the result is durable."""
-
-    @property
-    def finished(self) -> bool:
-        return self.result is not None
-
-    @property
-    def workflow(self) -> WorkflowVersion:
-        """The pinned version; only for unfinished executions (see the class docstring)."""
-        assert self.wf is not None, f"execution {self.id}: its workflow version was deleted"
-        return self.wf
-
-    def add_result(self, result: NodeResult) -> bool:
-        """Append to the journal unless that node run is known; return whether it was new."""
-        key = (result.node, result.visit, result.attempt)
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        self.journal.append(result)
-        return True
-
-
 def to_row(record: ExecutionRecord) -> ExecutionRow:
     parent = record.parent
+    placement = record.placement
     return ExecutionRow(
         id=record.id,
         workflow=record.name,
@@ -116,22 +32,25 @@ def to_row(record: ExecutionRecord) -> ExecutionRow:
         parent_node=parent.node if parent else None,
         child_key=parent.key if parent else None,
         depth=record.depth,
-        engine=record.engine,
-        engine_name=record.engine_name,
-        lease=record.lease,
-        placements=record.placements,
-        started_at=record.started_at,
+        engine=placement.engine,
+        engine_name=placement.engine_name,
+        lease=placement.lease,
+        placements=placement.placements,
+        started_at=placement.started_at,
         finished_at=record.finished_at,
-        deadline=record.deadline,
+        deadline=placement.deadline,
         cancel_reason=record.cancel_reason,
-        result_json=codec.to_json(record.result) if record.result is not None else None,
+        result_json=codec.to_json(record.result.to_json()) if record.result is not None else None,
     )
 
 
 def from_row(
     row: ExecutionRow, wf: WorkflowVersion | None, journal: list[NodeRunRow] | None = None
 ) -> ExecutionRecord:
-    """Rebuild a record; raises ``CodecError`` when a stored JSON field is unreadable."""
+    """Rebuild a record (placed nowhere: recovery decides where it goes).
+
+    Raises ``CodecError`` when a stored JSON field is unreadable.
+    """
     inputs = codec.from_json(row.inputs_json, f"execution {row.id} inputs") or {}
     record = ExecutionRecord(
         id=row.id,
@@ -145,21 +64,28 @@ def from_row(
         idempotency_key=row.idempotency_key,
         parent=ParentLink.from_key(row.child_key) if row.child_key else None,
         depth=row.depth,
+        placement=PlacementState(
+            where=Where.NOWHERE,
+            engine=row.engine,
+            engine_name=row.engine_name or row.engine,
+            lease=row.lease,
+            placements=row.placements,
+            started_at=row.started_at,
+            deadline=row.deadline,
+        ),
         status=ExecutionStatus(row.status),
-        engine=row.engine,
-        engine_name=row.engine_name or row.engine,
-        lease=row.lease,
-        placements=row.placements,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        deadline=row.deadline,
         cancel_reason=row.cancel_reason,
+        finished_at=row.finished_at,
     )
     if row.result_json is not None:
-        record.result = codec.from_json(row.result_json, f"execution {row.id} result")
+        data = codec.from_json(row.result_json, f"execution {row.id} result")
+        try:
+            record.result = ExecutionResult.from_json(data)
+        except ResultFormatError as exc:
+            raise codec.CodecError(f"execution {row.id} result: {exc}") from None
         record.done.set()
     for run in journal or ():
-        record.add_result(node_result(run))
+        record.checkpoint.add(node_result(run))
     return record
 
 

@@ -1,8 +1,9 @@
 """``EngineLink``: the orchestrator's connection to one engine.
 
-A link owns a gRPC channel, the long-lived ``Connect`` stream and a health-check loop. It tells
-its ``LinkHandler`` (the orchestrator core) when the engine becomes usable, when it stops being
-usable and every message the engine sends. It never decides placement.
+A link owns a gRPC channel, the long-lived ``Connect`` stream and a health-check loop (both run
+under the ``Supervisor``). It turns what the engine sends into domain messages
+(``adapter.report_from_pb``) for its ``LinkHandler``, and the handler's orders into ``ToEngine``
+messages: protobuf of the engine protocol goes no further. It never decides placement.
 
 Readiness: the stream is up (the engine said hello) and the last ``grpc.health.v1`` check said
 SERVING. A check answering NOT_SERVING takes the engine off the ring but keeps the stream (a
@@ -10,7 +11,13 @@ draining engine still reports on it). A check that fails or times out, or a stre
 means the engine is lost: the stream is cancelled and the handler re-places its executions
 (the engine keeps them, detached, until an orchestrator attaches or cancels them). The link keeps
 reconnecting with backoff and rejoins once healthy again; the engine's hello on each new stream
-lists the executions it holds, which the handler attaches or cancels (``link_connected``).
+lists the executions it holds, which the handler attaches or cancels (``connected``).
+
+A message the link or its handler cannot use (a part that does not decode, or a handler that
+raises on it) is logged and counted in ``bad_messages``; the stream stays up for the rest.
+
+The link remembers which definition snapshots it sent on the current stream, so each goes once
+per stream (``execute``), and what the engine last said of its load.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import asyncio
 import enum
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -28,6 +36,9 @@ from engine.proto.v1 import engine_pb2 as pb
 from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server.grpc_server import CHANNEL_OPTIONS
 from orchestrator.discovery import EngineEndpoint
+from orchestrator.engines import adapter
+from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, LinkHandler
+from orchestrator.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +54,24 @@ class LinkState(enum.Enum):
     DRAINING = "draining"
 
 
-class LinkHandler(Protocol):
-    def link_connected(self, link: EngineLink, held: list[pb.HeldExecution]) -> None:
-        """A new stream is up; ``held`` are executions the engine kept from a closed stream."""
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """A snapshot of one link, for the engines API and the metrics."""
 
-    def link_ready(self, link: EngineLink) -> None:
-        """The engine can take work."""
+    id: str
+    engine_id: str
+    address: str
+    state: LinkState
+    healthy: bool
+    """The stream is up and the last health check said SERVING."""
+    capacity: int
+    reported_in_flight: int
+    version: str
+    bad_messages: int
 
-    def link_unready(self, link: EngineLink) -> None:
-        """The engine should get no new work, but keeps what it runs (NOT_SERVING, draining)."""
-
-    def link_lost(self, link: EngineLink, reason: str) -> None:
-        """The stream is gone: whatever ran there must be re-placed."""
-
-    def link_message(self, link: EngineLink, message: pb.FromEngine) -> None:
-        """A message from the engine (after its hello)."""
+    @property
+    def ready(self) -> bool:
+        return self.state is LinkState.READY
 
 
 class EngineLink:
@@ -67,14 +81,13 @@ class EngineLink:
         self,
         endpoint: EngineEndpoint,
         handler: LinkHandler,
+        supervisor: Supervisor,
         *,
         orchestrator_id: str,
         health_interval: float,
         health_timeout: float,
     ) -> None:
         self.endpoint = endpoint
-        self.id = endpoint.id
-        self.address = endpoint.address
         self.state = LinkState.CONNECTING
         self.engine_id = ""
         self.version = ""
@@ -82,13 +95,14 @@ class EngineLink:
         self.reported_in_flight = 0
         self.draining = False
         self.healthy = False
-        self.assigned: set[str] = set()
-        """Executions placed here whose end has not been reported (kept by the handler)."""
-        self.sent_digests: set[str] = set()
-        """Definition snapshots the engine got on the current stream."""
         self.stream_number = 0
         """Counts streams, so an acknowledgement meant for a closed one is not sent on the next."""
+        self.bad_messages = 0
+        """Messages (or parts of one) that could not be used; each was logged."""
+        self._sent_digests: set[str] = set()
+        """Definition snapshots the engine got on the current stream."""
         self._handler = handler
+        self._supervisor = supervisor
         self._orchestrator_id = orchestrator_id
         self._health_interval = health_interval
         self._health_timeout = health_timeout
@@ -101,6 +115,18 @@ class EngineLink:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
+    @property
+    def id(self) -> str:
+        return self.endpoint.id
+
+    @property
+    def address(self) -> str:
+        return self.endpoint.address
+
+    @property
+    def name(self) -> str:
+        return self.engine_id or self.endpoint.id
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -108,8 +134,8 @@ class EngineLink:
             return
         self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self._tasks = [
-            asyncio.create_task(self._stream_loop(), name=f"link {self.id} stream"),
-            asyncio.create_task(self._health_loop(), name=f"link {self.id} health"),
+            self._supervisor.loop("engine link stream", self._stream_loop()),
+            self._supervisor.loop("engine link health", self._health_loop()),
         ]
 
     async def stop(self) -> None:
@@ -122,14 +148,17 @@ class EngineLink:
             await self._channel.close(grace=None)
             self._channel = None
 
-    # --- sending -----------------------------------------------------------------------------
+    # --- sending (EnginePort) ----------------------------------------------------------------
 
     @property
     def usable(self) -> bool:
         return self.state is LinkState.READY
 
-    def execute(self, message: pb.Execute) -> None:
-        self._outbox.execute.append(message)
+    def execute(self, order: ExecuteOrder) -> None:
+        with_definition = order.digest not in self._sent_digests
+        if with_definition:
+            self._sent_digests.add(order.digest)
+        self._outbox.execute.append(adapter.execute_to_pb(order, with_definition=with_definition))
         self._outbox_wake.set()
 
     def cancel(self, execution_id: str, lease: int, reason: str) -> None:
@@ -140,8 +169,8 @@ class EngineLink:
         self._outbox.attach.add(execution_id=execution_id, lease=lease)
         self._outbox_wake.set()
 
-    def child_finished(self, message: pb.ChildFinished) -> None:
-        self._outbox.child_finished.append(message)
+    def child_finished(self, answer: ChildAnswer) -> None:
+        self._outbox.child_finished.append(adapter.answer_to_pb(answer))
         self._outbox_wake.set()
 
     def ack(self, seq: int, stream: int) -> None:
@@ -149,6 +178,12 @@ class EngineLink:
         if stream == self.stream_number and seq > self._outbox.ack:
             self._outbox.ack = seq
             self._outbox_wake.set()
+
+    def forget_definition(self, digest: str) -> None:
+        self._sent_digests.discard(digest)
+
+    def assume_full(self) -> None:
+        self.reported_in_flight = max(self.reported_in_flight, self.capacity)
 
     async def _requests(self) -> AsyncIterator[pb.ToEngine]:
         yield pb.ToEngine(hello=pb.OrchestratorHello(orchestrator_id=self._orchestrator_id))
@@ -183,7 +218,7 @@ class EngineLink:
         assert self._channel is not None
         stub = pb_grpc.EngineStub(self._channel)
         self._outbox = pb.ToEngine()  # nothing queued for an older stream applies to this one
-        self.sent_digests = set()
+        self._sent_digests = set()
         self.stream_number += 1
         call = stub.Connect(self._requests())
         self._call = call
@@ -192,7 +227,7 @@ class EngineLink:
             if not isinstance(first, pb.FromEngine) or not first.HasField("hello"):
                 return "engine closed the stream without a hello"
             self._on_hello(first)
-            self._handler.link_connected(self, list(first.hello.held))
+            self._handle("its hello", self._connected, first)
             if not self.healthy:
                 await self.check_now()
             while True:
@@ -200,19 +235,40 @@ class EngineLink:
                 if not isinstance(message, pb.FromEngine):  # grpc.aio.EOF
                     return "engine closed the stream"
                 self._on_load(message.load)
-                self._handler.link_message(self, message)
+                self._handle(f"message {message.seq}", self._report, message)
         except TimeoutError:
             return "no hello from the engine"
         except grpc.aio.AioRpcError as exc:
             return self._kill_reason or f"stream failed: {exc.code().name} {exc.details()}"
         except asyncio.CancelledError:
-            if self._stopping or self._kill_reason is None:
+            # The health loop cancels the call (not this task) to end a stream it gave up on;
+            # a cancellation of this task itself (stop) always goes through.
+            task = asyncio.current_task()
+            if self._stopping or self._kill_reason is None or (task and task.cancelling()):
                 raise
             return self._kill_reason
         finally:
             self._call = None
             self._kill_reason = None
             call.cancel()
+
+    def _connected(self, message: pb.FromEngine) -> None:
+        self._handler.connected(self, adapter.held_from_pb(list(message.hello.held)))
+
+    def _report(self, message: pb.FromEngine) -> None:
+        report, problems = adapter.report_from_pb(message, self.stream_number)
+        for problem in problems:
+            self.bad_messages += 1
+            log.warning("engine %s sent %s; skipped", self.id, problem)
+        self._handler.report(self, report)
+
+    def _handle(self, what: str, apply: Any, message: pb.FromEngine) -> None:
+        """Apply one message; a failure is logged and counted, and the stream goes on."""
+        try:
+            apply(message)
+        except Exception:
+            self.bad_messages += 1
+            log.exception("engine %s: %s could not be applied; the stream goes on", self.id, what)
 
     def _on_hello(self, message: pb.FromEngine) -> None:
         hello = message.hello
@@ -288,24 +344,26 @@ class EngineLink:
         if old is new:
             return
         if new is LinkState.READY:
-            self._handler.link_ready(self)
+            self._handler.ready(self)
         elif old is LinkState.READY and self._stream_up:
-            self._handler.link_unready(self)
+            self._handler.unready(self)
 
     def _set_lost(self, reason: str) -> None:
         log.warning("engine %s at %s lost: %s", self.id, self.address, reason)
         self.draining = False
         self.reported_in_flight = 0
         self.state = LinkState.UNHEALTHY if not self.healthy else LinkState.CONNECTING
-        self._handler.link_lost(self, reason)
+        self._handler.lost(self, reason)
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "id": self.engine_id or self.id,
-            "address": self.address,
-            "state": self.state.value,
-            "healthy": self.healthy and self._stream_up,
-            "in_flight": max(len(self.assigned), self.reported_in_flight),
-            "capacity": self.capacity,
-            "version": self.version,
-        }
+    def info(self) -> LinkInfo:
+        return LinkInfo(
+            id=self.id,
+            engine_id=self.engine_id,
+            address=self.address,
+            state=self.state,
+            healthy=self.healthy and self._stream_up,
+            capacity=self.capacity,
+            reported_in_flight=self.reported_in_flight,
+            version=self.version,
+            bad_messages=self.bad_messages,
+        )
