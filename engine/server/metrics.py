@@ -133,6 +133,12 @@ class EngineMetrics:
         self.stream_errors = Counter(
             "weir_engine_stream_errors", "Malformed or failed stream messages.", registry=r
         )
+        self.bad_messages = Counter(
+            "weir_engine_bad_messages",
+            "Parts of stream messages whose handling failed, by part; the stream stayed up.",
+            ["part"],
+            registry=r,
+        )
         self.node_duration = Histogram(
             "weir_engine_node_duration_seconds",
             "Node attempts run here, from start to end, by executor and status.",

@@ -83,7 +83,7 @@ class EngineServer:
             version=weir_version(),
             detached_timeout=self._detached_timeout,
         )
-        self._runner.launcher = self.service  # `workflow` nodes ask the orchestrator
+        self._runner.launcher = self.service.children  # `workflow` nodes ask the orchestrator
         server = grpc_server.new_server()
         engine_pb2_grpc.add_EngineServicer_to_server(self.service, server)
         self._health = grpc_server.add_health_and_reflection(server, [SERVICE_NAME])

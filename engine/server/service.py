@@ -15,10 +15,42 @@ orchestrator claims an execution with ``ToEngine.attach`` (same lease), and the 
 what was not acknowledged and reports on the new stream from then on. A held execution the
 orchestrator cancels, or nobody claims in time, is cancelled and forgotten without a report.
 
-Sub-workflows: the service is the ``SubWorkflowLauncher`` of its node runner. A ``workflow``
-node's attempt sends ``start_child`` on its execution's stream (kept while detached, asked again
-on attach) and waits for ``child_finished`` with the same (execution, lease, node, visit,
-attempt).
+Sub-workflows: ``children`` (``ChildRequests``, ``children.py``) is the node runner's
+``SubWorkflowLauncher``. A ``workflow`` node's attempt sends ``start_child`` on its execution's
+stream (kept while detached, asked again on attach) and waits for ``child_finished`` with the
+same (execution, lease, node, visit, attempt). Definitions are parsed once per digest
+(``DefinitionCache``, ``definitions.py``).
+
+Runs: the service keeps one record per execution placed here, a ``Run`` (``session.py``), in one
+table by execution id. Where a run stands is two facts on it. Its ``phase``::
+
+    NEW --placed--> RUNNING --finished--> ENDED --acknowledged (settled)--> GONE
+                       |                    |
+                       +----discarded-------+----------------------------> GONE
+
+and, while RUNNING or ENDED, its ``session``: the stream it reports on, or None while *held*
+(then it has an expiry timer)::
+
+    attached --stream closed (detached)--> held --ToEngine.attach (attached)--> attached
+                                             |
+                                             +--detached_timeout (expired): discarded
+
+A run is discarded when a newer lease of the same execution replaces it, when it is cancelled
+while held, when it expires, when a drain hands it back, and on close. Every move goes through
+``_move``, the one place that changes the table, the counts (running, ended, held) and their
+gauges, and the expiry timer; the transitions around it (``_place``, ``_end`` for
+finished, ``_settle``, ``_discard``, ``_hand_back``, ``_detach``, ``_attach``, ``_expire``) add
+what is theirs: the task, the outbox, logs and counters. So a running run counts against the
+capacity whether attached or held, and a newer lease counts once: the old run leaves RUNNING as
+the new one enters. The running count (every message's ``load``) is kept by ``_move``; the
+hello's held list and a closing stream's runs are read off the table; a session's outbox skips
+the runs no longer on it, so forgetting a run never has to clean a session up.
+
+One bad message does not end a stream: a part of a ``ToEngine`` (an ``attach``, ``execute``,
+``cancel``, ``child_finished`` or the ``ack``) whose handling raises is logged and counted
+(``weir_engine_bad_messages_total``), and the rest of the message and the stream go on; an
+``execute`` that failed so and left nothing running is refused with ``REASON_INVALID``. Only a
+stream that breaks, or a message gRPC cannot decode, ends the stream.
 
 Draining (SIGTERM): new executions are refused with ``REASON_DRAINING`` and every stream's next
 message says ``draining``; running executions get a grace period to finish, the rest are
@@ -33,45 +65,33 @@ import contextlib
 import functools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
 
-from engine.definition.model import Definition, Node, SubWorkflowTask
-from engine.definition.parser import from_document
+from engine.definition.model import Node
 from engine.driver import ExecutionDriver
-from engine.errors import DefinitionError, TaskError
-from engine.executors.node import ExecutionContext, NodeAttempt, NodeRunner
+from engine.executors.node import NodeRunner
 from engine.proto.v1 import engine_pb2 as pb
 from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
+from engine.server.children import ChildRequests
+from engine.server.definitions import DefinitionCache, Rejected
 from engine.server.metrics import EngineMetrics
-from engine.server.session import ChildWait, Run, Session
+from engine.server.session import Phase, Run, Session
 from engine.state.events import NodeResult
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 2.0
 """Seconds between load-only messages on an idle stream."""
-_DEFINITION_CACHE = 512
 
 Reason = pb.ExecutionRejected.Reason
 
 
-class Rejected(Exception):
-    def __init__(self, reason: pb.ExecutionRejected.Reason.ValueType, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 class EngineService(pb_grpc.EngineServicer):
-    """Runs executions for any number of orchestrator streams; owns their tasks.
-
-    Also the ``SubWorkflowLauncher`` of ``runner`` (``process.py`` wires it).
-    """
+    """Runs executions for any number of orchestrator streams; owns their tasks."""
 
     def __init__(
         self,
@@ -91,27 +111,34 @@ class EngineService(pb_grpc.EngineServicer):
         self._runner = runner
         self._metrics = metrics
         self._runs: dict[str, Run] = {}
-        """Running executions (attached or held): what counts against the capacity."""
-        self._ended: dict[str, Run] = {}
-        """Finished executions whose result is not acknowledged yet (attached or held)."""
-        self._held: dict[str, Run] = {}
-        """Detached executions, running or finished, waiting to be attached."""
+        """The table: every execution placed here, running or ended, attached or held."""
+        self._running = 0
+        """Runs in ``RUNNING``: what counts against the capacity (kept by ``_move``)."""
+        self._ended = 0
+        """Runs in ``ENDED`` (kept by ``_move``)."""
+        self._held = 0
+        """Held runs, running or ended (kept by ``_move``)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Every execution task not yet done, including those of runs already forgotten."""
         self._sessions: set[Session] = set()
-        self._definitions: OrderedDict[str, Definition] = OrderedDict()
+        self._definitions = DefinitionCache(runner.sandbox)
+        self.children = ChildRequests(self._running_run, metrics)
+        """The ``SubWorkflowLauncher`` of ``runner`` (``process.py`` wires it)."""
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
 
     @property
     def in_flight(self) -> int:
-        return len(self._runs)
+        return self._running
 
     @property
     def held(self) -> list[pb.HeldExecution]:
         """What a new stream's hello lists."""
         return [
             pb.HeldExecution(execution_id=run.id, lease=run.lease, finished=run.finished)
-            for run in self._held.values()
+            for run in self._runs.values()
+            if run.held
         ]
 
     # --- RPCs --------------------------------------------------------------------------------
@@ -175,21 +202,7 @@ class EngineService(pb_grpc.EngineServicer):
         try:
             async for message in requests:
                 self._metrics.messages.labels("in").inc()
-                if message.HasField("hello"):
-                    session.orchestrator_id = message.hello.orchestrator_id
-                    log.info(
-                        "stream from %s is orchestrator %s", session.peer, session.orchestrator_id
-                    )
-                for attach in message.attach:
-                    self._attach(session, attach)
-                for execute in message.execute:
-                    self._execute(session, execute)
-                for cancel in message.cancel:
-                    self._cancel(cancel)
-                for answer in message.child_finished:
-                    self._child_finished(answer)
-                if message.ack:
-                    self._ack(session, message.ack)
+                self._apply(session, message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the stream broke or sent something grpc could not decode
@@ -200,50 +213,103 @@ class EngineService(pb_grpc.EngineServicer):
             session.closed = True
             session.wake.set()
 
+    def _apply(self, session: Session, message: pb.ToEngine) -> None:
+        """Handle one ``ToEngine``, part by part; a part that fails does not stop the others."""
+        if message.HasField("hello"):
+            session.orchestrator_id = message.hello.orchestrator_id
+            log.info("stream from %s is orchestrator %s", session.peer, session.orchestrator_id)
+        for attach in message.attach:
+            try:
+                self._attach(session, attach)
+            except Exception:
+                self._failed(session, "attach", attach.execution_id, attach.lease)
+        for execute in message.execute:
+            try:
+                self._execute(session, execute)
+            except Exception as exc:
+                self._failed(session, "execute", execute.execution_id, execute.lease)
+                self._refuse_failed(session, execute, exc)
+        for cancel in message.cancel:
+            try:
+                self._cancel(cancel)
+            except Exception:
+                self._failed(session, "cancel", cancel.execution_id, cancel.lease)
+        for answer in message.child_finished:
+            try:
+                self.children.answer(answer)
+            except Exception:
+                self._failed(session, "child_finished", answer.execution_id, answer.lease)
+        if message.ack:
+            try:
+                self._ack(session, message.ack)
+            except Exception:
+                self._failed(session, "ack", "", message.ack)
+
+    def _failed(self, session: Session, part: str, execution_id: str, number: int) -> None:
+        """Handling ``part`` of a message raised (a bug): say so; the stream goes on.
+
+        ``number`` is the part's lease, or for an ``ack`` the seq it acknowledges.
+        """
+        self._metrics.bad_messages.labels(part).inc()
+        log.exception(
+            "stream from %s: handling %s failed; the stream goes on",
+            session.peer,
+            f"{part} of {execution_id} lease {number}" if execution_id else f"{part} {number}",
+        )
+
+    def _refuse_failed(self, session: Session, m: pb.Execute, exc: Exception) -> None:
+        """An ``execute`` whose handling raised: refuse it, unless it runs after all.
+
+        Otherwise the orchestrator would wait for it until the stream ends.
+        """
+        run = self._runs.get(m.execution_id)
+        if run is not None and run.lease == m.lease:
+            return
+        self._metrics.rejected.labels(Reason.Name(Reason.REASON_INVALID)).inc()
+        session.reject(
+            m.execution_id, m.lease, Reason.REASON_INVALID, f"internal engine error: {exc!r}"
+        )
+
     def _message(self, session: Session) -> pb.FromEngine:
-        return session.message(len(self._runs), self.capacity, self.draining)
+        return session.message(self._running, self.capacity, self.draining)
 
     def _ack(self, session: Session, seq: int) -> None:
         count, settled = session.ack(seq)
         if count:
             self._metrics.acked.inc(count)
         for run in settled:
-            if self._ended.get(run.id) is run:
-                del self._ended[run.id]
-            if session.runs.get(run.id) is run:
-                del session.runs[run.id]
-        if settled:
-            self._metrics.unacknowledged.set(len(self._ended))
+            self._settle(run)
 
     # --- executions --------------------------------------------------------------------------
 
     def _execute(self, session: Session, m: pb.Execute) -> None:
         try:
-            run = self._prepare(session, m)
+            run = self._prepare(m)
         except Rejected as error:
             self._metrics.rejected.labels(Reason.Name(error.reason)).inc()
             log.info("execution %s lease %s rejected: %s", m.execution_id, m.lease, error.message)
             session.reject(m.execution_id, m.lease, error.reason, error.message)
             return
-        self._runs[run.id] = run
-        self._idle.clear()
-        session.runs[run.id] = run
-        self._metrics.in_flight.set(len(self._runs))
-        run.task = asyncio.create_task(self._run(run), name=f"execution {run.id}")
+        old = self._runs.get(run.id)
+        if old is not None:  # a newer placement of the same execution: it wins
+            log.info("execution %s: lease %d replaces lease %d", run.id, run.lease, old.lease)
+            self._discard(old)
+        self._place(run, session)
 
-    def _prepare(self, session: Session, m: pb.Execute) -> Run:
+    def _prepare(self, m: pb.Execute) -> Run:
         if not m.execution_id or m.lease < 1:
             raise Rejected(Reason.REASON_INVALID, "execution_id and lease are required")
         if self.draining:
             raise Rejected(Reason.REASON_DRAINING, f"engine {self.engine_id} is draining")
-        old = self._runs.get(m.execution_id) or self._ended.get(m.execution_id)
+        old = self._runs.get(m.execution_id)
         if old is not None and old.lease >= m.lease:
             raise Rejected(
                 Reason.REASON_DUPLICATE, f"lease {old.lease} of this execution already runs here"
             )
-        definition = self._definition(m)  # cached even when the execution is refused below
-        replaces = old is not None and self._runs.get(old.id) is old
-        if not replaces and len(self._runs) >= self.capacity:
+        # cached even when the execution is refused below
+        definition = self._definitions.get(m.definition_digest, m.definition_json)
+        replaces = old is not None and old.phase is Phase.RUNNING
+        if not replaces and self._running >= self.capacity:
             raise Rejected(Reason.REASON_FULL, f"engine {self.engine_id} is full")
         try:
             inputs = codec.from_json(m.inputs_json, "inputs_json")
@@ -254,10 +320,7 @@ class EngineService(pb_grpc.EngineServicer):
             inputs = {}
         if not isinstance(inputs, dict):
             raise Rejected(Reason.REASON_INVALID, "inputs_json: expected a JSON object")
-        if old is not None:  # a newer placement of the same execution: it wins
-            log.info("execution %s: lease %d replaces lease %d", m.execution_id, m.lease, old.lease)
-            self._discard(old)
-        run = Run(m.execution_id, m.lease, session)
+        run = Run(m.execution_id, m.lease, None)  # placed on its stream by _place
         run.driver = ExecutionDriver(
             definition,
             inputs,
@@ -275,37 +338,12 @@ class EngineService(pb_grpc.EngineServicer):
         self._metrics.node_finished(nodes[result.node], result)
         run.add_result(result)
 
-    def _definition(self, m: pb.Execute) -> Definition:
-        cached = self._definitions.get(m.definition_digest)
-        if cached is not None:
-            self._definitions.move_to_end(m.definition_digest)
-            return cached
-        if not m.definition_json:
-            raise Rejected(
-                Reason.REASON_UNKNOWN_DEFINITION, f"definition {m.definition_digest} is not cached"
-            )
-        data, digest = m.definition_json, codec.canonical_digest(m.definition_json)
-        if digest != m.definition_digest:
-            raise Rejected(Reason.REASON_INVALID, "definition_digest does not match its body")
-        try:
-            definition = from_document(
-                codec.from_json(data, "definition_json"),
-                source=f"definition {digest[:12]}",
-                sandbox=self._runner.sandbox,
-            )
-        except (codec.CodecError, DefinitionError) as exc:
-            raise Rejected(Reason.REASON_INVALID, str(exc)) from None
-        self._definitions[digest] = definition
-        if len(self._definitions) > _DEFINITION_CACHE:
-            self._definitions.popitem(last=False)
-        return definition
-
     def _cancel(self, m: pb.Cancel) -> None:
-        run = self._runs.get(m.execution_id) or self._ended.get(m.execution_id)
+        run = self._runs.get(m.execution_id)
         if run is None or (m.lease != 0 and m.lease != run.lease):
             log.debug("cancel of %s lease %d: not here", m.execution_id, m.lease)
             return
-        if run.session is None:  # held: the orchestrator placed it elsewhere meanwhile
+        if run.held:  # the orchestrator placed it elsewhere meanwhile
             log.info("held execution %s lease %d cancelled: %s", run.id, run.lease, m.reason or "-")
             self._discard(run)
         elif not run.finished:
@@ -316,27 +354,18 @@ class EngineService(pb_grpc.EngineServicer):
         try:
             result = await run.driver.run()
         except asyncio.CancelledError:
-            session = run.session
-            if run.hand_back and session is not None and not session.closed:
-                session.handed_back.append(
-                    pb.ExecutionHandedBack(execution_id=run.id, lease=run.lease)
-                )
-                session.wake.set()
-                self._metrics.handed_back.inc()
-            self._discard(run)
+            self._discard(run)  # discarded or handed back already, or cancelled from outside
             raise
         except Exception as exc:  # a bug: report the execution failed rather than lose it
             log.exception("execution %s crashed", run.id)
             result = run.driver.result().failed(f"internal engine error: {exc!r}")
         finally:
-            self._forget_running(run)
+            self._end(run)
         status = str(result.status)
         self._metrics.executions.labels(status).inc()
         self._metrics.duration.observe(time.monotonic() - started)
-        if run.silent:
-            return
-        self._ended[run.id] = run
-        self._metrics.unacknowledged.set(len(self._ended))
+        if run.phase is not Phase.ENDED:
+            return  # discarded meanwhile: nobody may hear of it
         run.finish(
             pb.ExecutionFinished(
                 execution_id=run.id,
@@ -346,55 +375,115 @@ class EngineService(pb_grpc.EngineServicer):
             )
         )
 
-    def _forget_running(self, run: Run) -> None:
-        if self._runs.get(run.id) is run:
-            del self._runs[run.id]
-            self._metrics.in_flight.set(len(self._runs))
-            if not self._runs:
-                self._idle.set()
+    # --- transitions -------------------------------------------------------------------------
+
+    def _move(self, run: Run, phase: Phase, session: Session | None) -> None:
+        """Put ``run`` in ``phase`` on ``session`` (None: held).
+
+        The only place that changes the table, the counts and their gauges, and the expiry
+        timer of a held run.
+        """
+        before, was_held = run.phase, run.held
+        run.phase = phase
+        run.session = session
+        metrics = self._metrics
+        if phase is not before:
+            if before is Phase.RUNNING:
+                self._running -= 1
+            elif before is Phase.ENDED:
+                self._ended -= 1
+            if phase is Phase.RUNNING:
+                self._runs[run.id] = run
+                self._running += 1
+            elif phase is Phase.ENDED:
+                self._ended += 1
+            elif phase is Phase.GONE and before is not Phase.NEW:
+                del self._runs[run.id]
+            if Phase.RUNNING in (before, phase):
+                metrics.in_flight.set(self._running)
+                if self._running:
+                    self._idle.clear()
+                else:
+                    self._idle.set()
+            if Phase.ENDED in (before, phase):
+                metrics.unacknowledged.set(self._ended)
+        held = run.held
+        if held is was_held:
+            return
+        if held:
+            self._held += 1
+            run.expiry = asyncio.get_running_loop().call_later(
+                self.detached_timeout, self._expire, run
+            )
+        else:
+            self._held -= 1
+            if run.expiry is not None:
+                run.expiry.cancel()
+                run.expiry = None
+        metrics.detached.set(self._held)
+
+    def _place(self, run: Run, session: Session) -> None:
+        """NEW -> RUNNING on ``session``: start its task."""
+        self._move(run, Phase.RUNNING, session)
+        task = asyncio.create_task(self._run(run), name=f"execution {run.id}")
+        run.task = task
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._task_done, run))
+
+    def _task_done(self, run: Run, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if run.phase is Phase.GONE or run.final is not None or run.task is not task:
+            return
+        # it ended without a final result: cancelled before it started, or a bug
+        if not task.cancelled():
+            log.error(
+                "execution %s: its task ended without a final result",
+                run.id,
+                exc_info=task.exception(),
+            )
+        self._discard(run)
+
+    def _end(self, run: Run) -> None:
+        """RUNNING -> ENDED (finished): its driver stopped.
+
+        ``_run`` reports the final result right after, in the same step of its task.
+        """
+        if run.phase is Phase.RUNNING:  # not discarded meanwhile
+            self._move(run, Phase.ENDED, run.session)
+
+    def _settle(self, run: Run) -> None:
+        """ENDED -> GONE: the orchestrator acknowledged everything it reported."""
+        self._move(run, Phase.GONE, None)
 
     def _discard(self, run: Run) -> None:
         """Forget ``run`` wherever it is and cancel it if it runs; nothing is reported."""
-        run.silent = True
-        self._forget_running(run)
-        if self._ended.get(run.id) is run:
-            del self._ended[run.id]
-            self._metrics.unacknowledged.set(len(self._ended))
-        if self._held.get(run.id) is run:
-            del self._held[run.id]
-            self._metrics.detached.set(len(self._held))
-        if run.expiry is not None:
-            run.expiry.cancel()
-            run.expiry = None
-        session = run.session
-        if session is not None:
-            if session.runs.get(run.id) is run:
-                del session.runs[run.id]
-            session.dirty.pop(run, None)
-            run.session = None
+        self._move(run, Phase.GONE, None)
         task = run.task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
+
+    def _hand_back(self, run: Run) -> None:
+        """Drain gives a running execution up: its stream hears so, and it is forgotten."""
+        session = run.session
+        if session is not None and not session.closed:
+            session.handed_back.append(pb.ExecutionHandedBack(execution_id=run.id, lease=run.lease))
+            session.wake.set()
+            self._metrics.handed_back.inc()
+        self._discard(run)
 
     # --- detached executions -----------------------------------------------------------------
 
     def _detach(self, session: Session) -> None:
         """The stream ended: its executions keep running, held for ``detached_timeout``."""
-        runs = [run for run in session.runs.values() if run.session is session]
-        session.runs.clear()
-        session.dirty.clear()
+        runs = [run for run in self._runs.values() if run.session is session]
         if not runs:
             return
         if self._closed:
             for run in runs:
                 self._discard(run)
             return
-        loop = asyncio.get_running_loop()
         for run in runs:
-            run.session = None
-            self._held[run.id] = run
-            run.expiry = loop.call_later(self.detached_timeout, self._expire, run)
-        self._metrics.detached.set(len(self._held))
+            self._move(run, run.phase, None)
         log.warning(
             "stream from %s closed: holding %d executions (%d finished) for %.1fs",
             session.peer,
@@ -404,17 +493,11 @@ class EngineService(pb_grpc.EngineServicer):
         )
 
     def _attach(self, session: Session, m: pb.Attach) -> None:
-        run = self._held.get(m.execution_id)
-        if run is None or run.lease != m.lease:
+        run = self._runs.get(m.execution_id)
+        if run is None or not run.held or run.lease != m.lease:
             log.debug("attach of %s lease %d: not held here", m.execution_id, m.lease)
             return
-        del self._held[run.id]
-        self._metrics.detached.set(len(self._held))
-        if run.expiry is not None:
-            run.expiry.cancel()
-            run.expiry = None
-        run.session = session
-        session.runs[run.id] = run
+        self._move(run, run.phase, session)
         resent = run.rewind()
         session.mark(run)
         self._metrics.attached.inc()
@@ -429,7 +512,7 @@ class EngineService(pb_grpc.EngineServicer):
 
     def _expire(self, run: Run) -> None:
         run.expiry = None
-        if self._held.get(run.id) is not run:
+        if not run.held:
             return
         log.warning(
             "execution %s lease %d was not attached within %.1fs: %s",
@@ -441,79 +524,20 @@ class EngineService(pb_grpc.EngineServicer):
         self._metrics.expired.inc()
         self._discard(run)
 
-    # --- sub-workflows -----------------------------------------------------------------------
-
-    async def run_child(
-        self,
-        task: SubWorkflowTask,
-        inputs: dict[str, Any],
-        parent: ExecutionContext,
-        attempt: NodeAttempt,
-    ) -> Any:
-        """Ask the orchestrator for a child execution and wait for its end (SubWorkflowLauncher)."""
-        run = self._runs.get(parent.id)
-        if run is None or run.driver.context is not parent:
-            raise TaskError(f"execution {parent.id} no longer runs here", retryable=False)
-        key = (attempt.node, attempt.visit, attempt.attempt)
-        wait = ChildWait(
-            pb.StartChild(
-                execution_id=run.id,
-                lease=run.lease,
-                node=attempt.node,
-                visit=attempt.visit,
-                attempt=attempt.attempt,
-                workflow=task.name,
-                version_range=task.version,
-                inputs_json=codec.to_json(inputs),
-            ),
-            asyncio.get_running_loop().create_future(),
-        )
-        run.ask_child(key, wait)
-        self._metrics.children.inc()
-        try:
-            answer = await wait.answer
-        finally:
-            if run.children.get(key) is wait:
-                del run.children[key]
-        if answer.status == pb.EXECUTION_STATUS_COMPLETED:
-            try:
-                return codec.from_json(answer.outputs_json, "child outputs_json")
-            except codec.CodecError as exc:
-                raise TaskError(f"sub-workflow {task.name}: {exc}", retryable=False) from None
-        status = codec.EXECUTION_STATUS_FROM_PB.get(answer.status, "ended")
-        raise TaskError(answer.error or f"sub-workflow {task.name} {status}", retryable=False)
-
-    def _child_finished(self, m: pb.ChildFinished) -> None:
-        run = self._runs.get(m.execution_id)
-        wait = None
-        if run is not None and run.lease == m.lease:
-            wait = run.children.get((m.node, m.visit, m.attempt))
-        if wait is None or wait.answer.done():
-            log.debug(
-                "child_finished for %s lease %d %s/%d/%d: nobody waits for it",
-                m.execution_id,
-                m.lease,
-                m.node,
-                m.visit,
-                m.attempt,
-            )
-            return
-        wait.answer.set_result(m)
+    def _running_run(self, execution_id: str) -> Run | None:
+        run = self._runs.get(execution_id)
+        return run if run is not None and run.phase is Phase.RUNNING else None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def _cancel_runs(self, runs: list[Run], *, hand_back: bool) -> None:
-        tasks = []
+    async def _give_up(self, runs: list[Run], *, hand_back: bool) -> None:
+        """Hand ``runs`` back (drain) or discard them, and wait until their tasks end."""
+        tasks = [run.task for run in runs if run.task is not None]
         for run in runs:
-            task = run.task
             if hand_back:
-                run.hand_back = True
-                if task is not None:
-                    task.cancel()
+                self._hand_back(run)
             else:
                 self._discard(run)
-            if task is not None:
-                tasks.append(task)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -527,17 +551,17 @@ class EngineService(pb_grpc.EngineServicer):
         self._metrics.draining.set(1)
         for session in self._sessions:
             session.wake.set()  # the next message tells the orchestrator
-        log.info("draining: %d executions running, grace %.1fs", len(self._runs), grace)
+        log.info("draining: %d executions running, grace %.1fs", self._running, grace)
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
-            left = [run for run in self._runs.values() if run.session is not None]
+            left = [r for r in self._runs.values() if r.phase is Phase.RUNNING and not r.held]
             log.warning("grace period over: handing back %d executions", len(left))
-            await self._cancel_runs(left, hand_back=True)
-        held = list(self._held.values())
+            await self._give_up(left, hand_back=True)
+        held = [run for run in self._runs.values() if run.held]
         if held:
             log.warning("draining: cancelling %d held executions nobody attached", len(held))
-            await self._cancel_runs(held, hand_back=False)
+            await self._give_up(held, hand_back=False)
         await self._flush(within=2.0)
 
     async def _flush(self, within: float) -> None:
@@ -552,5 +576,7 @@ class EngineService(pb_grpc.EngineServicer):
     async def close(self) -> None:
         """Cancel and forget everything, attached or held, without reports; idempotent."""
         self._closed = True
-        runs = {*self._runs.values(), *self._ended.values(), *self._held.values()}
-        await self._cancel_runs(list(runs), hand_back=False)
+        for run in list(self._runs.values()):
+            self._discard(run)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -5,18 +5,24 @@ writes (``seq``: 1, 2, 3…; the hello is 1) and builds each one from what accum
 last: node results, events, finished executions, rejections, hand-backs and ``start_child``
 requests.
 
-``Run`` is one execution placed on this engine. Its node results and its final result are
-*kept* by the run, not by the stream: a result moves from ``unsent`` to ``kept`` (tagged with the
-seq of the message that carried it) when it is written, and is forgotten when the stream's
-``ToEngine.ack`` reaches that seq. While the run is detached (``session is None``) nothing is
-written; on attach everything kept goes back to ``unsent`` and is written again on the new
-stream, in order, followed by the final result and the ``start_child`` requests still waiting.
-Events are never kept: one produced while detached is dropped.
+``Run`` is one execution placed on this engine: the service's one record of it. Its ``phase``
+and ``session`` say where it is (the service moves it, ``service.py``). Its node results and its
+final result are *kept* by the run, not by the stream: a result moves from ``unsent`` to ``kept``
+(tagged with the seq of the message that carried it) when it is written, and is forgotten when
+the stream's ``ToEngine.ack`` reaches that seq. While the run is held (``session is None``)
+nothing is written; on attach everything kept goes back to ``unsent`` and is written again on the
+new stream, in order, followed by the final result and the ``start_child`` requests still
+waiting. Events are never kept: one produced while held is dropped.
+
+A session refers to runs only to order its outbox (``dirty``) and to know which runs each
+message carried (``carried``); both are read through ``run.session is self``, so a run that was
+detached, attached elsewhere or forgotten since is skipped there and needs no cleaning up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -27,6 +33,19 @@ from engine.state.events import Event, NodeResult
 
 ChildKey = tuple[str, int, int]
 """A ``workflow`` node attempt asking for a child: (node, visit, attempt)."""
+
+
+class Phase(enum.Enum):
+    """Where a run is in the service's table (``service.py`` draws how it moves)."""
+
+    NEW = "new"
+    """Built from an ``Execute``, not placed yet."""
+    RUNNING = "running"
+    """Its task runs; it counts against the capacity."""
+    ENDED = "ended"
+    """Finished; its final result is kept until the orchestrator acknowledges it."""
+    GONE = "gone"
+    """Settled or discarded: out of the table, nothing more is reported. Final."""
 
 
 @dataclass(slots=True, eq=False)
@@ -46,13 +65,10 @@ class Run:
     id: str
     lease: int
     session: Session | None
-    """The stream it reports on; None while detached (held)."""
+    """The stream it reports on; None while held (detached) and once gone."""
+    phase: Phase = Phase.NEW
     driver: ExecutionDriver = field(init=False)
     task: asyncio.Task[None] | None = None
-    hand_back: bool = False
-    """Set when the engine gives the execution up (drain): report it handed back, not ended."""
-    silent: bool = False
-    """Set when nobody may hear of it any more (cancelled while held, replaced, expired)."""
     unsent: list[NodeResult] = field(default_factory=list)
     kept: deque[tuple[int, NodeResult]] = field(default_factory=deque)
     """Written but not acknowledged: (seq of the carrying message, result)."""
@@ -64,11 +80,16 @@ class Run:
     """The detached timeout, while held."""
 
     @property
+    def held(self) -> bool:
+        """In the table with no stream: detached, waiting to be attached or to expire."""
+        return self.session is None and (self.phase is Phase.RUNNING or self.phase is Phase.ENDED)
+
+    @property
     def finished(self) -> bool:
-        return self.final is not None
+        return self.phase is Phase.ENDED
 
     def add_result(self, result: NodeResult) -> None:
-        if self.silent:
+        if self.phase is Phase.GONE:
             return
         self.unsent.append(result)
         if self.session is not None:
@@ -76,7 +97,7 @@ class Run:
 
     def add_event(self, event: Event) -> None:
         session = self.session
-        if session is not None and not self.silent:
+        if session is not None:
             session.events.append((self.lease, event))
             session.wake.set()
 
@@ -131,10 +152,8 @@ class Session:
     seq: int = 0
     """The seq of the last message written."""
     acked: int = 0
-    runs: dict[str, Run] = field(default_factory=dict)
-    """Executions reporting on this stream, running or finished but not yet acknowledged."""
     dirty: dict[Run, None] = field(default_factory=dict)
-    """Runs with something to write (an ordered set)."""
+    """Runs with something to write (an ordered set); those no longer on this stream are skipped."""
     events: list[tuple[int, Event]] = field(default_factory=list)
     rejected: list[pb.ExecutionRejected] = field(default_factory=list)
     handed_back: list[pb.ExecutionHandedBack] = field(default_factory=list)
@@ -145,7 +164,9 @@ class Session:
     error: str | None = None
 
     def pending(self) -> bool:
-        return bool(self.dirty or self.events or self.rejected or self.handed_back)
+        if self.events or self.rejected or self.handed_back:
+            return True
+        return any(run.session is self for run in self.dirty)  # the first one, nearly always
 
     def mark(self, run: Run) -> None:
         self.dirty[run] = None
@@ -179,7 +200,7 @@ class Session:
             add = out.node_results.add
             for run in self.dirty:
                 if run.session is not self:
-                    continue  # dropped or detached since it was marked
+                    continue  # detached or forgotten since it was marked
                 keeps = False
                 if run.unsent:
                     kept = run.kept

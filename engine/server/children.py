@@ -1,0 +1,93 @@
+"""``ChildRequests``: ``workflow`` nodes on an engine, asking the orchestrator for a child.
+
+It is the node runner's ``SubWorkflowLauncher``. A ``workflow`` node's attempt puts a
+``start_child`` request on its execution's run (``Run.ask_child``: written on the run's stream,
+kept while the run is detached, asked again when it is attached) and waits for the
+``child_finished`` with the same (execution, lease, node, visit, attempt), which ``answer`` hands
+over. The child's outputs are the node's output; a child that did not complete fails the
+attempt, without retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from engine.definition.model import SubWorkflowTask
+from engine.errors import TaskError
+from engine.executors.node import ExecutionContext, NodeAttempt
+from engine.proto.v1 import engine_pb2 as pb
+from engine.server import codec
+from engine.server.metrics import EngineMetrics
+from engine.server.session import ChildWait, Run
+
+log = logging.getLogger(__name__)
+
+
+class ChildRequests:
+    """Sub-workflow requests of the runs placed here; see the module docstring."""
+
+    def __init__(self, running: Callable[[str], Run | None], metrics: EngineMetrics) -> None:
+        self._running = running
+        """The running run of an execution id (the service's table)."""
+        self._metrics = metrics
+
+    async def run_child(
+        self,
+        task: SubWorkflowTask,
+        inputs: dict[str, Any],
+        parent: ExecutionContext,
+        attempt: NodeAttempt,
+    ) -> Any:
+        """Ask the orchestrator for a child execution and wait for its end."""
+        run = self._running(parent.id)
+        if run is None or run.driver.context is not parent:
+            raise TaskError(f"execution {parent.id} no longer runs here", retryable=False)
+        key = (attempt.node, attempt.visit, attempt.attempt)
+        wait = ChildWait(
+            pb.StartChild(
+                execution_id=run.id,
+                lease=run.lease,
+                node=attempt.node,
+                visit=attempt.visit,
+                attempt=attempt.attempt,
+                workflow=task.name,
+                version_range=task.version,
+                inputs_json=codec.to_json(inputs),
+            ),
+            asyncio.get_running_loop().create_future(),
+        )
+        run.ask_child(key, wait)
+        self._metrics.children.inc()
+        try:
+            answer = await wait.answer
+        finally:
+            if run.children.get(key) is wait:
+                del run.children[key]
+        if answer.status == pb.EXECUTION_STATUS_COMPLETED:
+            try:
+                return codec.from_json(answer.outputs_json, "child outputs_json")
+            except codec.CodecError as exc:
+                raise TaskError(f"sub-workflow {task.name}: {exc}", retryable=False) from None
+        status = codec.EXECUTION_STATUS_FROM_PB.get(answer.status, "ended")
+        raise TaskError(answer.error or f"sub-workflow {task.name} {status}", retryable=False)
+
+    def answer(self, m: pb.ChildFinished) -> None:
+        """A ``child_finished`` from the orchestrator: wake the attempt waiting for it."""
+        run = self._running(m.execution_id)
+        wait = None
+        if run is not None and run.lease == m.lease:
+            wait = run.children.get((m.node, m.visit, m.attempt))
+        if wait is None or wait.answer.done():
+            log.debug(
+                "child_finished for %s lease %d %s/%d/%d: nobody waits for it",
+                m.execution_id,
+                m.lease,
+                m.node,
+                m.visit,
+                m.attempt,
+            )
+            return
+        wait.answer.set_result(m)
