@@ -186,6 +186,11 @@ class Monitor:
         self._subscribers.add(sub)
         return sub
 
+    @property
+    def subscriber_count(self) -> int:
+        """The number of open subscriptions."""
+        return len(self._subscribers)
+
     def close(self) -> None:
         """End every subscription."""
         for sub in self._subscribers:
