@@ -16,6 +16,7 @@ from engine.proto.v1 import engine_pb2 as pb
 from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.process import EngineServer
+from tests.support.engines import running_engine
 
 FLAKY = {
     "name": "flaky",
@@ -34,7 +35,7 @@ FLAKY = {
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    async with EngineServer("metrics-engine", capacity=2, metrics_port=0) as server:
+    async with running_engine("metrics-engine", capacity=2, metrics_port=0) as server:
         yield server
 
 

@@ -22,6 +22,7 @@ from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import open_store
 from orchestrator.watch import EventQuery, LaggedNotice, events_for, history, watch
+from tests.support.poll import eventually
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -83,10 +84,11 @@ async def test_follow_switches_from_the_log_to_live_with_no_gap_or_duplicate(
                 return
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(0)  # the reader subscribes, then reads the log while we publish
+    # interval=0: publish right after the reader subscribed, while it may still read the log
+    await eventually(lambda: core.monitor.subscriber_count == 1, interval=0)
     after = _publish(core, 4)
-    await asyncio.sleep(0.05)
-    after += _publish(core, 3)
+    await eventually(lambda: seen and seen[-1] == after[-1], what="the reader to catch up")
+    after += _publish(core, 3)  # live events only, now
     await asyncio.wait_for(reader, 5)
     assert seen == [*before[2:], *after] == list(range(3, 13))
 
@@ -96,7 +98,7 @@ async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing
 ) -> None:
     stream = watch(core.monitor, core.store, EventQuery(workflow="w")).__aiter__()
     first = asyncio.ensure_future(anext(stream))
-    await asyncio.sleep(0)  # subscribed (buffer: 8 events)
+    await eventually(lambda: core.monitor.subscriber_count == 1)  # buffer: 8 events
     published = _publish(core, 50, workflow="w")
     got: list[int] = []
     item = await first
@@ -135,10 +137,10 @@ async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path
         async with WeirClient(f"127.0.0.1:{server.port}", timeout=10) as client:
             batches = client.event_batches(workflow="w", follow=True)
             pending = asyncio.ensure_future(anext(batches))
-            for _ in range(100):  # until the server has subscribed this watcher
-                if core.monitor._subscribers:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(
+                lambda: core.monitor.subscriber_count > 0,
+                what="the server to subscribe the watcher",
+            )
             published = _publish(core, 300, workflow="w")  # one burst: more than 10 queued
             lagged_at = None
             seen: list[int] = []
