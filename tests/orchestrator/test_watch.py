@@ -13,15 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from engine.server.process import EngineServer
 from orchestrator.client import WeirClient
 from orchestrator.core import Orchestrator
 from orchestrator.discovery.static import StaticDiscovery
+from orchestrator.errors import NotFound
 from orchestrator.monitor import Monitor, MonitorEvent, Severity
 from orchestrator.ring import make_balancer
 from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import open_store
 from orchestrator.watch import EventQuery, LaggedNotice, events_for, history, watch
+from tests.support import tasks
+from tests.support.engines import running_engine
 from tests.support.poll import eventually
 
 
@@ -114,9 +118,97 @@ async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing
     assert got + [e.sequence for e in batch] == published
 
 
-async def test_one_execution_follow_ends_when_it_has_ended(core: Orchestrator) -> None:
-    with pytest.raises(Exception, match="not found"):
+GATED = """
+name: gated
+version: 1.0.0
+inputs: {gate: {type: string}}
+nodes:
+  - {id: wait, python: "tests.support.tasks:gate", args: {name: "${inputs.gate}"}}
+  - {id: after, depends_on: [wait], noop: {}}
+"""
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[EngineServer]:
+    async with running_engine(capacity=5) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def core_with_engine(
+    request: pytest.FixtureRequest, tmp_path: Path, engine: EngineServer
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator whose executions run on a real engine (``core`` has none)."""
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'w.db'}"
+    tasks.reset()
+    core = Orchestrator(
+        orchestrator_id="t",
+        discovery=StaticDiscovery([f"127.0.0.1:{engine.port}"]),
+        balancer=make_balancer("round-robin"),
+        store=open_store(url),
+        triggers_enabled=False,
+    )
+    await core.start()
+    try:
+        yield core
+    finally:
+        tasks.reset()  # a gate left shut (a failed test) is cancelled when the engine stops
+        await core.stop()
+
+
+async def _events_to_the_end(
+    stream: AsyncIterator[list[MonitorEvent] | LaggedNotice], into: list[MonitorEvent]
+) -> list[MonitorEvent]:
+    async for item in stream:
+        assert isinstance(item, list), item
+        into += item
+    return into
+
+
+async def test_one_execution_follow_ends_when_it_has_ended(
+    core_with_engine: Orchestrator,
+) -> None:
+    core = core_with_engine
+    with pytest.raises(NotFound, match="not found"):
         await anext(events_for(core, EventQuery(execution_id="nope"), follow=True))
+
+    await core.register_workflow(GATED)
+    running = await core.start_execution("gated", "", {"gate": "running"})
+    other = await core.start_execution("gated", "", {"gate": "other"})
+    await eventually(lambda: tasks.at_gate == {"running", "other"}, what="both to reach the gate")
+
+    # Still running when the follower starts: it gets the events so far, then live ones.
+    subscribed = core.monitor.subscriber_count
+    live: list[MonitorEvent] = []
+    follower = asyncio.create_task(
+        _events_to_the_end(events_for(core, EventQuery(execution_id=running.id), follow=True), live)
+    )
+    await eventually(lambda: core.monitor.subscriber_count > subscribed, what="the follower")
+    await eventually(lambda: any(e.type == "node.started" for e in live), what="the events so far")
+    tasks.open_gate("other")  # another execution's end does not end this follower
+    await asyncio.wait_for(core.wait(other.id), 10)
+    assert not follower.done()
+    tasks.open_gate("running")
+    followed = await asyncio.wait_for(follower, 10)  # ends by itself, or this times out
+    assert (await core.get(running.id)).status == "completed"
+    assert {e.execution_id for e in followed} == {running.id}
+    assert followed[0].type == "execution.queued" and followed[-1].type == "execution.completed"
+    assert [e.type for e in followed].count("execution.completed") == 1
+    logged = await history(core.store, EventQuery(execution_id=running.id), limit=1000)
+    assert [e.sequence for e in followed] == [e.sequence for e in logged]  # all, once, in order
+
+    # Already finished when the follower starts: it gets the whole log and ends.
+    for finished in (other, running):
+        followed = await asyncio.wait_for(
+            _events_to_the_end(
+                events_for(core, EventQuery(execution_id=finished.id), follow=True), []
+            ),
+            10,
+        )
+        logged = await history(core.store, EventQuery(execution_id=finished.id), limit=1000)
+        assert [e.sequence for e in followed] == [e.sequence for e in logged]
+        assert followed[0].type == "execution.queued"
+        assert followed[-1].type == "execution.completed"
 
 
 async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path: Path) -> None:
