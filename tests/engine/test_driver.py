@@ -17,6 +17,7 @@ from engine.lua import LuaSandbox
 from engine.state import Event
 from engine.testing import scripted_server
 from tests.support import tasks
+from tests.support.poll import eventually
 
 
 @pytest.fixture(autouse=True)
@@ -168,10 +169,14 @@ async def test_execution_timeout() -> None:
 
 async def test_cancel_a_running_execution() -> None:
     d = wf().node("slow", sleep="10s").node("after", noop=True, depends_on="slow").build()
+    events: list[Event] = []
     async with NodeRunner(sandbox=LuaSandbox()) as runner:
-        driver = ExecutionDriver(d, {}, runner)
+        driver = ExecutionDriver(d, {}, runner, on_event=events.append)
         task = asyncio.create_task(driver.run())
-        await asyncio.sleep(0.1)
+        await eventually(
+            lambda: any(e.type == "node.started" and e.node == "slow" for e in events),
+            what="the slow node to start",
+        )
         driver.cancel("operator said stop")
         result = (await asyncio.wait_for(task, 2)).to_json()
     assert result["status"] == "cancelled"

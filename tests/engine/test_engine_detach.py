@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +19,8 @@ import pytest
 from engine.proto.v1 import engine_pb2 as pb
 from engine.server.process import EngineServer
 from tests.engine.test_engine_server import FAST, SLOW, Stream
+from tests.support.engines import running_engine
+from tests.support.poll import eventually
 
 RUNS: Counter[str] = Counter()
 GATES: dict[str, asyncio.Event] = {}
@@ -67,8 +68,7 @@ def _gates() -> None:
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    server = EngineServer("detach-engine", capacity=3, shutdown_grace_period=0.2)
-    async with server:
+    async with running_engine("detach-engine", capacity=3, shutdown_grace_period=0.2) as server:
         yield server
 
 
@@ -92,14 +92,6 @@ async def read(
             assert isinstance(message, pb.FromEngine), message
             got.append(message)
     return got
-
-
-async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll ``check`` (engine state changed by its own tasks) until it holds or time runs out."""
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"condition not met within {within}s"
-        await asyncio.sleep(0.01)
 
 
 def results(messages: list[pb.FromEngine]) -> list[tuple[str, str]]:
@@ -128,7 +120,7 @@ async def open_stream(channel: grpc.aio.Channel) -> tuple[Stream, pb.FromEngine]
 async def close(stream: Stream, engine: EngineServer, *ids: str) -> None:
     """Cancel the stream (the orchestrator died) and wait until the engine holds ``ids``."""
     stream.call.cancel()
-    await eventually(lambda: set(ids) <= set(held(engine)))
+    await eventually(lambda: set(ids) <= set(held(engine)), what=f"the engine to hold {ids}")
 
 
 # --- seq, ack, detach, attach ----------------------------------------------------------------
@@ -215,7 +207,7 @@ async def test_attach_with_a_wrong_lease_is_ignored(
 
 async def test_unclaimed_execution_is_cancelled_after_the_detached_timeout() -> None:
     async with (
-        EngineServer("short", capacity=2, detached_timeout=0.3) as engine,
+        running_engine("short", capacity=2, detached_timeout=0.3) as engine,
         grpc.aio.insecure_channel(f"127.0.0.1:{engine.port}") as channel,
     ):
         stream = Stream(channel)

@@ -1,5 +1,9 @@
 """An engine's ``/metrics`` port, scraped over HTTP after node attempts that succeed, fail and
-retry, and parsed with prometheus-client's own parser."""
+retry, and parsed with prometheus-client's own parser.
+
+Durations are checked for what they measured, not only for being there: a 20 ms ``sleep`` node
+must be recorded as about that long, and the Lua attempts as taking some time.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ from engine.proto.v1 import engine_pb2 as pb
 from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.process import EngineServer
+from tests.support.engines import running_engine
 
 FLAKY = {
     "name": "flaky",
     "version": "1.0.0",
     "nodes": [
-        {"id": "a", "noop": {}},
+        {"id": "nap", "sleep": "20ms"},
+        {"id": "a", "depends_on": ["nap"], "noop": {}},
         {
             "id": "boom",
             "depends_on": ["a"],
@@ -34,7 +40,7 @@ FLAKY = {
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    async with EngineServer("metrics-engine", capacity=2, metrics_port=0) as server:
+    async with running_engine("metrics-engine", capacity=2, metrics_port=0) as server:
         yield server
 
 
@@ -79,9 +85,17 @@ async def test_node_attempts_are_timed_by_executor_and_retries_counted(
     assert all(f.name.startswith("weir_") for f in families), [f.name for f in families]
     lua_failed = (("executor", "lua"), ("status", "failed"))
     noop_ok = (("executor", "noop"), ("status", "completed"))
+    sleep_ok = (("executor", "sleep"), ("status", "completed"))
     assert samples["weir_engine_node_duration_seconds_count", lua_failed] == 3
     assert samples["weir_engine_node_duration_seconds_count", noop_ok] == 1
-    assert samples["weir_engine_node_duration_seconds_sum", lua_failed] >= 0
+    assert samples["weir_engine_node_duration_seconds_count", sleep_ok] == 1
+    assert samples["weir_engine_node_duration_seconds_sum", lua_failed] > 0
+    # a noop ends within the resolution of time.time() (0.24 microseconds today): it may be 0
+    assert samples["weir_engine_node_duration_seconds_sum", noop_ok] >= 0
+    # 20 ms, give or take the event loop's timer slack and the wall clock's adjustments
+    assert 0.015 < samples["weir_engine_node_duration_seconds_sum", sleep_ok] < 5
+    assert samples["weir_engine_execution_duration_seconds_count", ()] == 1
+    assert samples["weir_engine_execution_duration_seconds_sum", ()] > 0.015  # the nap, at least
     assert samples["weir_engine_node_retries_total", (("executor", "lua"),)] == 2
     assert samples["weir_engine_node_results_total", (("status", "failed"),)] == 3
     assert samples["weir_engine_executions_total", (("status", "failed"),)] == 1

@@ -20,6 +20,7 @@ from engine.proto.v1 import engine_pb2 as pb
 from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.process import EngineServer
+from tests.support.engines import running_engine
 
 SLOW = {"name": "slow", "version": "1.0.0", "nodes": [{"id": "nap", "sleep": "5s"}]}
 FAST = {"name": "fast", "version": "1.0.0", "nodes": [{"id": "a", "lua": "return {x = 1}"}]}
@@ -67,8 +68,9 @@ class Stream:
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    server = EngineServer("test-engine", capacity=2, metrics_port=0, shutdown_grace_period=0.2)
-    async with server:
+    async with running_engine(
+        "test-engine", capacity=2, metrics_port=0, shutdown_grace_period=0.2
+    ) as server:
         yield server
 
 

@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from orchestrator.client import WeirClient
+from tests.support.net import free_port
+from tests.support.poll import eventually, wait_for
 
 ROOT = Path(__file__).parents[2]
 WEIR = shutil.which("weir", path=str(Path(sys.executable).parent)) or "weir"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-async def async_wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Proc:
@@ -117,8 +87,9 @@ class Cluster:
         self.engines[name] = proc
         wait_for(
             lambda: "listening on port" in proc.output() or proc.popen.poll() is not None,
-            20,
-            f"engine {name} to listen",
+            within=20,
+            what=f"engine {name} to listen",
+            interval=0.05,
         )
         assert proc.popen.poll() is None, proc.output()
         return proc
@@ -154,8 +125,9 @@ class Cluster:
         self.orchestrators.append(proc)
         wait_for(
             lambda: "listening on port" in proc.output() or proc.popen.poll() is not None,
-            20,
-            "the orchestrator to listen",
+            within=20,
+            what="the orchestrator to listen",
+            interval=0.05,
         )
         assert proc.popen.poll() is None, proc.output()
         return proc
@@ -176,7 +148,7 @@ class Cluster:
             engines = await client.engines()
             return sum(1 for e in engines if e.healthy and e.state == 2) >= count
 
-        await async_wait_for(ready, within, f"{count} ready engines")
+        await eventually(ready, within=within, what=f"{count} ready engines", interval=0.05)
 
     def stop(self) -> None:
         for proc in [*self.engines.values(), *self.orchestrators]:

@@ -17,8 +17,9 @@ from engine.testing import scripted_server
 from orchestrator.api.convert import execution_from_pb
 from orchestrator.client import WeirClient
 from orchestrator.errors import RpcError
-from tests.integration.cluster import ROOT, Cluster, async_wait_for, wait_for
+from tests.integration.cluster import ROOT, Cluster
 from tests.integration.workloads import hits_server, long_workflow
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 EXAMPLES = ROOT / "examples"
@@ -112,14 +113,14 @@ async def test_sigkill_an_engine_everything_completes_and_no_finished_node_runs_
             engines = {(await client.execution(s.id)).engine_id for s in started}
             return engines if "" not in engines else set()
 
-        engines = await async_wait_for(placed, 10, "every execution placed")
+        engines = await eventually(placed, within=10, what="every execution placed")
         victim = sorted(engines)[0]
         on_victim = [s.id for s in started if (await client.execution(s.id)).engine_id == victim]
         # Kill between side effects, after noting which nodes the orchestrator has as finished.
-        wait_for(
+        await eventually(
             lambda: hits.quiet_for(0.1) and sum(hits.counts.values()) >= 18,
-            20,
-            "a quiet moment after the second round of hits",
+            within=20,
+            what="a quiet moment after the second round of hits",
         )
         finished_before = {
             (s.id, node)
@@ -150,7 +151,9 @@ async def test_sigterm_drains_the_engine_and_nothing_fails(cluster: Cluster) -> 
         await client.register(long_workflow(steps=3, pause="500ms"))
         with hits_server() as hits:
             started = [await client.start("long", {"url": hits.url}) for _ in range(8)]
-            await async_wait_for(lambda: _all_placed(client, started), 10, "every execution placed")
+            await eventually(
+                lambda: _all_placed(client, started), within=10, what="every execution placed"
+            )
             cluster.engines["e1"].signal(signal.SIGTERM)
             cluster.engines["e2"].signal(signal.SIGTERM)
             assert cluster.engines["e2"].wait(15) == 0
@@ -249,7 +252,7 @@ async def test_a_malformed_stream_message_loses_nothing(three: tuple[Cluster, We
                     )
                 ]
             )
-            await asyncio.sleep(5)
+            await asyncio.sleep(5)  # the scenario: the request side stays open, not half-closed
 
         stream = stub.Connect(requests())
         hello = await stream.read()

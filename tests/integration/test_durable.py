@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.api.convert import execution_from_pb
-from tests.integration.cluster import WEIR, Cluster, async_wait_for, wait_for
+from tests.integration.cluster import WEIR, Cluster
 from tests.integration.workloads import hits_server, long_workflow
+from tests.support.poll import eventually
 from tests.support.postgres import throwaway_database_sync
 
 pytestmark = pytest.mark.integration
@@ -56,13 +57,21 @@ async def test_kill_9_the_orchestrator_every_execution_completes_and_no_node_run
             started = [await client.start("long", {"url": hits.url}) for _ in range(8)]
             keyed = await client.start("long", {"url": hits.url}, idempotency_key="order-42")
             started.append(keyed)
-            wait_for(lambda: sum(hits.counts.values()) >= 18, 20, "two rounds of side effects")
+            await eventually(
+                lambda: sum(hits.counts.values()) >= 18,
+                within=20,
+                what="two rounds of side effects",
+            )
         orchestrator = cluster.orchestrator
         assert orchestrator is not None
         orchestrator.signal(signal.SIGKILL)
         assert orchestrator.wait(10) == -signal.SIGKILL
         # The engines go on without it; their results wait, unacknowledged, for a new one.
-        wait_for(lambda: sum(hits.counts.values()) >= 27, 20, "a third round while it is down")
+        await eventually(
+            lambda: sum(hits.counts.values()) >= 27,
+            within=20,
+            what="a third round while it is down",
+        )
         cluster.start_orchestrator()
         async with cluster.client() as client:
             again = await client.start("long", {"url": hits.url}, idempotency_key="order-42")
@@ -91,7 +100,11 @@ async def test_an_engine_gone_during_the_restart_gets_its_executions_re_placed(
             await cluster.wait_ready(client, 2)
             await client.register(long_workflow(steps=4, pause="400ms"))
             started = [await client.start("long", {"url": hits.url}) for _ in range(6)]
-            wait_for(lambda: sum(hits.counts.values()) >= 12, 20, "two rounds of side effects")
+            await eventually(
+                lambda: sum(hits.counts.values()) >= 12,
+                within=20,
+                what="two rounds of side effects",
+            )
             placed = {s.id: (await client.execution(s.id)).engine_id for s in started}
         assert cluster.orchestrator is not None
         cluster.orchestrator.signal(signal.SIGKILL)
@@ -169,8 +182,10 @@ async def test_executions_and_workflows_survive_a_graceful_restart(tmp_path: Pat
             assert [w.name for w in await client.workflows()] == ["long"]
             events = [e.type async for e in client.events(execution_id=done.id)]
             assert events[0] == "execution.queued" and events[-1] == "execution.completed"
-            await async_wait_for(
-                lambda: _ready(client), 10, "the engine to be ready again after the restart"
+            await eventually(
+                lambda: _ready(client),
+                within=10,
+                what="the engine to be ready again after the restart",
             )
     finally:
         cluster.stop()

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.cluster import Cluster
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +86,12 @@ async def test_http_trigger_end_to_end(cluster: Cluster) -> None:
         result = waited.json()
         assert result["status"] == "completed" and result["outputs"] == {"n": 4}
         assert result["path"] == ["a", "b", "c"]
-        for _ in range(200):
-            first = (await http.get(f"/api/v1/executions/{execution_id}")).json()
-            if first["status"] == "completed":
-                break
-            await asyncio.sleep(0.05)
+
+        async def first_completed() -> dict[str, Any] | None:
+            first: dict[str, Any] = (await http.get(f"/api/v1/executions/{execution_id}")).json()
+            return first if first["status"] == "completed" else None
+
+        first = await eventually(first_completed, what="the first execution to complete")
         assert first["outputs"] == {"n": 10}
         missing = await http.post("/trigger/nope", json={})
         assert missing.status_code == 404
@@ -97,20 +99,32 @@ async def test_http_trigger_end_to_end(cluster: Cluster) -> None:
 
 
 class StalledSubscriber:
-    """An SSE request on a socket that is never read (with a tiny receive buffer)."""
+    """An SSE request on a socket that is never read (with a tiny receive buffer) once its
+    first event arrived: the proof that the server subscribed it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, after: int) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.connect(("127.0.0.1", port))
         self.sock.sendall(
-            b"GET /api/v1/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
+            b"GET /api/v1/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n"
+            b"Last-Event-ID: %d\r\n\r\n" % after
         )
+        self.head: list[bytes] = []
+
+    def first_event(self, within: float) -> None:
+        """Read until the first event message (the server subscribes before it reads the log
+        that this one comes from), then read no more until ``drain``."""
+        self.sock.settimeout(within)
+        while b"\nid: " not in b"".join(self.head):
+            chunk = self.sock.recv(256)
+            assert chunk, b"".join(self.head)
+            self.head.append(chunk)
 
     def drain(self, within: float) -> str:
         """Everything the server sent, up to its end of stream (it ends after ``lagged``)."""
         self.sock.settimeout(0.5)
-        chunks: list[bytes] = []
+        chunks: list[bytes] = self.head
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             try:
@@ -182,8 +196,10 @@ async def test_a_stalled_subscriber_is_cut_off_and_resumes_without_a_gap(
 ) -> None:
     async with _started(cluster, subscriber_buffer=200) as http:
         start_seq = (await http.get("/api/v1/events?limit=1")).json()["last_sequence"]
-        stalled = StalledSubscriber(cluster.http_port)
-        await asyncio.sleep(0.5)  # subscribed
+        assert start_seq > 0  # the engines joined, the workflows were registered
+        # It resumes after start_seq - 1: its first event, start_seq, shows it is subscribed.
+        stalled = StalledSubscriber(cluster.http_port, after=start_seq - 1)
+        await asyncio.to_thread(stalled.first_event, within=20)
 
         async with cluster.client(timeout=60) as client:
             began = time.monotonic()
@@ -198,9 +214,12 @@ async def test_a_stalled_subscriber_is_cut_off_and_resumes_without_a_gap(
                 page = await client.executions(workflow="fan", status=3, limit=1000)
                 return len(page) == EXECUTIONS
 
-            while not await all_done():
-                assert time.monotonic() - began < 180, "1,000 executions did not finish"
-                await asyncio.sleep(0.5)
+            await eventually(
+                all_done,
+                within=180 - (time.monotonic() - began),
+                what="1,000 executions to finish",
+                interval=0.5,
+            )
         assert len(set(ids)) == EXECUTIONS
 
         last_seq = (await http.get("/api/v1/events?limit=1")).json()["last_sequence"]
@@ -211,7 +230,7 @@ async def test_a_stalled_subscriber_is_cut_off_and_resumes_without_a_gap(
         text = stalled.drain(within=30)
         got, resume_after = _sse_ids(text)
         assert resume_after is not None, text[-500:]
-        assert got == list(range(start_seq + 1, resume_after + 1))  # in order, none missing
+        assert got == list(range(start_seq, resume_after + 1))  # in order, none missing
         assert resume_after < last_seq  # it really fell behind
 
         resumed: list[int] = []

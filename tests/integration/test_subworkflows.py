@@ -11,7 +11,8 @@ import pytest
 
 from orchestrator.api.convert import execution_from_pb
 from orchestrator.client import WeirClient
-from tests.integration.cluster import Cluster, async_wait_for
+from tests.integration.cluster import Cluster
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +142,7 @@ async def test_cancelling_the_top_cancels_its_child_and_grandchild(
         family = await _family(client, started.id)
         return family[2]["id"] if len(family) == 3 and family[2]["status"] == "running" else ""
 
-    leaf_id = await async_wait_for(grandchild_running, 20, "the grandchild to run")
+    leaf_id = await eventually(grandchild_running, within=20, what="the grandchild to run")
     await client.cancel(started.id, "changed my mind")
     top = execution_from_pb(await client.wait(started.id))
     leaf = execution_from_pb(await client.wait(leaf_id))

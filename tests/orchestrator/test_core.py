@@ -23,6 +23,7 @@ from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
 from orchestrator.wiring import Orchestrator
+from tests.support.engines import running_engine
 
 
 def _workflow(name: str, version: str, nodes: list[dict[str, Any]], **extra: Any) -> str:
@@ -50,12 +51,8 @@ CALLER = _workflow(
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    server = EngineServer("e1", capacity=20)
-    await server.start()
-    try:
+    async with running_engine(capacity=20) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def _core(engine: EngineServer, store_url: str, **options: Any) -> Orchestrator:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from orchestrator.monitor import Monitor
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
 from orchestrator.wiring import Orchestrator
+from tests.support.engines import running_engine
+from tests.support.poll import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -42,12 +43,8 @@ SLOW = _workflow("slow", [{"id": "nap", "sleep": "30s"}])
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    server = EngineServer("e1", capacity=20)
-    await server.start()
-    try:
+    async with running_engine(capacity=20) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 def _core(engine: EngineServer, tmp_path: Path, **options: Any) -> Orchestrator:
@@ -73,13 +70,6 @@ def _scrape(core: Orchestrator) -> tuple[list[Any], Samples]:
     return families, samples
 
 
-async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def _done(core: Orchestrator, execution_id: str) -> str:
     record = await asyncio.wait_for(core.executions.wait(execution_id), 20)
     return str(record.status)
@@ -100,10 +90,12 @@ async def test_executions_nodes_retries_drops_and_commits_are_counted(
                 "completed",
                 "failed",
             ]
-            await _until(lambda: slow.status.value == "running")
+            await eventually(lambda: slow.status.value == "running")
             await core.executions.cancel(slow.id)
             assert await _done(core, slow.id) == "cancelled"
-        await _until(lambda: _scrape(core)[1].get(("weir_store_write_seconds_count", ()), 0) > 0)
+        await eventually(
+            lambda: _scrape(core)[1].get(("weir_store_write_seconds_count", ()), 0) > 0
+        )
         families, s = _scrape(core)
 
     ids = {r.id for r in (*ok, flaky, slow)}
@@ -148,19 +140,14 @@ async def test_executions_nodes_retries_drops_and_commits_are_counted(
 async def test_a_lost_engine_counts_a_stream_loss_and_a_failover_and_queues_its_work(
     tmp_path: Path,
 ) -> None:
-    server = EngineServer("e1", capacity=5)
-    await server.start()
-    try:
-        async with _core(server, tmp_path) as core:
-            await core.workflows.register(SLOW)
-            record = await core.executions.start("slow")
-            await _until(lambda: record.status.value == "running")
-            assert _scrape(core)[1]["weir_executions_in_flight", ()] == 1
-            await server.stop()
-            await _until(lambda: _scrape(core)[1]["weir_executions_queued", ()] == 1)
-            _, s = _scrape(core)
-    finally:
+    async with running_engine(capacity=5) as server, _core(server, tmp_path) as core:
+        await core.workflows.register(SLOW)
+        record = await core.executions.start("slow")
+        await eventually(lambda: record.status.value == "running")
+        assert _scrape(core)[1]["weir_executions_in_flight", ()] == 1
         await server.stop()
+        await eventually(lambda: _scrape(core)[1]["weir_executions_queued", ()] == 1)
+        _, s = _scrape(core)
     link = (("engine", f"127.0.0.1:{server.port}"),)
     assert s["weir_orchestrator_engine_streams_lost_total", link] == 1
     assert s["weir_dispatch_errors_total", (("reason", "failover"),)] == 1

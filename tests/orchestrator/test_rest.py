@@ -23,6 +23,8 @@ from orchestrator.client import WeirClient
 from orchestrator.errors import RpcError
 from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
+from tests.support.engines import running_engine
+from tests.support.poll import eventually
 
 ADD = """
 name: add
@@ -48,12 +50,8 @@ TOKEN = "s3cret-token"
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    server = EngineServer("e1", capacity=50)
-    await server.start()
-    try:
+    async with running_engine(capacity=50) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def _server(engine: EngineServer, tmp_path: Path, **settings: Any) -> OrchestratorServer:
@@ -224,11 +222,12 @@ async def test_executions_start_wait_get_list_pages_and_cancel(http: httpx.Async
         f"/api/v1/executions/{running['id']}/cancel", json={"reason": "enough"}
     )
     assert cancelled.status_code == 200
-    for _ in range(100):
-        state = (await http.get(f"/api/v1/executions/{running['id']}")).json()
-        if state["status"] == "cancelled":
-            break
-        await asyncio.sleep(0.05)
+
+    async def cancelled_state() -> dict[str, Any] | None:
+        state: dict[str, Any] = (await http.get(f"/api/v1/executions/{running['id']}")).json()
+        return state if state["status"] == "cancelled" else None
+
+    state = await eventually(cancelled_state, what="the slow execution to be cancelled")
     assert state["status"] == "cancelled"
     page = (await http.get("/api/v1/executions?status=cancelled")).json()
     assert [e["id"] for e in page["executions"]] == [running["id"]]
@@ -245,11 +244,12 @@ async def test_http_trigger_returns_the_id_at_once_or_the_result_with_wait(
     assert body["workflow"] == "add" and body["url"] == f"/api/v1/executions/{body['execution_id']}"
     waited = await http.post("/trigger/add?wait=true", json={"inputs": {"a": 1, "b": 2}})
     assert waited.status_code == 200 and waited.json()["outputs"] == {"n": 3}
-    for _ in range(100):
-        first = (await http.get(body["url"])).json()
-        if first["status"] == "completed":
-            break
-        await asyncio.sleep(0.05)
+
+    async def first_completed() -> dict[str, Any] | None:
+        first: dict[str, Any] = (await http.get(body["url"])).json()
+        return first if first["status"] == "completed" else None
+
+    first = await eventually(first_completed, what="the first execution to complete")
     assert first["outputs"] == {"n": 41}
 
     keyed = [
@@ -326,10 +326,14 @@ async def _sse(
 
 
 async def test_sse_resumes_after_a_disconnect_with_no_missed_event(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient, server: OrchestratorServer
 ) -> None:
+    monitor = server.core.monitor
+    subscribed = monitor.subscriber_count
     reader = asyncio.create_task(_sse(http, "execution.completed", query="?workflow=add"))
-    await asyncio.sleep(0.3)  # subscribed
+    await eventually(
+        lambda: monitor.subscriber_count > subscribed, what="the SSE reader to subscribe"
+    )
     first = (await http.post("/trigger/add", json={"inputs": {"a": 1}})).json()
     got = await asyncio.wait_for(reader, 20)
     assert all(p["execution_id"] == first["execution_id"] for _, _, p in got)

@@ -31,6 +31,7 @@ from orchestrator.store import (
     WorkflowRow,
     open_store,
 )
+from tests.support.net import free_port
 from tests.support.postgres import throwaway_database
 
 
@@ -220,7 +221,10 @@ async def test_writes_made_during_a_commit_are_durable_after_the_next_durable(
 ) -> None:
     store.put_execution(execution("e1"))
     first = asyncio.create_task(store.durable())
-    await asyncio.sleep(0)  # the writer takes the first batch
+    # One step of the event loop, not a wait for time: a SQL store's writer, woken by
+    # put_execution, runs before this task does again and takes the first batch; e2 then
+    # arrives during its commit.
+    await asyncio.sleep(0)
     store.put_execution(execution("e2"))
     await store.durable()
     await first
@@ -648,15 +652,8 @@ async def test_a_relative_sqlite_path_is_relative_to_the_working_directory(
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_an_unreachable_postgres_is_refused_quickly() -> None:
-    port = _free_port()
+    port = free_port()  # nothing listens there
     store = SqlStore(f"postgresql://postgres:secret@127.0.0.1:{port}/weir", connect_timeout=5)
     started = time.monotonic()
     with pytest.raises(StoreError, match="connection refused") as info:

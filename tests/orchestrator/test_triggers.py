@@ -24,6 +24,7 @@ from orchestrator.monitor import MonitorEvent
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
 from orchestrator.wiring import Orchestrator
+from tests.support.poll import eventually
 from tests.support.postgres import throwaway_database
 
 
@@ -454,12 +455,7 @@ async def test_the_background_loop_fires_when_the_clock_reaches_a_tick() -> None
     core.triggers.clock = clock
     async with core:
         await core.workflows.register(workflow())  # wakes the loop: it sees the trigger
-        deadline = asyncio.get_running_loop().time() + 10
-        while not await core.store.trigger_states():
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(core.store.trigger_states, what="the loop to save the trigger's state")
         clock.now = at("2026-06-01T01:00:01")
-        while not await executions(core):
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(lambda: executions(core), what="the loop to start an execution")
         assert await days(core) == ["2026-06-01T03:00:00+02:00"]

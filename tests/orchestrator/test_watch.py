@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.server.process import EngineServer
 from engine.state.events import ExecutionStatus
 from orchestrator.client import WeirClient
 from orchestrator.discovery.static import StaticDiscovery
 from orchestrator.engines.messages import Ended, EngineReport
+from orchestrator.errors import NotFound
 from orchestrator.monitor import Monitor, MonitorEvent, Severity
 from orchestrator.ring import make_balancer
 from orchestrator.server import OrchestratorServer
@@ -24,6 +26,8 @@ from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import open_store
 from orchestrator.watch import EventQuery, LaggedNotice, history, watch
 from orchestrator.wiring import Orchestrator
+from tests.support import tasks
+from tests.support.engines import running_engine
 from tests.support.fakes import FakeEngine
 from tests.support.poll import eventually
 
@@ -87,10 +91,11 @@ async def test_follow_switches_from_the_log_to_live_with_no_gap_or_duplicate(
                 return
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(0)  # the reader subscribes, then reads the log while we publish
+    # interval=0: publish right after the reader subscribed, while it may still read the log
+    await eventually(lambda: core.monitor.subscriber_count == 1, interval=0)
     after = _publish(core, 4)
-    await asyncio.sleep(0.05)
-    after += _publish(core, 3)
+    await eventually(lambda: seen and seen[-1] == after[-1], what="the reader to catch up")
+    after += _publish(core, 3)  # live events only, now
     await asyncio.wait_for(reader, 5)
     assert seen == [*before[2:], *after] == list(range(3, 13))
 
@@ -100,7 +105,7 @@ async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing
 ) -> None:
     stream = watch(core.monitor, core.store, EventQuery(workflow="w")).__aiter__()
     first = asyncio.ensure_future(anext(stream))
-    await asyncio.sleep(0)  # subscribed (buffer: 8 events)
+    await eventually(lambda: core.monitor.subscriber_count == 1)  # buffer: 8 events
     published = _publish(core, 50, workflow="w")
     got: list[int] = []
     item = await first
@@ -116,9 +121,97 @@ async def test_a_reader_that_falls_behind_gets_a_resume_point_and_misses_nothing
     assert got + [e.sequence for e in batch] == published
 
 
-async def test_one_execution_follow_ends_when_it_has_ended(core: Orchestrator) -> None:
-    with pytest.raises(Exception, match="not found"):
+GATED = """
+name: gated
+version: 1.0.0
+inputs: {gate: {type: string}}
+nodes:
+  - {id: wait, python: "tests.support.tasks:gate", args: {name: "${inputs.gate}"}}
+  - {id: after, depends_on: [wait], noop: {}}
+"""
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[EngineServer]:
+    async with running_engine(capacity=5) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def core_with_engine(
+    request: pytest.FixtureRequest, tmp_path: Path, engine: EngineServer
+) -> AsyncIterator[Orchestrator]:
+    """An orchestrator whose executions run on a real engine (``core`` has none)."""
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'w.db'}"
+    tasks.reset()
+    core = Orchestrator(
+        orchestrator_id="t",
+        discovery=StaticDiscovery([f"127.0.0.1:{engine.port}"]),
+        balancer=make_balancer("round-robin"),
+        store=open_store(url),
+        triggers_enabled=False,
+    )
+    await core.start()
+    try:
+        yield core
+    finally:
+        tasks.reset()  # a gate left shut (a failed test) is cancelled when the engine stops
+        await core.stop()
+
+
+async def _events_to_the_end(
+    stream: AsyncIterator[list[MonitorEvent] | LaggedNotice], into: list[MonitorEvent]
+) -> list[MonitorEvent]:
+    async for item in stream:
+        assert isinstance(item, list), item
+        into += item
+    return into
+
+
+async def test_one_execution_follow_ends_when_it_has_ended(
+    core_with_engine: Orchestrator,
+) -> None:
+    core = core_with_engine
+    with pytest.raises(NotFound, match="not found"):
         await anext(core.events.read(EventQuery(execution_id="nope"), follow=True))
+
+    await core.workflows.register(GATED)
+    running = await core.executions.start("gated", "", {"gate": "running"})
+    other = await core.executions.start("gated", "", {"gate": "other"})
+    await eventually(lambda: tasks.at_gate == {"running", "other"}, what="both to reach the gate")
+
+    # Still running when the follower starts: it gets the events so far, then live ones.
+    subscribed = core.monitor.subscriber_count
+    live: list[MonitorEvent] = []
+    follower = asyncio.create_task(
+        _events_to_the_end(core.events.read(EventQuery(execution_id=running.id), follow=True), live)
+    )
+    await eventually(lambda: core.monitor.subscriber_count > subscribed, what="the follower")
+    await eventually(lambda: any(e.type == "node.started" for e in live), what="the events so far")
+    tasks.open_gate("other")  # another execution's end does not end this follower
+    await asyncio.wait_for(core.executions.wait(other.id), 10)
+    assert not follower.done()
+    tasks.open_gate("running")
+    followed = await asyncio.wait_for(follower, 10)  # ends by itself, or this times out
+    assert (await core.executions.get(running.id)).status == "completed"
+    assert {e.execution_id for e in followed} == {running.id}
+    assert followed[0].type == "execution.queued" and followed[-1].type == "execution.completed"
+    assert [e.type for e in followed].count("execution.completed") == 1
+    logged = await history(core.store, EventQuery(execution_id=running.id), limit=1000)
+    assert [e.sequence for e in followed] == [e.sequence for e in logged]  # all, once, in order
+
+    # Already finished when the follower starts: it gets the whole log and ends.
+    for finished in (other, running):
+        followed = await asyncio.wait_for(
+            _events_to_the_end(
+                core.events.read(EventQuery(execution_id=finished.id), follow=True), []
+            ),
+            10,
+        )
+        logged = await history(core.store, EventQuery(execution_id=finished.id), limit=1000)
+        assert [e.sequence for e in followed] == [e.sequence for e in logged]
+        assert followed[0].type == "execution.queued"
+        assert followed[-1].type == "execution.completed"
 
 
 async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path: Path) -> None:
@@ -139,10 +232,10 @@ async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path
         async with WeirClient(f"127.0.0.1:{server.port}", timeout=10) as client:
             batches = client.event_batches(workflow="w", follow=True)
             pending = asyncio.ensure_future(anext(batches))
-            for _ in range(100):  # until the server has subscribed this watcher
-                if core.monitor._subscribers:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(
+                lambda: core.monitor.subscriber_count > 0,
+                what="the server to subscribe the watcher",
+            )
             published = _publish(core, 300, workflow="w")  # one burst: more than 10 queued
             lagged_at = None
             seen: list[int] = []

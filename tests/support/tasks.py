@@ -10,6 +10,9 @@ calls: dict[str, int] = {}
 _lock = threading.Lock()
 running = 0
 max_running = 0
+gates: dict[str, asyncio.Event] = {}
+at_gate: set[str] = set()
+"""The names of the ``gate`` nodes waiting right now."""
 
 
 def count(name: str) -> dict[str, Any]:
@@ -38,6 +41,20 @@ async def track(delay: float = 0.05) -> dict[str, int]:
     return {"max": max_running}
 
 
+async def gate(name: str) -> dict[str, str]:
+    """Wait until the test calls ``open_gate(name)``: an execution that runs until told."""
+    at_gate.add(name)
+    try:
+        await gates.setdefault(name, asyncio.Event()).wait()
+    finally:
+        at_gate.discard(name)
+    return {"gate": name}
+
+
+def open_gate(name: str) -> None:
+    gates.setdefault(name, asyncio.Event()).set()
+
+
 def boom(message: str = "boom") -> None:
     raise ValueError(message)
 
@@ -50,3 +67,5 @@ def reset() -> None:
     global running, max_running
     calls.clear()
     running = max_running = 0
+    gates.clear()
+    at_gate.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -10,6 +11,7 @@ import pytest
 
 from engine.errors import LuaError, LuaLimitError
 from engine.lua import ESCALATE, LuaLimits, LuaSandbox
+from tests.support.poll import eventually
 
 from .luasupport import BIG, SMALL, MiB, code, make_scope
 
@@ -121,10 +123,27 @@ async def test_timeout_inside_a_coroutine(sandbox: LuaSandbox) -> None:
         await sandbox.run(code(source), make_scope(), limits)
 
 
-async def test_cancellation_stops_the_call(sandbox: LuaSandbox) -> None:
+SPIN = "print('started') while true do end"
+"""Loops for ever; its ``print`` is logged by the thread that runs it."""
+
+
+def started_in_the_pool(caplog: pytest.LogCaptureFixture, chunkname: str) -> bool:
+    """Whether a pool worker thread has begun running ``SPIN`` as ``chunkname``."""
+    return any(
+        record.threadName.startswith("weir-lua-") and record.getMessage() == f"{chunkname}: started"
+        for record in caplog.records
+    )
+
+
+async def test_cancellation_stops_the_call(
+    sandbox: LuaSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="engine.lua.runtime")
     limits = LuaLimits(instructions=10**12, memory=8 * MiB, timeout=60.0)
-    task = asyncio.create_task(sandbox.run(code("while true do end"), make_scope(), limits))
-    await asyncio.sleep(0.1)
+    task = asyncio.create_task(sandbox.run(code(SPIN, "spin"), make_scope(), limits))
+    await eventually(
+        lambda: started_in_the_pool(caplog, "spin"), what="the call to run in the pool"
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -134,11 +153,15 @@ async def test_cancellation_stops_the_call(sandbox: LuaSandbox) -> None:
     assert time.monotonic() - started < 0.5
 
 
-async def test_cancelled_while_queued(sandbox: LuaSandbox) -> None:
+async def test_cancelled_while_queued(
+    sandbox: LuaSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="engine.lua.runtime")
     limits = LuaLimits(instructions=10**12, memory=8 * MiB, timeout=0.3)
-    busy = asyncio.create_task(sandbox.run_pooled(code("while true do end"), make_scope(), limits))
+    busy = asyncio.create_task(sandbox.run_pooled(code(SPIN, "busy"), make_scope(), limits))
     queued = asyncio.create_task(sandbox.run_pooled(code("return 1"), make_scope(), SMALL))
-    await asyncio.sleep(0.05)
+    # the only worker runs busy, so queued (submitted in the same loop step) waits in the queue
+    await eventually(lambda: started_in_the_pool(caplog, "busy"), what="busy to take the worker")
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
@@ -147,11 +170,16 @@ async def test_cancelled_while_queued(sandbox: LuaSandbox) -> None:
     assert await sandbox.run_pooled(code("return 2"), make_scope(), SMALL) == 2
 
 
-async def test_queue_wait_does_not_count_against_the_timeout(sandbox: LuaSandbox) -> None:
+async def test_queue_wait_does_not_count_against_the_timeout(
+    sandbox: LuaSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="engine.lua.runtime")
     spin = LuaLimits(instructions=10**12, memory=8 * MiB, timeout=0.3)
     quick = LuaLimits(instructions=10**6, memory=8 * MiB, timeout=0.2)
-    busy = asyncio.create_task(sandbox.run_pooled(code("while true do end"), make_scope(), spin))
-    await asyncio.sleep(0.01)
+    busy = asyncio.create_task(sandbox.run_pooled(code(SPIN, "busy"), make_scope(), spin))
+    await eventually(
+        lambda: started_in_the_pool(caplog, "busy"), what="busy to take the worker", interval=0.005
+    )
     # waits ~0.3 s for the only worker, then runs in well under its own 0.2 s
     assert await sandbox.run_pooled(code("return 3"), make_scope(), quick) == 3
     with pytest.raises(LuaLimitError):

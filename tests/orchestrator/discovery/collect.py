@@ -1,9 +1,11 @@
-"""Consume a discovery's ``updates()`` in a task and wait for what it yields, with deadlines."""
+"""Consume a discovery's ``updates()`` in a task and wait for what it yields, with deadlines.
+
+(To wait for anything else, such as the fake API server's state: ``tests.support.poll``.)
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
@@ -62,12 +64,3 @@ class Updates:
         """The latest set once its ids are exactly ``expected``."""
         result: EndpointSet = await self.wait(lambda s: ids(s) == expected, within)
         return result
-
-
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll ``condition`` (state changed by another thread) until it holds or time runs out."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)

@@ -15,9 +15,10 @@ from orchestrator.discovery.factory import make_discovery
 from orchestrator.discovery.kubernetes import KubernetesDiscovery
 from orchestrator.discovery.static import StaticDiscovery
 from orchestrator.settings import OrchestratorSettings
-from tests.orchestrator.discovery.collect import Updates, eventually
+from tests.orchestrator.discovery.collect import Updates
 from tests.orchestrator.discovery.fake_k8s import FakeKubernetes
 from tests.orchestrator.discovery.manifests import endpoint, endpoint_slice, pod, write_kubeconfig
+from tests.support.poll import eventually
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ from kubernetes import client
 
 from orchestrator.discovery import DiscoveryError, EngineEndpoint
 from orchestrator.discovery.kubernetes import KubernetesDiscovery
-from tests.integration.cluster import free_port
-from tests.orchestrator.discovery.collect import Updates, eventually
+from tests.orchestrator.discovery.collect import Updates
 from tests.orchestrator.discovery.fake_k8s import FakeKubernetes
 from tests.orchestrator.discovery.manifests import endpoint, endpoint_slice, pod, write_kubeconfig
+from tests.support.net import free_port
+from tests.support.poll import eventually, wait_for
 
 SERVICE = "weir-engine"
 WORKER_THREAD = "weir-k8s-discovery"
@@ -32,10 +33,12 @@ LOGGER = "orchestrator.discovery.kubernetes"
 @pytest.fixture(autouse=True)
 def no_thread_outlives_the_test() -> Iterator[None]:
     yield
-    deadline = time.monotonic() + 2.0
-    while left := [t.name for t in threading.enumerate() if t.name.startswith(WORKER_THREAD)]:
-        assert time.monotonic() < deadline, f"threads still running: {left}"
-        time.sleep(0.01)
+    wait_for(
+        lambda: not any(t.name.startswith(WORKER_THREAD) for t in threading.enumerate()),
+        within=2.0,
+        what=f"the {WORKER_THREAD} threads to end",
+        interval=0.01,
+    )
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ server, and the orchestrator core placing executions on whatever the ring holds.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from orchestrator.ring import make_balancer
 from orchestrator.wiring import Orchestrator
 from tests.orchestrator.discovery.fake_k8s import FakeKubernetes
 from tests.orchestrator.discovery.manifests import endpoint, endpoint_slice, write_kubeconfig
+from tests.support.engines import running_engine
+from tests.support.poll import eventually
 
 SERVICE = "weir-engine"
 FLOW = "name: f\nversion: 1.0.0\nnodes:\n  - {id: a, lua: 'return {x = 1}'}\n"
@@ -26,14 +28,11 @@ FLOW = "name: f\nversion: 1.0.0\nnodes:\n  - {id: a, lua: 'return {x = 1}'}\n"
 
 @pytest.fixture
 async def engines() -> AsyncIterator[dict[str, EngineServer]]:
-    servers = {name: EngineServer(name, capacity=5) for name in ("pod-a", "pod-b", "pod-c")}
-    for server in servers.values():
-        await server.start()
-    try:
-        yield servers
-    finally:
-        for server in servers.values():
-            await server.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        yield {
+            name: await stack.enter_async_context(running_engine(name, capacity=5))
+            for name in ("pod-a", "pod-b", "pod-c")
+        }
 
 
 def publish(api: FakeKubernetes, server: EngineServer, *, ready: bool = True) -> None:
@@ -47,13 +46,6 @@ def publish(api: FakeKubernetes, server: EngineServer, *, ready: bool = True) ->
             ports=[("grpc", server.port)],
         ),
     )
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def ready(core: Orchestrator) -> set[str]:
