@@ -140,16 +140,12 @@ class Lifecycle:
         """The engines that ran executions before a restart had ``timeout`` seconds to say
         they still do; re-place what they did not claim."""
         for record in self._placement.awaiting():
-            if record.finished:
-                continue
-            announce(
-                self._monitor,
-                record,
-                "execution.failover",
-                message=f"engine {record.placement.engine} did not re-attach it within "
-                f"{timeout:g}s; re-placing from the checkpoint",
-            )
-            self._requeue(record)
+            if not record.finished:
+                self._fail_over_one(
+                    record,
+                    f"engine {record.placement.engine} did not re-attach it within "
+                    f"{timeout:g}s; re-placing from the checkpoint",
+                )
 
     # --- what engine links say (FleetHandler) ------------------------------------------------
 
@@ -208,16 +204,14 @@ class Lifecycle:
     def _fail_over(self, link: EnginePort, what: str) -> None:
         """Re-place every execution that was on ``link``, oldest first, ahead of new ones."""
         for record in self._placement.engine_gone(link.id):
-            if record.finished:
-                continue
-            announce(
-                self._monitor,
-                record,
-                "execution.failover",
-                engine_id=link.name,
-                message=f"engine {link.id} {what}; re-placing from the checkpoint",
-            )
-            self._requeue(record)
+            if not record.finished:
+                message = f"engine {link.id} {what}; re-placing from the checkpoint"
+                self._fail_over_one(record, message, engine_id=link.name)
+
+    def _fail_over_one(self, record: ExecutionRecord, message: str, engine_id: str = "") -> None:
+        """Announce ``execution.failover`` and re-queue ``record``."""
+        announce(self._monitor, record, "execution.failover", engine_id=engine_id, message=message)
+        self._requeue(record)
 
     def _requeue(self, record: ExecutionRecord) -> None:
         """Back to the front of the queue, unless a cancel was asked for meanwhile."""
@@ -279,14 +273,8 @@ class Lifecycle:
             if record is None or not self._current(record, link, h.lease):
                 continue
             self._placement.release(record)
-            announce(
-                self._monitor,
-                record,
-                "execution.failover",
-                engine_id=link.name,
-                message=f"engine {link.id} handed it back while draining",
-            )
-            self._requeue(record)
+            message = f"engine {link.id} handed it back while draining"
+            self._fail_over_one(record, message, engine_id=link.name)
         for c in report.children:
             record = table.get(c.execution_id)
             if record is not None and self._current(record, link, c.lease):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -194,15 +195,7 @@ class EngineOut(BaseModel):
 
     @classmethod
     def of(cls, engine: EngineSummary) -> EngineOut:
-        return cls(
-            id=engine.id,
-            address=engine.address,
-            state=engine.state,
-            healthy=engine.healthy,
-            in_flight=engine.in_flight,
-            capacity=engine.capacity,
-            version=engine.version,
-        )
+        return cls(**dataclasses.asdict(engine))
 
 
 class EngineList(BaseModel):
