@@ -22,8 +22,10 @@ from engine.server import codec
 from engine.server.process import EngineServer
 from engine.server.service import EngineService
 from engine.server.session import Phase, Run
-from tests.engine.test_engine_detach import eventually, finished, open_stream, read, seq_of
+from tests.engine.test_engine_detach import finished, open_stream, read, seq_of
 from tests.engine.test_engine_server import FAST, SLOW
+from tests.support.engines import running_engine
+from tests.support.poll import eventually
 
 GATE: dict[str, asyncio.Event] = {}
 GATED = {
@@ -46,7 +48,7 @@ def _gate() -> None:
 
 @pytest.fixture
 async def engine() -> AsyncIterator[EngineServer]:
-    async with EngineServer("runs-engine", capacity=2, shutdown_grace_period=0.2) as server:
+    async with running_engine("runs-engine", capacity=2, shutdown_grace_period=0.2) as server:
         yield server
 
 
@@ -312,7 +314,7 @@ async def test_detach_attach_and_ack_settle_the_run(
 
 async def test_an_ended_held_run_expires_and_is_forgotten() -> None:
     async with (
-        EngineServer("expiring", capacity=2, detached_timeout=0.3) as engine,
+        running_engine("expiring", capacity=2, detached_timeout=0.3) as engine,
         grpc.aio.insecure_channel(f"127.0.0.1:{engine.port}") as channel,
     ):
         service = service_of(engine)
@@ -359,8 +361,10 @@ async def test_a_task_that_dies_without_a_final_result_is_forgotten(
 
 
 async def test_stop_cancels_attached_and_held_runs_and_waits_for_their_tasks() -> None:
-    engine = EngineServer("stopping", capacity=3)
-    async with engine, grpc.aio.insecure_channel(f"127.0.0.1:{engine.port}") as channel:
+    async with (
+        running_engine("stopping", capacity=3) as engine,  # stopped on leaving: what is tested
+        grpc.aio.insecure_channel(f"127.0.0.1:{engine.port}") as channel,
+    ):
         service = service_of(engine)
         first, _ = await open_stream(channel)
         first.execute("held", SLOW)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from engine.server.process import EngineServer
 from engine.state.events import ExecutionStatus
 from engine.state.result import ExecutionResult
 from orchestrator.discovery.static import StaticDiscovery
@@ -23,6 +22,7 @@ from orchestrator.engines.messages import ChildRequested, Ended, EngineReport, E
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
 from orchestrator.wiring import Orchestrator
+from tests.support.engines import running_engine
 from tests.support.fakes import FakeEngine
 from tests.support.poll import eventually
 
@@ -184,7 +184,7 @@ async def test_one_bad_engine_message_is_counted_and_the_stream_stays_up(
     tmp_path: Path,
 ) -> None:
     async with (
-        EngineServer("e1", capacity=5) as engine,
+        running_engine(capacity=5) as engine,
         Orchestrator(
             orchestrator_id="t",
             discovery=StaticDiscovery([f"127.0.0.1:{engine.port}"]),
