@@ -4,7 +4,8 @@ Executions (``save``), node runs (``node_run``) and events (``event``, connected
 ``Monitor.published`` by the wiring) are queued to the store and committed in batches. What may
 only happen once they are durable — acknowledging a node result to its engine, waking the waiters
 of a finished execution, telling its parent — is handed to ``after_durable``: callbacks run, in
-order, once everything written before them is committed.
+order, once everything written before them is committed, from one loop (``run``) that the wiring
+starts under the supervisor.
 
 If the store cannot commit, the journal sets ``failed`` (with ``failure``) and runs no more
 callbacks: the process must stop, and a restart resumes from what is durable (engines re-send
@@ -22,7 +23,6 @@ from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.rows import event_row, node_run_row, to_row
 from orchestrator.store import Store, StoreError
-from orchestrator.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,10 @@ log = logging.getLogger(__name__)
 class Journal:
     """The write side of the store for executions and events; see the module docstring."""
 
-    def __init__(self, store: Store, supervisor: Supervisor) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._supervisor = supervisor
         self._callbacks: list[Callable[[], None]] = []
-        self._flushing = False
+        self._wake = asyncio.Event()
         self.failed = asyncio.Event()
         """Set when the store cannot commit: the process must stop."""
         self.failure: StoreError | None = None
@@ -59,28 +58,28 @@ class Journal:
         await self._store.durable()
 
     def after_durable(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once everything written so far is committed."""
+        """Run ``callback`` once everything written so far is committed (``run`` does)."""
         self._callbacks.append(callback)
-        if not self._flushing:
-            self._flushing = True
-            self._supervisor.spawn("after-commit callbacks", self._flush())
+        self._wake.set()
 
-    async def _flush(self) -> None:
-        try:
-            while self._callbacks:
-                batch, self._callbacks = self._callbacks, []
+    async def run(self) -> None:
+        """Run the callbacks, a batch per commit, until cancelled (the wiring supervises it)."""
+        while True:
+            if not self._callbacks:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._callbacks = self._callbacks, []
+            try:
+                await self._store.durable()
+            except StoreError as exc:  # those callbacks must never run: the process stops
+                self.store_failed(exc)
+                continue
+            for callback in batch:
                 try:
-                    await self._store.durable()
-                except StoreError as exc:
-                    self.store_failed(exc)
-                    return
-                for callback in batch:
-                    try:
-                        callback()
-                    except Exception:  # one bad callback must not stop the others
-                        log.exception("after-commit callback failed")
-        finally:
-            self._flushing = False
+                    callback()
+                except Exception:  # one bad callback must not stop the others
+                    log.exception("after-commit callback failed")
 
     def store_failed(self, exc: Exception) -> None:
         """The store cannot commit: stop (see the module docstring)."""

@@ -2,14 +2,16 @@
 
 Two kinds of work, both owned (cancelled and awaited by ``stop``), never orphan tasks:
 
-* **loops** (``loop``): discovery, retention, the trigger scheduler, each engine link's stream
-  and health check, the re-attach deadline. They are meant to run until stopped. One that raises
-  (or returns) is logged with its traceback, counted, and recorded as a problem: ``health()``
-  turns unhealthy, which ``/readyz`` and the gRPC health service report (the wiring connects
-  ``changed``). It is not restarted: a loop that failed on a bug would most likely fail again,
-  and a restart would hide it; an operator (or Kubernetes, through readiness) acts on it.
-* **jobs** (``spawn``): short one-off work started from the hot path (after-commit callbacks,
-  a sub-workflow lookup). One that raises is logged and counted; the process stays healthy.
+* **loops** (``loop``): discovery, retention, the trigger scheduler, the journal's after-commit
+  callbacks, each engine link's stream and health check. They are meant to run until stopped.
+  One that raises (or returns) is logged with its traceback, counted, and recorded as a problem:
+  ``health()`` turns unhealthy, which ``/readyz`` and the gRPC health service report (the
+  wiring connects ``changed``). It is not restarted: a loop that failed on a bug would most
+  likely fail again, and a restart would hide it; an operator (or Kubernetes, through
+  readiness) acts on it.
+* **jobs** (``spawn``): short one-off work (a sub-workflow lookup, the re-attach deadline after
+  a restart, a health status change). One that raises is logged and counted; the process stays
+  healthy.
 
 Counts by name (bounded: names are kinds of work, never ids) are in ``stats()``.
 """

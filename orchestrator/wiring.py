@@ -83,7 +83,7 @@ class Orchestrator:
         self.monitor = monitor or Monitor()
         self.supervisor = Supervisor()
         self.table = ExecutionTable()
-        self.journal = Journal(self.store, self.supervisor)
+        self.journal = Journal(self.store)
         self.engines = EngineLinks()
         self.placement = Placement(
             balancer, self.engines, self.journal, self.monitor, max_queued=max_queued
@@ -174,6 +174,7 @@ class Orchestrator:
         self._started = True
         self.monitor.resume_after(await self.store.last_event_seq())
         await load_workflows(self.store, self.registry)
+        self.supervisor.loop("journal", self.journal.run())
         waiting = await recover(self.store, self.registry, self.table, self.lifecycle)
         self.supervisor.loop("discovery", self.fleet.run())
         self.supervisor.loop("retention", self.retention.run())
@@ -185,10 +186,11 @@ class Orchestrator:
             )
 
     async def stop(self) -> None:
-        """Stop all background work, close the engine links, the subscriptions and the store."""
+        """Close the engine links, stop all other background work, end the subscriptions,
+        close the store."""
+        await self.fleet.stop()  # the links first: each stops its own loops
         await self.supervisor.stop()
         self.triggers.close()
-        await self.fleet.stop()
         self.monitor.close()
         if self._started:
             self._started = False

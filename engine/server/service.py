@@ -180,7 +180,8 @@ class EngineService(pb_grpc.EngineServicer):
                 if not session.pending():
                     session.wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(session.wake.wait(), HEARTBEAT_INTERVAL)
+                        async with asyncio.timeout(HEARTBEAT_INTERVAL):
+                            await session.wake.wait()
                     if session.closed:
                         break
                 self._metrics.messages.labels("out").inc()
@@ -553,7 +554,8 @@ class EngineService(pb_grpc.EngineServicer):
             session.wake.set()  # the next message tells the orchestrator
         log.info("draining: %d executions running, grace %.1fs", self._running, grace)
         try:
-            await asyncio.wait_for(self._idle.wait(), grace)
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
         except TimeoutError:
             left = [r for r in self._runs.values() if r.phase is Phase.RUNNING and not r.held]
             log.warning("grace period over: handing back %d executions", len(left))

@@ -72,6 +72,7 @@ class EngineFleet:
         self._orchestrator_id = orchestrator_id
         self._health_interval = health_interval
         self._health_timeout = health_timeout
+        self._closed = False
 
     async def run(self) -> None:
         """Follow discovery until cancelled."""
@@ -79,7 +80,9 @@ class EngineFleet:
             await self.apply(endpoints)
 
     async def apply(self, endpoints: Iterable[EngineEndpoint]) -> None:
-        """Make the links match ``endpoints``."""
+        """Make the links match ``endpoints`` (nothing once stopped)."""
+        if self._closed:
+            return
         wanted = {e.id: e for e in endpoints}
         for link_id in [i for i in self._links.ids() if i not in wanted]:
             link = self._links.pop(link_id)
@@ -105,5 +108,6 @@ class EngineFleet:
             await link.start()
 
     async def stop(self) -> None:
-        """Close every link (the handler is not told); idempotent."""
+        """Close every link (the handler is not told) and take no more; idempotent."""
+        self._closed = True
         await asyncio.gather(*(link.stop() for link in self._links.clear()))

@@ -223,7 +223,10 @@ class EngineLink:
         call = stub.Connect(self._requests())
         self._call = call
         try:
-            first = await asyncio.wait_for(call.read(), _HELLO_TIMEOUT)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the read ends, and the loop would outlive stop()
+            async with asyncio.timeout(_HELLO_TIMEOUT):
+                first = await call.read()
             if not isinstance(first, pb.FromEngine) or not first.HasField("hello"):
                 return "engine closed the stream without a hello"
             self._on_hello(first)

@@ -8,6 +8,10 @@ refusals, hand-backs, sub-workflow requests) and tells an engine what to do thro
 
 Every report about an execution carries the ``lease`` of the placement it comes from; the
 receiver ignores one whose lease is not current (see ``Lifecycle``).
+
+The messages are slotted dataclasses, immutable by convention but not ``frozen``: several are made
+per execution or per node on the hot path, and a frozen dataclass's ``__init__`` costs about three
+times as much (the measurement is in ``engine/state/events.py``). Nothing mutates them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from engine.state.result import ExecutionResult
 # --- engine -> orchestrator ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Held:
     """An execution an engine kept running from a closed stream (listed in its hello)."""
 
@@ -68,7 +72,7 @@ class EventReported:
     data_json: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ended:
     """An execution ended; ``result`` is None when the engine's result was unreadable
     (``problem`` says why)."""
@@ -79,7 +83,7 @@ class Ended:
     problem: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refused:
     execution_id: str
     lease: int
@@ -87,7 +91,7 @@ class Refused:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandedBack:
     """A draining engine gave the execution up: it must be placed elsewhere."""
 
@@ -95,7 +99,7 @@ class HandedBack:
     lease: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChildRequested:
     """A ``workflow`` node attempt asks for a sub-workflow execution."""
 
@@ -109,7 +113,7 @@ class ChildRequested:
     inputs_json: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EngineReport:
     """One message of an engine's stream, in the order it is to be applied.
 
@@ -129,7 +133,7 @@ class EngineReport:
 # --- orchestrator -> engine ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExecuteOrder:
     """Run an execution: its definition (sent with its body when this stream lacks it), its
     inputs, its checkpoint to replay and the time left before its deadline."""
@@ -144,7 +148,7 @@ class ExecuteOrder:
     timeout: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChildAnswer:
     """A sub-workflow ended: what its parent's node attempt waits for."""
 
