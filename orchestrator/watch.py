@@ -17,7 +17,7 @@ caller (or its client) resumes from the log with that number.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -141,7 +141,7 @@ async def watch(
     *,
     after: int | None = None,
     batch: int = BATCH,
-) -> AsyncIterator[list[MonitorEvent] | LaggedNotice]:
+) -> AsyncGenerator[list[MonitorEvent] | LaggedNotice, None]:
     """Events matching ``query`` in batches of at most ``batch``: the log's after ``after``
     (none when ``None``), then live ones until the monitor closes, or a ``LaggedNotice`` when
     this reader fell behind."""
@@ -203,7 +203,7 @@ class EventLog:
 
     def watch(
         self, query: EventQuery, *, after: int | None = None, batch: int = BATCH
-    ) -> AsyncIterator[list[MonitorEvent] | LaggedNotice]:
+    ) -> AsyncGenerator[list[MonitorEvent] | LaggedNotice, None]:
         """``watch`` on this orchestrator's monitor and store."""
         return watch(self._monitor, self._store, query, after=after, batch=batch)
 
@@ -214,7 +214,7 @@ class EventLog:
         after: int | None = None,
         follow: bool = False,
         limit: int = 100,
-    ) -> AsyncIterator[list[MonitorEvent] | LaggedNotice]:
+    ) -> AsyncGenerator[list[MonitorEvent] | LaggedNotice, None]:
         """What every events API serves (see ``WatchEventsRequest`` in the proto).
 
         Without ``follow``: one batch from the log, the first ``limit`` after ``after``, or the

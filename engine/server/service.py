@@ -155,11 +155,19 @@ class EngineService(pb_grpc.EngineServicer):
             streams=len(self._sessions),
         )
 
-    async def Connect(
+    async def Connect(  # type: ignore[override]  # the generated stubs know only generators
         self,
         request_iterator: AsyncIterator[pb.ToEngine],
         context: grpc.aio.ServicerContext[pb.ToEngine, pb.FromEngine],
-    ) -> AsyncIterator[pb.FromEngine]:
+    ) -> None:
+        """One orchestrator's stream.
+
+        A coroutine writing with ``context.write`` rather than an async generator: when the
+        client goes away while a message is being sent, grpc cancels this coroutine and the
+        ``finally`` below runs at once. An async generator suspended at ``yield`` would only be
+        closed whenever the garbage collector got to it, and its executions would stay attached
+        to a dead stream (neither held nor expiring) until then.
+        """
         session = Session(peer=context.peer())
         self._sessions.add(session)
         self._metrics.streams.set(len(self._sessions))
@@ -175,7 +183,7 @@ class EngineService(pb_grpc.EngineServicer):
                     held=self.held,
                 )
             )
-            yield first
+            await context.write(first)
             while not session.closed:
                 if not session.pending():
                     session.wake.clear()
@@ -185,17 +193,19 @@ class EngineService(pb_grpc.EngineServicer):
                     if session.closed:
                         break
                 self._metrics.messages.labels("out").inc()
-                yield self._message(session)
+                await context.write(self._message(session))
             if session.error is not None:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.error)
         finally:
+            # Everything that must happen is synchronous and comes before the one await: a
+            # second cancellation (grpc's, or a timeout racing it) cannot skip the detach.
             session.closed = True
             reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
             self._sessions.discard(session)
             self._metrics.streams.set(len(self._sessions))
             self._detach(session)
             log.info("orchestrator stream from %s closed", session.peer)
+            await asyncio.gather(reader, return_exceptions=True)
 
     # --- the stream --------------------------------------------------------------------------
 

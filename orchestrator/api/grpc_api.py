@@ -8,8 +8,8 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
 import grpc
@@ -181,9 +181,11 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         except Exception as exc:
             await _abort(context, exc)
 
-    async def WatchEvents(
+    async def WatchEvents(  # type: ignore[override]  # the generated stubs know only generators
         self, request: pb.WatchEventsRequest, context: Context
-    ) -> AsyncIterator[pb.WatchEventsResponse]:
+    ) -> None:
+        # Writes with context.write, not yield: a cancelled watch must close its subscription
+        # at once, not when the garbage collector finalises a suspended generator.
         try:
             query = EventQuery.of(
                 execution_id=request.execution_id,
@@ -197,11 +199,15 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 follow=request.follow,
                 limit=min(request.limit or 100, MAX_LIMIT),
             )
-            async for item in stream:
-                if isinstance(item, LaggedNotice):
-                    yield pb.WatchEventsResponse(lagged_after=item.resume_after)
-                    return
-                yield pb.WatchEventsResponse(events=[convert.event_to_pb(e) for e in item])
+            async with contextlib.aclosing(stream):
+                async for item in stream:
+                    if isinstance(item, LaggedNotice):
+                        notice = pb.WatchEventsResponse(lagged_after=item.resume_after)
+                        await context.write(notice)
+                        return
+                    await context.write(
+                        pb.WatchEventsResponse(events=[convert.event_to_pb(e) for e in item])
+                    )
         except Exception as exc:
             await _abort(context, exc)
 

@@ -48,7 +48,7 @@ async def _stream(
     log: EventLog, query: EventQuery, after: int | None, keepalive: float
 ) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
-    items = log.watch(query, after=after).__aiter__()
+    items = log.watch(query, after=after)
     pending: asyncio.Future[list[MonitorEvent] | LaggedNotice] | None = None
     try:
         while True:
@@ -71,6 +71,8 @@ async def _stream(
     finally:
         if pending is not None:
             pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await items.aclose()
 
 
 def _resume_point(last_event_id: str | None, since: int | None) -> int | None:
