@@ -9,12 +9,12 @@ if [[ ! -x .venv/bin/python ]]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.weir-installed"
-if [[ ! -f "$stamp" ]] || ! cat pyproject.toml requirements.lock | cmp -s - "$stamp"; then
+if [[ ! -f "$stamp" ]] || ! cat pyproject.toml sdk/python/pyproject.toml requirements.lock | cmp -s - "$stamp"; then
     echo "installing weir and its development tools into .venv" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=23.2" >&2
     # requirements.lock pins the runtime dependencies' whole closure, as the images do
     .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-        -c requirements.lock -e ".[dev]" >&2
-    cat pyproject.toml requirements.lock >"$stamp"
+        -c requirements.lock -e sdk/python -e ".[dev]" >&2
+    cat pyproject.toml sdk/python/pyproject.toml requirements.lock >"$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

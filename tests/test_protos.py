@@ -28,7 +28,7 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     fresh = generated(tmp_path)
     assert fresh, "gen-protos produced nothing"
     checked_in = {
-        k: v for k, v in generated(ROOT).items() if k.split("/")[0] in ("engine", "orchestrator")
+        k: v for k, v in generated(ROOT).items() if k.split("/")[0] in ("engine", "orchestrator", "sdk")
     }
     assert sorted(checked_in) == sorted(fresh), "run scripts/gen-protos and commit the result"
     stale = [name for name, text in fresh.items() if checked_in[name] != text]
@@ -39,10 +39,14 @@ def test_every_proto_package_is_versioned_and_mirrors_its_python_package() -> No
     for proto in (ROOT / "proto").rglob("*.proto"):
         relative = proto.relative_to(ROOT / "proto")
         assert relative.parts[-2].startswith("v"), f"{relative}: not in a versioned folder"
-        assert (ROOT / relative.parent / "__init__.py").exists(), f"{relative}: no package"
+        # proto/weir/ is the SDK's, generated under sdk/python/; the rest under the root
+        base = ROOT / "sdk" / "python" if relative.parts[0] == "weir" else ROOT
+        assert (base / relative.parent / "__init__.py").exists(), f"{relative}: no package"
         package = next(
             line.split()[1].rstrip(";")
             for line in proto.read_text().splitlines()
             if line.startswith("package ")
         )
-        assert package == f"weir.{relative.parts[0]}.{relative.parts[-2]}", relative
+        # weir.engine.v1, weir.orchestrator.v1; the SDK's by file: weir.worker.v1
+        kind = relative.stem if relative.parts[0] == "weir" else relative.parts[0]
+        assert package == f"weir.{kind}.{relative.parts[-2]}", relative

@@ -26,55 +26,59 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65ngine/proto/v1/engine.proto\x12\x0eweir.engine.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n\x08ToEngine\x12\x30\n\x05hello\x18\x01 \x01(\x0b\x32!.weir.engine.v1.OrchestratorHello\x12(\n\x07\x65xecute\x18\x02 \x03(\x0b\x32\x17.weir.engine.v1.Execute\x12&\n\x06\x63\x61ncel\x18\x03 \x03(\x0b\x32\x16.weir.engine.v1.Cancel\x12\x0b\n\x03\x61\x63k\x18\x04 \x01(\x04\x12&\n\x06\x61ttach\x18\x05 \x03(\x0b\x32\x16.weir.engine.v1.Attach\x12\x35\n\x0e\x63hild_finished\x18\x06 \x03(\x0b\x32\x1d.weir.engine.v1.ChildFinished\",\n\x11OrchestratorHello\x12\x17\n\x0forchestrator_id\x18\x01 \x01(\t\"\xe2\x01\n\x07\x45xecute\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x19\n\x11\x64\x65\x66inition_digest\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x04 \x01(\x0c\x12\x13\n\x0binputs_json\x18\x05 \x01(\x0c\x12.\n\ncheckpoint\x18\x06 \x03(\x0b\x32\x1a.weir.engine.v1.NodeResult\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x64\x65pth\x18\x08 \x01(\r\"-\n\x06\x41ttach\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\"\xca\x01\n\rChildFinished\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x10\n\x08\x63hild_id\x18\x06 \x01(\t\x12/\n\x06status\x18\x07 \x01(\x0e\x32\x1f.weir.engine.v1.ExecutionStatus\x12\x14\n\x0coutputs_json\x18\x08 \x01(\x0c\x12\r\n\x05\x65rror\x18\t \x01(\t\"=\n\x06\x43\x61ncel\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xa0\x03\n\nFromEngine\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.weir.engine.v1.EngineHello\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.weir.engine.v1.Load\x12\x30\n\x0cnode_results\x18\x03 \x03(\x0b\x32\x1a.weir.engine.v1.NodeResult\x12.\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x1e.weir.engine.v1.ExecutionEvent\x12\x33\n\x08\x66inished\x18\x05 \x03(\x0b\x32!.weir.engine.v1.ExecutionFinished\x12\x33\n\x08rejected\x18\x06 \x03(\x0b\x32!.weir.engine.v1.ExecutionRejected\x12\x38\n\x0bhanded_back\x18\x07 \x03(\x0b\x32#.weir.engine.v1.ExecutionHandedBack\x12\x0b\n\x03seq\x18\x08 \x01(\x04\x12/\n\x0bstart_child\x18\t \x03(\x0b\x32\x1a.weir.engine.v1.StartChild\"p\n\x0b\x45ngineHello\x12\x11\n\tengine_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\t\x12+\n\x04held\x18\x04 \x03(\x0b\x32\x1d.weir.engine.v1.HeldExecution\"F\n\rHeldExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x10\n\x08\x66inished\x18\x03 \x01(\x08\"\x9d\x01\n\nStartChild\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x10\n\x08workflow\x18\x06 \x01(\t\x12\x15\n\rversion_range\x18\x07 \x01(\t\x12\x13\n\x0binputs_json\x18\x08 \x01(\x0c\"=\n\x04Load\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"\xf2\x02\n\nNodeResult\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.weir.engine.v1.NodeStatus\x12\x13\n\x0boutput_json\x18\x07 \x01(\x0c\x12\x14\n\x07outcome\x18\x08 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\t \x01(\tH\x01\x88\x01\x01\x12\x11\n\tretryable\x18\n \x01(\x08\x12\x12\n\x05route\x18\x0b \x01(\tH\x02\x88\x01\x01\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\n\x08_outcomeB\x08\n\x06_errorB\x08\n\x06_route\"\xba\x01\n\x0e\x45xecutionEvent\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04type\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\x04node\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05visit\x18\x06 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x11\n\tdata_json\x18\x08 \x01(\x0c\x42\x07\n\x05_node\"~\n\x11\x45xecutionFinished\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.weir.engine.v1.ExecutionStatus\x12\x13\n\x0bresult_json\x18\x04 \x01(\x0c\"\x95\x02\n\x11\x45xecutionRejected\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x38\n\x06reason\x18\x03 \x01(\x0e\x32(.weir.engine.v1.ExecutionRejected.Reason\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x8f\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0bREASON_FULL\x10\x01\x12\x13\n\x0fREASON_DRAINING\x10\x02\x12\x1d\n\x19REASON_UNKNOWN_DEFINITION\x10\x03\x12\x12\n\x0eREASON_INVALID\x10\x04\x12\x14\n\x10REASON_DUPLICATE\x10\x05\":\n\x13\x45xecutionHandedBack\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\"\x12\n\x10GetStatusRequest\"z\n\x0c\x45ngineStatus\x12\x11\n\tengine_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x0f\n\x07streams\x18\x06 \x01(\r*\xcc\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45XECUTION_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x02\x12\x1e\n\x1a\x45XECUTION_STATUS_COMPLETED\x10\x03\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x04\x12\x1e\n\x1a\x45XECUTION_STATUS_CANCELLED\x10\x05*\xc2\x01\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATUS_PENDING\x10\x01\x12\x17\n\x13NODE_STATUS_RUNNING\x10\x02\x12\x19\n\x15NODE_STATUS_COMPLETED\x10\x03\x12\x16\n\x12NODE_STATUS_FAILED\x10\x04\x12\x17\n\x13NODE_STATUS_SKIPPED\x10\x05\x12\x19\n\x15NODE_STATUS_CANCELLED\x10\x06\x32\x9a\x01\n\x06\x45ngine\x12\x43\n\x07\x43onnect\x12\x18.weir.engine.v1.ToEngine\x1a\x1a.weir.engine.v1.FromEngine(\x01\x30\x01\x12K\n\tGetStatus\x12 .weir.engine.v1.GetStatusRequest\x1a\x1c.weir.engine.v1.EngineStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65ngine/proto/v1/engine.proto\x12\x0eweir.engine.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x02\n\x08ToEngine\x12\x30\n\x05hello\x18\x01 \x01(\x0b\x32!.weir.engine.v1.OrchestratorHello\x12(\n\x07\x65xecute\x18\x02 \x03(\x0b\x32\x17.weir.engine.v1.Execute\x12&\n\x06\x63\x61ncel\x18\x03 \x03(\x0b\x32\x16.weir.engine.v1.Cancel\x12\x0b\n\x03\x61\x63k\x18\x04 \x01(\x04\x12&\n\x06\x61ttach\x18\x05 \x03(\x0b\x32\x16.weir.engine.v1.Attach\x12\x35\n\x0e\x63hild_finished\x18\x06 \x03(\x0b\x32\x1d.weir.engine.v1.ChildFinished\x12\x33\n\rtask_finished\x18\x07 \x03(\x0b\x32\x1c.weir.engine.v1.TaskFinished\",\n\x11OrchestratorHello\x12\x17\n\x0forchestrator_id\x18\x01 \x01(\t\"\xe2\x01\n\x07\x45xecute\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x19\n\x11\x64\x65\x66inition_digest\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x04 \x01(\x0c\x12\x13\n\x0binputs_json\x18\x05 \x01(\x0c\x12.\n\ncheckpoint\x18\x06 \x03(\x0b\x32\x1a.weir.engine.v1.NodeResult\x12*\n\x07timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x64\x65pth\x18\x08 \x01(\r\"-\n\x06\x41ttach\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\"\xca\x01\n\rChildFinished\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x10\n\x08\x63hild_id\x18\x06 \x01(\t\x12/\n\x06status\x18\x07 \x01(\x0e\x32\x1f.weir.engine.v1.ExecutionStatus\x12\x14\n\x0coutputs_json\x18\x08 \x01(\x0c\x12\r\n\x05\x65rror\x18\t \x01(\t\"\xab\x01\n\x0cTaskFinished\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x11\n\tcompleted\x18\x06 \x01(\x08\x12\x13\n\x0boutput_json\x18\x07 \x01(\x0c\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x11\n\tretryable\x18\t \x01(\x08\"=\n\x06\x43\x61ncel\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xd5\x03\n\nFromEngine\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.weir.engine.v1.EngineHello\x12\"\n\x04load\x18\x02 \x01(\x0b\x32\x14.weir.engine.v1.Load\x12\x30\n\x0cnode_results\x18\x03 \x03(\x0b\x32\x1a.weir.engine.v1.NodeResult\x12.\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x1e.weir.engine.v1.ExecutionEvent\x12\x33\n\x08\x66inished\x18\x05 \x03(\x0b\x32!.weir.engine.v1.ExecutionFinished\x12\x33\n\x08rejected\x18\x06 \x03(\x0b\x32!.weir.engine.v1.ExecutionRejected\x12\x38\n\x0bhanded_back\x18\x07 \x03(\x0b\x32#.weir.engine.v1.ExecutionHandedBack\x12\x0b\n\x03seq\x18\x08 \x01(\x04\x12/\n\x0bstart_child\x18\t \x03(\x0b\x32\x1a.weir.engine.v1.StartChild\x12\x33\n\rschedule_task\x18\n \x03(\x0b\x32\x1c.weir.engine.v1.ScheduleTask\"p\n\x0b\x45ngineHello\x12\x11\n\tengine_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\t\x12+\n\x04held\x18\x04 \x03(\x0b\x32\x1d.weir.engine.v1.HeldExecution\"F\n\rHeldExecution\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x10\n\x08\x66inished\x18\x03 \x01(\x08\"\x9d\x01\n\nStartChild\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\x10\n\x08workflow\x18\x06 \x01(\t\x12\x15\n\rversion_range\x18\x07 \x01(\t\x12\x13\n\x0binputs_json\x18\x08 \x01(\x0c\"\xc8\x01\n\x0cScheduleTask\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x11\n\targs_json\x18\x07 \x01(\x0c\x12\x11\n\ttimeout_s\x18\x08 \x01(\x01\x12\x13\n\x0bheartbeat_s\x18\t \x01(\x01\x12\x1b\n\x13schedule_to_start_s\x18\n \x01(\x01\"=\n\x04Load\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"\xf2\x02\n\nNodeResult\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\r\n\x05visit\x18\x04 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12*\n\x06status\x18\x06 \x01(\x0e\x32\x1a.weir.engine.v1.NodeStatus\x12\x13\n\x0boutput_json\x18\x07 \x01(\x0c\x12\x14\n\x07outcome\x18\x08 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x65rror\x18\t \x01(\tH\x01\x88\x01\x01\x12\x11\n\tretryable\x18\n \x01(\x08\x12\x12\n\x05route\x18\x0b \x01(\tH\x02\x88\x01\x01\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\n\x08_outcomeB\x08\n\x06_errorB\x08\n\x06_route\"\xba\x01\n\x0e\x45xecutionEvent\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x0c\n\x04type\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\x04node\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05visit\x18\x06 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x11\n\tdata_json\x18\x08 \x01(\x0c\x42\x07\n\x05_node\"~\n\x11\x45xecutionFinished\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.weir.engine.v1.ExecutionStatus\x12\x13\n\x0bresult_json\x18\x04 \x01(\x0c\"\x95\x02\n\x11\x45xecutionRejected\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\x12\x38\n\x06reason\x18\x03 \x01(\x0e\x32(.weir.engine.v1.ExecutionRejected.Reason\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x8f\x01\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0bREASON_FULL\x10\x01\x12\x13\n\x0fREASON_DRAINING\x10\x02\x12\x1d\n\x19REASON_UNKNOWN_DEFINITION\x10\x03\x12\x12\n\x0eREASON_INVALID\x10\x04\x12\x14\n\x10REASON_DUPLICATE\x10\x05\":\n\x13\x45xecutionHandedBack\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\r\n\x05lease\x18\x02 \x01(\x04\"\x12\n\x10GetStatusRequest\"z\n\x0c\x45ngineStatus\x12\x11\n\tengine_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12\x0f\n\x07streams\x18\x06 \x01(\r*\xcc\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45XECUTION_STATUS_PENDING\x10\x01\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x02\x12\x1e\n\x1a\x45XECUTION_STATUS_COMPLETED\x10\x03\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x04\x12\x1e\n\x1a\x45XECUTION_STATUS_CANCELLED\x10\x05*\xc2\x01\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATUS_PENDING\x10\x01\x12\x17\n\x13NODE_STATUS_RUNNING\x10\x02\x12\x19\n\x15NODE_STATUS_COMPLETED\x10\x03\x12\x16\n\x12NODE_STATUS_FAILED\x10\x04\x12\x17\n\x13NODE_STATUS_SKIPPED\x10\x05\x12\x19\n\x15NODE_STATUS_CANCELLED\x10\x06\x32\x9a\x01\n\x06\x45ngine\x12\x43\n\x07\x43onnect\x12\x18.weir.engine.v1.ToEngine\x1a\x1a.weir.engine.v1.FromEngine(\x01\x30\x01\x12K\n\tGetStatus\x12 .weir.engine.v1.GetStatusRequest\x1a\x1c.weir.engine.v1.EngineStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.proto.v1.engine_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXECUTIONSTATUS']._serialized_start=2959
-  _globals['_EXECUTIONSTATUS']._serialized_end=3163
-  _globals['_NODESTATUS']._serialized_start=3166
-  _globals['_NODESTATUS']._serialized_end=3360
+  _globals['_EXECUTIONSTATUS']._serialized_start=3442
+  _globals['_EXECUTIONSTATUS']._serialized_end=3646
+  _globals['_NODESTATUS']._serialized_start=3649
+  _globals['_NODESTATUS']._serialized_end=3843
   _globals['_TOENGINE']._serialized_start=114
-  _globals['_TOENGINE']._serialized_end=364
-  _globals['_ORCHESTRATORHELLO']._serialized_start=366
-  _globals['_ORCHESTRATORHELLO']._serialized_end=410
-  _globals['_EXECUTE']._serialized_start=413
-  _globals['_EXECUTE']._serialized_end=639
-  _globals['_ATTACH']._serialized_start=641
-  _globals['_ATTACH']._serialized_end=686
-  _globals['_CHILDFINISHED']._serialized_start=689
-  _globals['_CHILDFINISHED']._serialized_end=891
-  _globals['_CANCEL']._serialized_start=893
-  _globals['_CANCEL']._serialized_end=954
-  _globals['_FROMENGINE']._serialized_start=957
-  _globals['_FROMENGINE']._serialized_end=1373
-  _globals['_ENGINEHELLO']._serialized_start=1375
-  _globals['_ENGINEHELLO']._serialized_end=1487
-  _globals['_HELDEXECUTION']._serialized_start=1489
-  _globals['_HELDEXECUTION']._serialized_end=1559
-  _globals['_STARTCHILD']._serialized_start=1562
-  _globals['_STARTCHILD']._serialized_end=1719
-  _globals['_LOAD']._serialized_start=1721
-  _globals['_LOAD']._serialized_end=1782
-  _globals['_NODERESULT']._serialized_start=1785
-  _globals['_NODERESULT']._serialized_end=2155
-  _globals['_EXECUTIONEVENT']._serialized_start=2158
-  _globals['_EXECUTIONEVENT']._serialized_end=2344
-  _globals['_EXECUTIONFINISHED']._serialized_start=2346
-  _globals['_EXECUTIONFINISHED']._serialized_end=2472
-  _globals['_EXECUTIONREJECTED']._serialized_start=2475
-  _globals['_EXECUTIONREJECTED']._serialized_end=2752
-  _globals['_EXECUTIONREJECTED_REASON']._serialized_start=2609
-  _globals['_EXECUTIONREJECTED_REASON']._serialized_end=2752
-  _globals['_EXECUTIONHANDEDBACK']._serialized_start=2754
-  _globals['_EXECUTIONHANDEDBACK']._serialized_end=2812
-  _globals['_GETSTATUSREQUEST']._serialized_start=2814
-  _globals['_GETSTATUSREQUEST']._serialized_end=2832
-  _globals['_ENGINESTATUS']._serialized_start=2834
-  _globals['_ENGINESTATUS']._serialized_end=2956
-  _globals['_ENGINE']._serialized_start=3363
-  _globals['_ENGINE']._serialized_end=3517
+  _globals['_TOENGINE']._serialized_end=417
+  _globals['_ORCHESTRATORHELLO']._serialized_start=419
+  _globals['_ORCHESTRATORHELLO']._serialized_end=463
+  _globals['_EXECUTE']._serialized_start=466
+  _globals['_EXECUTE']._serialized_end=692
+  _globals['_ATTACH']._serialized_start=694
+  _globals['_ATTACH']._serialized_end=739
+  _globals['_CHILDFINISHED']._serialized_start=742
+  _globals['_CHILDFINISHED']._serialized_end=944
+  _globals['_TASKFINISHED']._serialized_start=947
+  _globals['_TASKFINISHED']._serialized_end=1118
+  _globals['_CANCEL']._serialized_start=1120
+  _globals['_CANCEL']._serialized_end=1181
+  _globals['_FROMENGINE']._serialized_start=1184
+  _globals['_FROMENGINE']._serialized_end=1653
+  _globals['_ENGINEHELLO']._serialized_start=1655
+  _globals['_ENGINEHELLO']._serialized_end=1767
+  _globals['_HELDEXECUTION']._serialized_start=1769
+  _globals['_HELDEXECUTION']._serialized_end=1839
+  _globals['_STARTCHILD']._serialized_start=1842
+  _globals['_STARTCHILD']._serialized_end=1999
+  _globals['_SCHEDULETASK']._serialized_start=2002
+  _globals['_SCHEDULETASK']._serialized_end=2202
+  _globals['_LOAD']._serialized_start=2204
+  _globals['_LOAD']._serialized_end=2265
+  _globals['_NODERESULT']._serialized_start=2268
+  _globals['_NODERESULT']._serialized_end=2638
+  _globals['_EXECUTIONEVENT']._serialized_start=2641
+  _globals['_EXECUTIONEVENT']._serialized_end=2827
+  _globals['_EXECUTIONFINISHED']._serialized_start=2829
+  _globals['_EXECUTIONFINISHED']._serialized_end=2955
+  _globals['_EXECUTIONREJECTED']._serialized_start=2958
+  _globals['_EXECUTIONREJECTED']._serialized_end=3235
+  _globals['_EXECUTIONREJECTED_REASON']._serialized_start=3092
+  _globals['_EXECUTIONREJECTED_REASON']._serialized_end=3235
+  _globals['_EXECUTIONHANDEDBACK']._serialized_start=3237
+  _globals['_EXECUTIONHANDEDBACK']._serialized_end=3295
+  _globals['_GETSTATUSREQUEST']._serialized_start=3297
+  _globals['_GETSTATUSREQUEST']._serialized_end=3315
+  _globals['_ENGINESTATUS']._serialized_start=3317
+  _globals['_ENGINESTATUS']._serialized_end=3439
+  _globals['_ENGINE']._serialized_start=3846
+  _globals['_ENGINE']._serialized_end=4000
 # @@protoc_insertion_point(module_scope)

@@ -91,6 +91,7 @@ class ToEngine(_message.Message):
     ACK_FIELD_NUMBER: _builtins.int
     ATTACH_FIELD_NUMBER: _builtins.int
     CHILD_FINISHED_FIELD_NUMBER: _builtins.int
+    TASK_FINISHED_FIELD_NUMBER: _builtins.int
     ack: _builtins.int
     """Every node result and finished execution in FromEngine messages of this stream numbered up
     to `ack` is durable in the orchestrator's store: the engine may forget them. 0: nothing new.
@@ -109,6 +110,10 @@ class ToEngine(_message.Message):
     def child_finished(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildFinished]:
         """Sub-workflow children that ended (answers to FromEngine.start_child)."""
 
+    @_builtins.property
+    def task_finished(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFinished]:
+        """Durable tasks that ended (answers to FromEngine.schedule_task)."""
+
     def __init__(
         self,
         *,
@@ -118,10 +123,11 @@ class ToEngine(_message.Message):
         ack: _builtins.int = ...,
         attach: _abc.Iterable[Global___Attach] | None = ...,
         child_finished: _abc.Iterable[Global___ChildFinished] | None = ...,
+        task_finished: _abc.Iterable[Global___TaskFinished] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "attach", b"attach", "cancel", b"cancel", "child_finished", b"child_finished", "execute", b"execute", "hello", b"hello"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "attach", b"attach", "cancel", b"cancel", "child_finished", b"child_finished", "execute", b"execute", "hello", b"hello", "task_finished", b"task_finished"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -276,6 +282,53 @@ class ChildFinished(_message.Message):
 Global___ChildFinished: _TypeAlias = ChildFinished  # noqa: Y015
 
 @_typing.final
+class TaskFinished(_message.Message):
+    """The end of a task: `completed` with the worker's output, else failed with a message saying
+    why (the worker's failure, or which timeout passed) and whether `retry` may try again.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    OUTPUT_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    node: _builtins.str
+    visit: _builtins.int
+    attempt: _builtins.int
+    completed: _builtins.bool
+    output_json: _builtins.bytes
+    error: _builtins.str
+    retryable: _builtins.bool
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        node: _builtins.str = ...,
+        visit: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        completed: _builtins.bool = ...,
+        output_json: _builtins.bytes = ...,
+        error: _builtins.str = ...,
+        retryable: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "completed", b"completed", "error", b"error", "execution_id", b"execution_id", "lease", b"lease", "node", b"node", "output_json", b"output_json", "retryable", b"retryable", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskFinished: _TypeAlias = TaskFinished  # noqa: Y015
+
+@_typing.final
 class Cancel(_message.Message):
     """Cancel an execution; lease 0 means whichever lease runs here."""
 
@@ -323,6 +376,7 @@ class FromEngine(_message.Message):
     HANDED_BACK_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     START_CHILD_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TASK_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Numbers the messages of one stream from 1; ToEngine.ack refers to it."""
     @_builtins.property
@@ -343,6 +397,10 @@ class FromEngine(_message.Message):
     def start_child(self) -> _containers.RepeatedCompositeFieldContainer[Global___StartChild]:
         """Sub-workflow nodes asking the orchestrator to start their child execution."""
 
+    @_builtins.property
+    def schedule_task(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduleTask]:
+        """`task` nodes' attempts asking for a durable task (see ScheduleTask)."""
+
     def __init__(
         self,
         *,
@@ -355,10 +413,11 @@ class FromEngine(_message.Message):
         handed_back: _abc.Iterable[Global___ExecutionHandedBack] | None = ...,
         seq: _builtins.int = ...,
         start_child: _abc.Iterable[Global___StartChild] | None = ...,
+        schedule_task: _abc.Iterable[Global___ScheduleTask] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "handed_back", b"handed_back", "hello", b"hello", "load", b"load", "node_results", b"node_results", "rejected", b"rejected", "seq", b"seq", "start_child", b"start_child"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "handed_back", b"handed_back", "hello", b"hello", "load", b"load", "node_results", b"node_results", "rejected", b"rejected", "schedule_task", b"schedule_task", "seq", b"seq", "start_child", b"start_child"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -468,6 +527,59 @@ class StartChild(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StartChild: _TypeAlias = StartChild  # noqa: Y015
+
+@_typing.final
+class ScheduleTask(_message.Message):
+    """A `task` node's attempt asks the orchestrator for a durable task on a queue, done by a worker
+    or by anyone holding its token, and waits for ToEngine.task_finished. Asking again for the same
+    (execution, node, visit, attempt) finds the same task (after a reconnect or a failover):
+    never a second one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    ARGS_JSON_FIELD_NUMBER: _builtins.int
+    TIMEOUT_S_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_S_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TO_START_S_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    node: _builtins.str
+    visit: _builtins.int
+    attempt: _builtins.int
+    queue: _builtins.str
+    args_json: _builtins.bytes
+    timeout_s: _builtins.float
+    """Seconds; 0 when not set."""
+    heartbeat_s: _builtins.float
+    schedule_to_start_s: _builtins.float
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        node: _builtins.str = ...,
+        visit: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        queue: _builtins.str = ...,
+        args_json: _builtins.bytes = ...,
+        timeout_s: _builtins.float = ...,
+        heartbeat_s: _builtins.float = ...,
+        schedule_to_start_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args_json", b"args_json", "attempt", b"attempt", "execution_id", b"execution_id", "heartbeat_s", b"heartbeat_s", "lease", b"lease", "node", b"node", "queue", b"queue", "schedule_to_start_s", b"schedule_to_start_s", "timeout_s", b"timeout_s", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduleTask: _TypeAlias = ScheduleTask  # noqa: Y015
 
 @_typing.final
 class Load(_message.Message):
