@@ -28,7 +28,9 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
     fresh = generated(tmp_path)
     assert fresh, "gen-protos produced nothing"
     checked_in = {
-        k: v for k, v in generated(ROOT).items() if k.split("/")[0] in ("engine", "orchestrator", "sdk")
+        k: v
+        for k, v in generated(ROOT).items()
+        if k.split("/")[0] in ("engine", "orchestrator", "sdk")
     }
     assert sorted(checked_in) == sorted(fresh), "run scripts/gen-protos and commit the result"
     stale = [name for name, text in fresh.items() if checked_in[name] != text]
