@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from weir.proto.v1 import worker_pb2 as wpb
+from weir.proto.v1 import worker_pb2_grpc as wpb_grpc
 
 from engine.server import codec
 from engine.server.grpc_server import CHANNEL_OPTIONS
@@ -27,6 +29,7 @@ class WeirClient:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.OrchestratorStub(self._channel)
+        self._workers = wpb_grpc.WorkersStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(grace=None)
@@ -223,3 +226,35 @@ class WeirClient:
         async for _ in self.events(execution_id=execution_id):
             pass
         return await self.execution(execution_id)
+
+    # --- tasks and workers -------------------------------------------------------------------
+
+    async def tasks(
+        self,
+        *,
+        queue: str = "",
+        status: wpb.TaskStatus.ValueType = wpb.TASK_STATUS_UNSPECIFIED,
+        execution_id: str = "",
+        limit: int = 100,
+    ) -> list[wpb.TaskInfo]:
+        request = wpb.ListTasksRequest(
+            queue=queue, status=status, execution_id=execution_id, limit=limit
+        )
+        response = await self._call(self._workers.ListTasks, request)
+        return list(response.tasks)
+
+    async def complete_task(self, token: str, output_json: bytes = b"null") -> wpb.TaskInfo:
+        request = wpb.CompleteTaskRequest(token=token, output_json=output_json)
+        response: wpb.TaskInfo = await self._call(self._workers.CompleteTask, request)
+        return response
+
+    async def fail_task(
+        self, token: str, message: str, *, retryable: bool = True, kind: str = ""
+    ) -> wpb.TaskInfo:
+        request = wpb.FailTaskRequest(token=token, message=message, retryable=retryable, type=kind)
+        response: wpb.TaskInfo = await self._call(self._workers.FailTask, request)
+        return response
+
+    async def workers(self) -> list[wpb.WorkerInfo]:
+        response = await self._call(self._workers.ListWorkers, wpb.ListWorkersRequest())
+        return list(response.workers)

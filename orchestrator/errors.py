@@ -44,6 +44,11 @@ class FailedPrecondition(OrchestratorError):
     pass
 
 
+class TaskEnded(FailedPrecondition):
+    """An answer for a task that ended otherwise (superseded attempt, timeout, cancellation,
+    another answer)."""
+
+
 class RpcError(OrchestratorError):
     """A failed call to the orchestrator's API, with its gRPC status and the server's message."""
 

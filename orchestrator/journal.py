@@ -1,9 +1,10 @@
 """``Journal``: what the orchestrator must not lose, written through the store's group commit.
 
-Executions (``save``), node runs (``node_run``) and events (``event``, connected to
-``Monitor.published`` by the wiring) are queued to the store and committed in batches. What may
-only happen once they are durable — acknowledging a node result to its engine, waking the waiters
-of a finished execution, telling its parent — is handed to ``after_durable``: callbacks run, in
+Executions (``save``), node runs (``node_run``), durable tasks (``task``) and events
+(``event``, connected to ``Monitor.published`` by the wiring) are queued to the store and
+committed in batches. What may only happen once they are durable — acknowledging a node result
+to its engine, waking the waiters of a finished execution, telling its parent, answering a
+task's engine and worker — is handed to ``after_durable``: callbacks run, in
 order, once everything written before them is committed, from one loop (``run``) that the wiring
 starts under the supervisor.
 
@@ -22,7 +23,7 @@ from engine.state.events import NodeResult
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.rows import event_row, node_run_row, to_row
-from orchestrator.store import Store, StoreError
+from orchestrator.store import Store, StoreError, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class Journal:
         """Write a node run just added to the record's checkpoint (at its last position)."""
         position = len(record.checkpoint) - 1
         self._store.add_node_run(node_run_row(record.id, position, result, output_json))
+
+    def task(self, row: TaskRow) -> None:
+        """Write a durable task as it stands now (the latest write of a batch wins); the caller
+        passes a copy it will not change."""
+        self._store.put_task(row)
 
     def event(self, event: MonitorEvent, data_json: bytes | None) -> None:
         """Append an event to the log (a ``Monitor.published`` listener)."""

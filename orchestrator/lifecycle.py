@@ -41,6 +41,7 @@ from orchestrator.engines.messages import (
     Held,
     RefusalReason,
     Refused,
+    TaskRequested,
 )
 from orchestrator.executions.record import ExecutionRecord, ParentLink, Where, announce
 from orchestrator.executions.table import ExecutionTable
@@ -85,6 +86,9 @@ class Lifecycle:
         """A node run not seen before was added to the checkpoint (it is journaled next)."""
         self.refused: Signal[[RefusalReason]] = Signal("placement refused")
         self.ended: Signal[[ExecutionRecord]] = Signal("execution ended")
+        self.task_requested: Signal[[ExecutionRecord, TaskRequested]] = Signal("task requested")
+        """A ``task`` node attempt of a placed execution asks for its durable task (the wiring
+        connects the task board)."""
         """Once per execution: its status, result and ``finished_at`` are final."""
 
     # --- creating ----------------------------------------------------------------------------
@@ -279,6 +283,10 @@ class Lifecycle:
             record = table.get(c.execution_id)
             if record is not None and self._current(record, link, c.lease):
                 self._child_requested(record, c)
+        for t in report.tasks:
+            record = table.get(t.execution_id)
+            if record is not None and self._current(record, link, t.lease):
+                self.task_requested(record, t)
         if durable_news:
             seq, stream = report.seq, report.stream
             self._journal.after_durable(lambda: link.ack(seq, stream))

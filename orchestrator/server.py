@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from weir.proto.v1 import worker_pb2, worker_pb2_grpc
+
 from engine.server import grpc_server
 from orchestrator.api.auth import TokenInterceptor
 from orchestrator.api.grpc_api import OrchestratorApi
 from orchestrator.api.rest.app import HttpServer, create_app
+from orchestrator.api.workers import WorkersApi
 from orchestrator.discovery.factory import make_discovery
 from orchestrator.monitor import Monitor
 from orchestrator.proto.v1 import orchestrator_pb2, orchestrator_pb2_grpc
@@ -32,6 +35,8 @@ from orchestrator.wiring import Orchestrator
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+WORKERS_SERVICE = worker_pb2.DESCRIPTOR.services_by_name["Workers"].full_name
+SERVICES = [SERVICE_NAME, WORKERS_SERVICE]
 
 
 class OrchestratorServer:
@@ -70,7 +75,10 @@ class OrchestratorServer:
         orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
             OrchestratorApi(self.core.services), server
         )
-        self._health = grpc_server.add_health_and_reflection(server, [SERVICE_NAME])
+        worker_pb2_grpc.add_WorkersServicer_to_server(
+            WorkersApi(self.core.tasks, orchestrator_id=self.settings.orchestrator_id), server
+        )
+        self._health = grpc_server.add_health_and_reflection(server, SERVICES)
         self.port = grpc_server.bind(server, self.settings.bind_address, self.port)
         app = create_app(
             self.core.services,
@@ -87,7 +95,7 @@ class OrchestratorServer:
             raise
         self._server = server
         await server.start()
-        await grpc_server.set_serving(self._health, [SERVICE_NAME])
+        await grpc_server.set_serving(self._health, SERVICES)
         self.core.supervisor.changed.connect(self._unhealthy)
         await self._http.start()
         self.http_port = self._http.port
@@ -106,7 +114,7 @@ class OrchestratorServer:
         if not health.ok and self._server is not None:
             log.error("orchestrator unhealthy: %s", "; ".join(health.problems))
             self.core.supervisor.spawn(
-                "grpc health", grpc_server.set_not_serving(self._health, [SERVICE_NAME])
+                "grpc health", grpc_server.set_not_serving(self._health, SERVICES)
             )
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from orchestrator.executions.service import ExecutionService
+from orchestrator.tasks.service import TaskService
 from orchestrator.triggers.scheduler import TriggerScheduler
 from orchestrator.watch import EventLog
 from orchestrator.workflows import WorkflowService
@@ -49,6 +50,7 @@ class Services:
     executions: ExecutionService
     triggers: TriggerScheduler
     events: EventLog
+    tasks: TaskService
     engines: Callable[[], list[EngineSummary]]
     """Every engine, by link id."""
     readiness: Callable[[], Awaitable[Readiness]]

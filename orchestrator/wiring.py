@@ -8,6 +8,8 @@ the others through the small interfaces it was given here (docs/architecture.md 
 ``Placement``          the queue, the balancer, what each engine was given, leases
 ``Lifecycle``          engine reports, failover, cancel, end; writes checkpoints and results
 ``SubWorkflows``       parent/child requests and answers
+``TaskBoard``,         durable tasks of ``task`` nodes, their deadlines; the connected
+``WorkerHub``          workers and their free slots (``TaskService`` for the APIs)
 ``EngineFleet``        discovery's members, one ``EngineLink`` each (protobuf stops there)
 ``Journal``            writes to the store's group commit; callbacks once durable
 ``Monitor``            numbers events, fans them out to subscribers
@@ -21,7 +23,8 @@ the others through the small interfaces it was given here (docs/architecture.md 
 
 Observers are connected here and nowhere else, with one mechanism (``Signal``): the journal,
 the metrics and the trigger scheduler listen to ``Monitor.published``; the metrics to
-``Placement.placed``, ``Lifecycle.node_recorded|refused|ended`` and ``Store.committed``.
+``Placement.placed``, ``Lifecycle.node_recorded|refused|ended`` and ``Store.committed``; the task
+board to ``Lifecycle.task_requested|ended`` and ``WorkerHub.joined|left``.
 
 Start: open the store (migrations run there), number events after the log's last, load workflow
 versions, resume every unfinished execution (``recovery``), then run discovery, retention and the
@@ -51,6 +54,10 @@ from orchestrator.services import EngineSummary, Readiness, Services
 from orchestrator.stats import OrchestratorStats
 from orchestrator.store import MemoryStore, Store
 from orchestrator.supervise import Supervisor
+from orchestrator.tasks.board import TaskBoard
+from orchestrator.tasks.metrics import TaskMetrics, TaskStats
+from orchestrator.tasks.service import TaskService
+from orchestrator.tasks.workers import WorkerHub
 from orchestrator.triggers.scheduler import DEFAULT_TRIGGER_INTERVAL, TriggerScheduler
 from orchestrator.watch import EventLog
 from orchestrator.workflows import WorkflowService
@@ -115,6 +122,18 @@ class Orchestrator:
             health_interval=health_interval,
             health_timeout=health_timeout,
         )
+        self.hub = WorkerHub()
+        self.board = TaskBoard(
+            store=self.store,
+            journal=self.journal,
+            monitor=self.monitor,
+            table=self.table,
+            placement=self.placement,
+            engines=self.engines,
+            hub=self.hub,
+            supervisor=self.supervisor,
+        )
+        self.tasks = TaskService(self.board, self.hub, self.store)
         self.workflows = WorkflowService(self.registry, self.store, self.monitor, self.table)
         self.executions = ExecutionService(
             registry=self.registry,
@@ -136,12 +155,17 @@ class Orchestrator:
         self.events = EventLog(self.monitor, self.store, self.executions)
         self.retention = Retention(self.store, self.table, retention=retention)
         self.metrics = OrchestratorMetrics(orchestrator_id, self.stats)
+        self.task_metrics = TaskMetrics(
+            lambda: TaskStats(self.board.queue_stats(), self.hub.snapshot())
+        )
+        self.metrics.registry.register(self.task_metrics)
         """Prometheus metrics in a registry of this orchestrator's own: ``metrics.render()``."""
         self.services = Services(
             workflows=self.workflows,
             executions=self.executions,
             triggers=self.triggers,
             events=self.events,
+            tasks=self.tasks,
             engines=self.engine_summaries,
             readiness=self.readiness,
             metrics=self.metrics.render,
@@ -162,6 +186,14 @@ class Orchestrator:
         self.lifecycle.node_recorded.connect(self.metrics.node_recorded)
         self.lifecycle.refused.connect(self.metrics.refused)
         self.lifecycle.ended.connect(self.metrics.ended)
+        self.lifecycle.ended.connect(self.board.execution_ended)
+        self.lifecycle.task_requested.connect(self.board.requested)
+        self.board.scheduled.connect(self.task_metrics.scheduled)
+        self.board.started.connect(self.task_metrics.started)
+        self.board.ended.connect(self.task_metrics.ended)
+        self.board.refused.connect(self.task_metrics.refused)
+        self.hub.joined.connect(self.board.worker_joined_event)
+        self.hub.left.connect(self.board.worker_left_event)
         self.store.committed.connect(self.metrics.committed)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -176,6 +208,8 @@ class Orchestrator:
         await load_workflows(self.store, self.registry)
         self.supervisor.loop("journal", self.journal.run())
         waiting = await recover(self.store, self.registry, self.table, self.lifecycle)
+        await self.board.load()
+        self.supervisor.loop("task deadlines", self.board.run())
         self.supervisor.loop("discovery", self.fleet.run())
         self.supervisor.loop("retention", self.retention.run())
         if self._triggers_enabled:
@@ -190,6 +224,7 @@ class Orchestrator:
         close the store."""
         await self.fleet.stop()  # the links first: each stops its own loops
         await self.supervisor.stop()
+        self.hub.close()
         self.triggers.close()
         self.monitor.close()
         if self._started:

@@ -48,6 +48,7 @@ from engine.definition.model import (
     Node,
     NoopTask,
     PythonTask,
+    QueueTask,
     SleepTask,
     SubWorkflowTask,
     Transitions,
@@ -90,6 +91,8 @@ def _kind(executor: Executor) -> str:
             return "python"
         case SubWorkflowTask():
             return "workflow"
+        case QueueTask():
+            return "task"
         case NoopTask():
             return "noop"
         case SleepTask():

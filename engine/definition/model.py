@@ -98,6 +98,20 @@ class SubWorkflowTask:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueTask:
+    """``task``: a durable task on a queue, done by a worker (the SDK) or by anyone holding its
+    token. Durations are seconds; None where not set."""
+
+    queue: str
+    timeout: float | None = None
+    """Start to close: from a worker taking it to its answer."""
+    heartbeat: float | None = None
+    """How long a running task may stay silent."""
+    schedule_to_start: float | None = None
+    """How long it may wait for a worker to take it."""
+
+
+@dataclass(frozen=True, slots=True)
 class NoopTask:
     pass
 
@@ -107,7 +121,7 @@ class SleepTask:
     seconds: float
 
 
-Executor = LuaTask | HttpTask | PythonTask | SubWorkflowTask | NoopTask | SleepTask
+Executor = LuaTask | HttpTask | PythonTask | SubWorkflowTask | QueueTask | NoopTask | SleepTask
 
 
 # --- transitions -----------------------------------------------------------------------------

@@ -29,13 +29,14 @@ from engine.definition.model import (
     Node,
     NoopTask,
     PythonTask,
+    QueueTask,
     RetryPolicy,
     SleepTask,
     SubWorkflowTask,
     Transitions,
     TriggerRule,
 )
-from engine.definition.schema import LuaDoc, NodeDoc, TriggerDoc, WorkflowDoc
+from engine.definition.schema import LuaDoc, NodeDoc, TaskDoc, TriggerDoc, WorkflowDoc
 from engine.definition.triggers import build_trigger
 from engine.definition.values import type_error
 from engine.errors import DefinitionError, Issue
@@ -71,6 +72,7 @@ _KNOWN_KEYS = {
     "priority",
     "type",
     "default",
+    *TaskDoc.model_fields,
 }
 
 
@@ -317,6 +319,9 @@ class _Builder:
             return PythonTask(n.python)
         if n.workflow is not None:
             return SubWorkflowTask(n.workflow.name, n.workflow.version)
+        if n.task is not None:
+            t = n.task if isinstance(n.task, TaskDoc) else TaskDoc(queue=n.task)
+            return QueueTask(t.queue, t.timeout, t.heartbeat, t.schedule_to_start)
         if n.sleep is not None:
             return SleepTask(n.sleep)
         return NoopTask()

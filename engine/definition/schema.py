@@ -27,7 +27,8 @@ from engine.definition.semver import Version
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 PYTHON_TARGET_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
-EXECUTORS = ("lua", "http", "python", "workflow", "noop", "sleep")
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+EXECUTORS = ("lua", "http", "python", "workflow", "task", "noop", "sleep")
 
 Duration = Annotated[
     float,
@@ -157,6 +158,25 @@ class WorkflowRefDoc(_Doc):
     version: str = "*"
 
 
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+
+
+class TaskDoc(_Doc):
+    """A durable task on a queue, done by a worker (the SDK) or by anyone holding its token."""
+
+    queue: QueueName = Field(description="Letters, digits, '_', '.', ':', '-'; 1 to 128.")
+    timeout: PositiveDuration | None = Field(
+        default=None, description="Start to close: from a worker taking the task to its answer."
+    )
+    heartbeat: PositiveDuration | None = Field(
+        default=None, description="How long a running task may go without a heartbeat."
+    )
+    schedule_to_start: PositiveDuration | None = Field(
+        default=None, description="How long the task may wait for a worker to take it."
+    )
+
+
 class EdgeDoc(_Doc):
     """A conditional edge; edges are tried lowest ``priority`` first, then in listed order."""
 
@@ -181,6 +201,16 @@ NextDoc = Annotated[
     Annotated[dict[str, str], Tag("<map>")] | Annotated[list[EdgeDoc], Tag("<edges>")],
     Discriminator(_next_form),
 ]
+
+
+def _task_form(value: Any) -> str | None:
+    return "<queue>" if isinstance(value, str) else "<object>" if isinstance(value, dict) else None
+
+
+TaskField = Annotated[
+    Annotated[QueueName, Tag("<queue>")] | Annotated[TaskDoc, Tag("<object>")],
+    Discriminator(_task_form),
+]
 LuaField = Annotated[
     Annotated[str, Tag("<code>")] | Annotated[LuaDoc, Tag("<object>")],
     Discriminator(_lua_form),
@@ -198,6 +228,9 @@ class NodeDoc(_Doc):
         default=None, description='"package.module:function", sync or async.'
     )
     workflow: WorkflowRefDoc | None = None
+    task: TaskField | None = Field(
+        default=None, description="A queue name, or {queue, timeout, heartbeat, schedule_to_start}."
+    )
     noop: dict[str, Any] | None = None
     sleep: Duration | None = None
     args: dict[str, Any] = {}

@@ -30,6 +30,7 @@ from engine.definition.model import (
     Node,
     NoopTask,
     PythonTask,
+    QueueTask,
     SleepTask,
     SubWorkflowTask,
 )
@@ -92,6 +93,24 @@ class SubWorkflowLauncher(Protocol):
     ) -> Any: ...
 
 
+class TaskScheduler(Protocol):
+    """Hands a ``task`` node's attempt to the orchestrator as a durable task and waits for it.
+
+    Returns the worker's output; raises ``TaskError`` when the task failed or timed out (its
+    ``retryable`` says whether ``retry`` may try again). ``attempt`` identifies the node attempt,
+    so asking again after a reconnect or a failover finds the same task. Cancelling the call
+    stops waiting (the orchestrator cancels the task when the execution ends).
+    """
+
+    async def run_task(
+        self,
+        task: QueueTask,
+        args: dict[str, Any],
+        ctx: ExecutionContext,
+        attempt: NodeAttempt,
+    ) -> Any: ...
+
+
 class NodeRunner:
     """Runs node attempts for any number of executions; owns the HTTP client and thread pool."""
 
@@ -101,12 +120,14 @@ class NodeRunner:
         sandbox: LuaSandbox,
         limits: LuaLimits | None = None,
         launcher: SubWorkflowLauncher | None = None,
+        tasks: TaskScheduler | None = None,
         clock: Callable[[], float] = time.time,
         python_workers: int = 8,
     ) -> None:
         self.sandbox = sandbox
         self.limits = limits or LuaLimits()
         self.launcher = launcher
+        self.tasks = tasks
         self._clock = clock
         self._http: httpx.AsyncClient | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -282,6 +303,15 @@ class NodeRunner:
             assert isinstance(task, SleepTask)
             await asyncio.sleep(task.seconds)
             return args or None
+        if kind is QueueTask:
+            assert isinstance(task, QueueTask)
+            if self.tasks is None:
+                raise TaskError(
+                    f"task on queue '{task.queue}' needs an orchestrator and its workers "
+                    "(weir run has none)",
+                    retryable=False,
+                )
+            return await self.tasks.run_task(task, args, ctx, NodeAttempt(node.id, visit, attempt))
         assert isinstance(task, SubWorkflowTask)
         if self.launcher is None:
             raise TaskError(

@@ -17,6 +17,7 @@ from engine.definition.model import (
     Node,
     NoopTask,
     PythonTask,
+    QueueTask,
     SleepTask,
     SubWorkflowTask,
 )
@@ -27,6 +28,7 @@ _KINDS: dict[type, str] = {
     HttpTask: "http",
     PythonTask: "python",
     SubWorkflowTask: "workflow",
+    QueueTask: "task",
     NoopTask: "noop",
     SleepTask: "sleep",
 }
@@ -36,7 +38,8 @@ NODE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3
 
 
 def executor_kind(node: Node) -> str:
-    """The node's executor key: ``lua``, ``http``, ``python``, ``workflow``, ``noop``, ``sleep``."""
+    """The node's executor key: ``lua``, ``http``, ``python``, ``workflow``, ``task``, ``noop``,
+    ``sleep``."""
     return _KINDS.get(type(node.executor), "other")
 
 
@@ -128,6 +131,11 @@ class EngineMetrics:
         self.children = Counter(
             "weir_engine_children_requested",
             "Sub-workflow children asked of the orchestrator (start_child).",
+            registry=r,
+        )
+        self.tasks = Counter(
+            "weir_engine_tasks_requested",
+            "Durable tasks asked of the orchestrator for task nodes (schedule_task).",
             registry=r,
         )
         self.stream_errors = Counter(

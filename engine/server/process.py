@@ -84,6 +84,7 @@ class EngineServer:
             detached_timeout=self._detached_timeout,
         )
         self._runner.launcher = self.service.children  # `workflow` nodes ask the orchestrator
+        self._runner.tasks = self.service.tasks  # and so do `task` nodes
         server = grpc_server.new_server()
         engine_pb2_grpc.add_EngineServicer_to_server(self.service, server)
         self._health = grpc_server.add_health_and_reflection(server, [SERVICE_NAME])

@@ -18,8 +18,9 @@ orchestrator cancels, or nobody claims in time, is cancelled and forgotten witho
 Sub-workflows: ``children`` (``ChildRequests``, ``children.py``) is the node runner's
 ``SubWorkflowLauncher``. A ``workflow`` node's attempt sends ``start_child`` on its execution's
 stream (kept while detached, asked again on attach) and waits for ``child_finished`` with the
-same (execution, lease, node, visit, attempt). Definitions are parsed once per digest
-(``DefinitionCache``, ``definitions.py``).
+same (execution, lease, node, visit, attempt). ``task`` nodes do the same through ``tasks``
+(``TaskRequests``, ``tasks.py``): ``schedule_task``, answered by ``task_finished``. Definitions are
+parsed once per digest (``DefinitionCache``, ``definitions.py``).
 
 Runs: the service keeps one record per execution placed here, a ``Run`` (``session.py``), in one
 table by execution id. Where a run stands is two facts on it. Its ``phase``::
@@ -80,6 +81,7 @@ from engine.server.children import ChildRequests
 from engine.server.definitions import DefinitionCache, Rejected
 from engine.server.metrics import EngineMetrics
 from engine.server.session import Phase, Run, Session
+from engine.server.tasks import TaskRequests
 from engine.state.events import NodeResult
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ class EngineService(pb_grpc.EngineServicer):
         self._sessions: set[Session] = set()
         self._definitions = DefinitionCache(runner.sandbox)
         self.children = ChildRequests(self._running_run, metrics)
+        self.tasks = TaskRequests(self._running_run, metrics)
         """The ``SubWorkflowLauncher`` of ``runner`` (``process.py`` wires it)."""
         self._idle = asyncio.Event()
         self._idle.set()
@@ -250,6 +253,11 @@ class EngineService(pb_grpc.EngineServicer):
                 self.children.answer(answer)
             except Exception:
                 self._failed(session, "child_finished", answer.execution_id, answer.lease)
+        for finished in message.task_finished:
+            try:
+                self.tasks.answer(finished)
+            except Exception:
+                self._failed(session, "task_finished", finished.execution_id, finished.lease)
         if message.ack:
             try:
                 self._ack(session, message.ack)

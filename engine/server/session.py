@@ -11,8 +11,8 @@ final result are *kept* by the run, not by the stream: a result moves from ``uns
 (tagged with the seq of the message that carried it) when it is written, and is forgotten when
 the stream's ``ToEngine.ack`` reaches that seq. While the run is held (``session is None``)
 nothing is written; on attach everything kept goes back to ``unsent`` and is written again on the
-new stream, in order, followed by the final result and the ``start_child`` requests still
-waiting. Events are never kept: one produced while held is dropped.
+new stream, in order, followed by the final result and the ``start_child`` and
+``schedule_task`` requests still waiting. Events are never kept: one produced while held is dropped.
 
 A session refers to runs only to order its outbox (``dirty``) and to know which runs each
 message carried (``carried``); both are read through ``run.session is self``, so a run that was
@@ -25,6 +25,7 @@ import asyncio
 import enum
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from engine.driver import ExecutionDriver
 from engine.proto.v1 import engine_pb2 as pb
@@ -32,7 +33,9 @@ from engine.server import codec
 from engine.state.events import Event, NodeResult
 
 ChildKey = tuple[str, int, int]
-"""A ``workflow`` node attempt asking for a child: (node, visit, attempt)."""
+"""A node attempt asking the orchestrator for something: (node, visit, attempt)."""
+Request = TypeVar("Request", pb.StartChild, pb.ScheduleTask)
+Answer = TypeVar("Answer", pb.ChildFinished, pb.TaskFinished)
 
 
 class Phase(enum.Enum):
@@ -49,13 +52,18 @@ class Phase(enum.Enum):
 
 
 @dataclass(slots=True, eq=False)
-class ChildWait:
-    """A ``start_child`` request waiting for its ``child_finished``."""
+class Asking(Generic[Request, Answer]):
+    """A request to the orchestrator waiting for its answer: a ``start_child`` for its
+    ``child_finished``, a ``schedule_task`` for its ``task_finished``."""
 
-    request: pb.StartChild
-    answer: asyncio.Future[pb.ChildFinished]
+    request: Request
+    answer: asyncio.Future[Answer]
     sent: bool = False
     """Written on the run's current stream (cleared on attach, so it is asked again)."""
+
+
+ChildWait = Asking[pb.StartChild, pb.ChildFinished]
+TaskWait = Asking[pb.ScheduleTask, pb.TaskFinished]
 
 
 @dataclass(slots=True, eq=False)
@@ -76,6 +84,8 @@ class Run:
     final_seq: int = 0
     """Seq of the message that carried ``final`` on the current stream; 0: not written yet."""
     children: dict[ChildKey, ChildWait] = field(default_factory=dict)
+    task_waits: dict[ChildKey, TaskWait] = field(default_factory=dict)
+    """``task`` nodes' attempts waiting for their durable task's end."""
     expiry: asyncio.TimerHandle | None = None
     """The detached timeout, while held."""
 
@@ -112,6 +122,11 @@ class Run:
         if self.session is not None:
             self.session.mark(self)
 
+    def ask_task(self, key: ChildKey, wait: TaskWait) -> None:
+        self.task_waits[key] = wait
+        if self.session is not None:
+            self.session.mark(self)
+
     def acked(self, seq: int) -> int:
         """Forget what messages up to ``seq`` carried; return how many records that was."""
         kept = self.kept
@@ -140,6 +155,8 @@ class Run:
             resent += 1
         for wait in self.children.values():
             wait.sent = False
+        for task_wait in self.task_waits.values():
+            task_wait.sent = False
         return resent
 
 
@@ -217,6 +234,10 @@ class Session:
                     if not wait.sent:
                         out.start_child.append(wait.request)
                         wait.sent = True
+                for task_wait in run.task_waits.values():
+                    if not task_wait.sent:
+                        out.schedule_task.append(task_wait.request)
+                        task_wait.sent = True
                 if keeps:
                     carried.append(run)
             self.dirty.clear()

@@ -19,6 +19,7 @@ from orchestrator.errors import (
     FailedPrecondition,
     NotFound,
     QueueFull,
+    TaskEnded,
     VersionConflict,
 )
 from orchestrator.store import StoreError
@@ -41,6 +42,7 @@ ERRORS: list[tuple[type[Exception], ErrorKind]] = [
     (NotFound, ErrorKind(grpc.StatusCode.NOT_FOUND, 404, "not_found")),
     (AlreadyExists, ErrorKind(grpc.StatusCode.ALREADY_EXISTS, 409, "already_exists")),
     (VersionConflict, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "version_conflict")),
+    (TaskEnded, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "task_ended")),
     (
         FailedPrecondition,
         ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "failed_precondition"),

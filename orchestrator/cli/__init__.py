@@ -20,6 +20,7 @@ from orchestrator.cli.events import events, logs
 from orchestrator.cli.remote import apply, cancel, engines, get, list_, start
 from orchestrator.cli.run import run
 from orchestrator.cli.serve import engine, orchestrator
+from orchestrator.cli.tasks import tasks, workers
 from orchestrator.cli.triggers import triggers
 from orchestrator.cli.validate import schema, validate
 from orchestrator.cli.versions import delete, deprecate, diff
@@ -78,6 +79,8 @@ for _command in (
     events,
     logs,
     triggers,
+    tasks,
+    workers,
     engine,
     orchestrator,
 ):

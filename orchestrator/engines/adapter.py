@@ -23,6 +23,8 @@ from orchestrator.engines.messages import (
     NodeReported,
     RefusalReason,
     Refused,
+    TaskAnswer,
+    TaskRequested,
 )
 
 _REASONS = {
@@ -104,6 +106,21 @@ def report_from_pb(message: pb.FromEngine, stream: int) -> tuple[EngineReport, l
             )
             for sc in message.start_child
         ],
+        tasks=[
+            TaskRequested(
+                st.execution_id,
+                st.lease,
+                st.node,
+                st.visit,
+                st.attempt,
+                st.queue,
+                st.args_json,
+                st.timeout_s,
+                st.heartbeat_s,
+                st.schedule_to_start_s,
+            )
+            for st in message.schedule_task
+        ],
     )
     return report, problems
 
@@ -138,4 +155,18 @@ def answer_to_pb(answer: ChildAnswer) -> pb.ChildFinished:
         status=codec.EXECUTION_STATUS_TO_PB[str(answer.status)],
         outputs_json=answer.outputs_json,
         error=answer.error,
+    )
+
+
+def task_answer_to_pb(answer: TaskAnswer) -> pb.TaskFinished:
+    return pb.TaskFinished(
+        execution_id=answer.execution_id,
+        lease=answer.lease,
+        node=answer.node,
+        visit=answer.visit,
+        attempt=answer.attempt,
+        completed=answer.completed,
+        output_json=answer.output_json,
+        error=answer.error,
+        retryable=answer.retryable,
     )

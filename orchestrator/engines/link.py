@@ -37,7 +37,7 @@ from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server.grpc_server import CHANNEL_OPTIONS
 from orchestrator.discovery import EngineEndpoint
 from orchestrator.engines import adapter
-from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, LinkHandler
+from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, LinkHandler, TaskAnswer
 from orchestrator.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,10 @@ class EngineLink:
         self._outbox.child_finished.append(adapter.answer_to_pb(answer))
         self._outbox_wake.set()
 
+    def task_finished(self, answer: TaskAnswer) -> None:
+        self._outbox.task_finished.append(adapter.task_answer_to_pb(answer))
+        self._outbox_wake.set()
+
     def ack(self, seq: int, stream: int) -> None:
         """Acknowledge the engine's messages up to ``seq`` of stream number ``stream``."""
         if stream == self.stream_number and seq > self._outbox.ack:
@@ -189,7 +193,14 @@ class EngineLink:
         yield pb.ToEngine(hello=pb.OrchestratorHello(orchestrator_id=self._orchestrator_id))
         while True:
             box = self._outbox
-            if not (box.execute or box.cancel or box.attach or box.child_finished or box.ack):
+            if not (
+                box.execute
+                or box.cancel
+                or box.attach
+                or box.child_finished
+                or box.task_finished
+                or box.ack
+            ):
                 self._outbox_wake.clear()
                 await self._outbox_wake.wait()
                 continue

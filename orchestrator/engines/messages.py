@@ -114,6 +114,23 @@ class ChildRequested:
 
 
 @dataclass(slots=True)
+class TaskRequested:
+    """A ``task`` node attempt asks for a durable task on a queue (durations in seconds, 0 when
+    not set)."""
+
+    execution_id: str
+    lease: int
+    node: str
+    visit: int
+    attempt: int
+    queue: str
+    args_json: bytes
+    timeout: float
+    heartbeat: float
+    schedule_to_start: float
+
+
+@dataclass(slots=True)
 class EngineReport:
     """One message of an engine's stream, in the order it is to be applied.
 
@@ -128,6 +145,7 @@ class EngineReport:
     refused: Sequence[Refused] = ()
     handed_back: Sequence[HandedBack] = ()
     children: Sequence[ChildRequested] = ()
+    tasks: Sequence[TaskRequested] = ()
 
 
 # --- orchestrator -> engine ------------------------------------------------------------------
@@ -161,6 +179,22 @@ class ChildAnswer:
     status: ExecutionStatus
     outputs_json: bytes
     error: str
+
+
+@dataclass(slots=True)
+class TaskAnswer:
+    """A durable task ended: what its node attempt waits for. ``error`` says why it did not
+    complete; ``retryable`` whether the node's ``retry`` may try again."""
+
+    execution_id: str
+    lease: int
+    node: str
+    visit: int
+    attempt: int
+    completed: bool
+    output_json: bytes
+    error: str
+    retryable: bool
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -202,6 +236,8 @@ class EnginePort(Protocol):
     def attach(self, execution_id: str, lease: int) -> None: ...
 
     def child_finished(self, answer: ChildAnswer) -> None: ...
+
+    def task_finished(self, answer: TaskAnswer) -> None: ...
 
     def ack(self, seq: int, stream: int) -> None:
         """Acknowledge the engine's messages up to ``seq`` of stream number ``stream``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.engines.link import LinkInfo, LinkState
-from orchestrator.engines.messages import ChildAnswer, ExecuteOrder
+from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, TaskAnswer
 
 
 @dataclass
@@ -28,6 +28,7 @@ class FakeEngine:
     cancels: list[tuple[str, int, str]] = field(default_factory=list)
     attaches: list[tuple[str, int]] = field(default_factory=list)
     answers: list[ChildAnswer] = field(default_factory=list)
+    task_answers: list[TaskAnswer] = field(default_factory=list)
     acks: list[tuple[int, int]] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
 
@@ -46,6 +47,9 @@ class FakeEngine:
 
     def child_finished(self, answer: ChildAnswer) -> None:
         self.answers.append(answer)
+
+    def task_finished(self, answer: TaskAnswer) -> None:
+        self.task_answers.append(answer)
 
     def ack(self, seq: int, stream: int) -> None:
         self.acks.append((seq, stream))

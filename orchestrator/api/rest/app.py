@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from orchestrator.api.errors import ERRORS
-from orchestrator.api.rest import events, executions, triggers, workflows
+from orchestrator.api.rest import events, executions, tasks, triggers, workflows
 from orchestrator.api.rest.common import on_error, on_http_error, on_validation_error
 from orchestrator.api.rest.middleware import BearerToken, BodyLimit
 from orchestrator.api.rest.models import Health
@@ -50,7 +50,7 @@ def create_app(
     for kind, _ in ERRORS:  # handled here, not re-raised to the server's log like Exception
         app.add_exception_handler(kind, on_error)
     app.add_exception_handler(Exception, on_error)
-    for module in (workflows, executions, triggers, events):
+    for module in (workflows, executions, triggers, events, tasks):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")

@@ -1,0 +1,175 @@
+"""``weir tasks list|complete|fail`` and ``weir workers``: durable tasks by token, and the
+connected task workers.
+
+``complete`` and ``fail`` do what a worker does, for a person or a script (seed 001's TaskDone):
+the same answer twice is accepted once; an answer for a task that already ended otherwise is
+refused (exit 1, the server says why).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from weir.proto.v1 import worker_pb2 as wpb
+
+from engine.server import codec
+from engine.state.result import iso
+from orchestrator.cli.remote import _client_call, output_option, server_option
+from orchestrator.cli.timeline import SHORT_ID, timestamp
+
+STATUSES = ("pending", "running", "completed", "failed", "timed_out", "cancelled")
+STATUS_TO_PB = {name: wpb.TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in STATUSES}
+
+
+def task_json(t: wpb.TaskInfo) -> dict[str, Any]:
+    """A task as ``--output json`` prints it (the REST API's shape)."""
+    return {
+        "token": t.token,
+        "execution": t.execution_id,
+        "workflow": t.workflow,
+        "node": t.node,
+        "visit": t.visit,
+        "attempt": t.attempt,
+        "queue": t.queue,
+        "args": codec.from_json(t.args_json, "args"),
+        "status": wpb.TaskStatus.Name(t.status).removeprefix("TASK_STATUS_").lower(),
+        "worker": t.worker or None,
+        "deliveries": t.deliveries,
+        "idempotency_key": t.idempotency_key,
+        "output": codec.from_json(t.output_json, "output"),
+        "error": t.error or None,
+        "details": codec.from_json(t.details_json, "details"),
+        "created_at": iso(t.created_at or None),
+        "started_at": iso(t.started_at or None),
+        "finished_at": iso(t.finished_at or None),
+    }
+
+
+@click.group()
+def tasks() -> None:
+    """Durable tasks of task nodes: list, complete, fail (by token)."""
+
+
+@tasks.command("list")
+@click.option("--queue", "-q", default="", help="Only this queue's tasks.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only tasks in this status.")
+@click.option("--execution", default="", metavar="ID", help="Only this execution's tasks.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@output_option
+@server_option
+def list_tasks(
+    queue: str,
+    status: str | None,
+    execution: str,
+    limit: int,
+    output_format: str,
+    server: str | None,
+) -> None:
+    """Tasks, newest first, with their tokens."""
+    found = _client_call(
+        server,
+        lambda c: c.tasks(
+            queue=queue,
+            status=STATUS_TO_PB[status] if status else wpb.TASK_STATUS_UNSPECIFIED,
+            execution_id=execution,
+            limit=limit,
+        ),
+    )
+    items = [task_json(t) for t in found]
+    if output_format == "json":
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    table = Table("TOKEN", "QUEUE", "STATUS", "EXECUTION", "NODE", "ATTEMPT", "WORKER", "CREATED")
+    for t, item in zip(found, items, strict=True):
+        table.add_row(
+            t.token,
+            t.queue,
+            item["status"],
+            t.execution_id[:SHORT_ID],
+            t.node,
+            str(t.attempt),
+            t.worker or "-",
+            timestamp(t.created_at),
+        )
+    Console().print(table)
+
+
+@tasks.command("complete")
+@click.argument("token")
+@click.option(
+    "--output-json", "output", default="null", metavar="JSON", help="The node's output (JSON)."
+)
+@output_option
+@server_option
+def complete(token: str, output: str, output_format: str, server: str | None) -> None:
+    """Complete the task TOKEN; an "outcome" key in the output routes next."""
+    try:
+        json.loads(output)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--output-json") from None
+    done = _client_call(server, lambda c: c.complete_task(token, output.encode()))
+    _answered(done, output_format)
+
+
+@tasks.command("fail")
+@click.argument("token")
+@click.option("--message", "-m", required=True, help="Why: the node attempt's error.")
+@click.option(
+    "--no-retry", is_flag=True, help="Fail the node at once instead of letting retry decide."
+)
+@output_option
+@server_option
+def fail(token: str, message: str, no_retry: bool, output_format: str, server: str | None) -> None:
+    """Fail the task TOKEN."""
+    done = _client_call(server, lambda c: c.fail_task(token, message, retryable=not no_retry))
+    _answered(done, output_format)
+
+
+def _answered(task: wpb.TaskInfo, output_format: str) -> None:
+    item = task_json(task)
+    if output_format == "json":
+        click.echo(json.dumps(item, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"task {task.node} of {task.execution_id}: {item['status']}")
+
+
+@click.command()
+@output_option
+@server_option
+def workers(output_format: str, server: str | None) -> None:
+    """The task workers connected to the orchestrator."""
+    found = _client_call(server, lambda c: c.workers())
+    items = [
+        {
+            "worker_id": w.worker_id,
+            "queues": list(w.queues),
+            "slots": w.slots,
+            "running": w.running,
+            "peer": w.peer,
+            "sdk_version": w.sdk_version,
+            "connected_at": iso(w.connected_at or None),
+            "draining": w.draining,
+        }
+        for w in found
+    ]
+    if output_format == "json":
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    table = Table("WORKER", "QUEUES", "RUNNING/SLOTS", "PEER", "SDK", "CONNECTED")
+    for w in found:
+        table.add_row(
+            w.worker_id + (" (draining)" if w.draining else ""),
+            ",".join(w.queues),
+            f"{w.running}/{w.slots}",
+            w.peer,
+            w.sdk_version,
+            timestamp(w.connected_at),
+        )
+    Console().print(table)
+
+
+__all__ = ["tasks", "workers"]

@@ -1,0 +1,1 @@
+"""Durable tasks of ``task`` nodes and the workers that do them (docs/tasks.md)."""

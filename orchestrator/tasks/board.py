@@ -1,0 +1,633 @@
+"""``TaskBoard``: durable tasks of ``task`` nodes, from the engine's request to their answer.
+
+A ``task`` node's attempt asks its engine, which asks the orchestrator (``TaskRequested``). The
+board finds the task of that (execution, node, visit, attempt) — in memory, or in the store for
+an execution older than this process — so a request re-sent after a reconnect or a failover
+re-joins the same task; otherwise it creates one with a fresh token, writes it, and offers it to
+workers only once it is durable. Each token's task moves::
+
+    pending --a worker takes it--> running --answer--> completed | failed
+       ^                              |
+       +--the worker's stream broke---+        any unfinished --> timed_out | cancelled
+
+A completion or failure is taken once (by a worker's stream or by anyone holding the token over
+REST or gRPC); the same answer again is a ``DUPLICATE`` answered the same way, anything else for
+an ended task is ``REFUSED`` (a superseded attempt, a timeout, a cancellation). The engine
+running the execution hears the end once it is durable (``TaskAnswer``); an execution not placed
+at that moment asks again wherever it runs next and is answered at once.
+
+Deadlines (``schedule_to_start`` from the time the task became pending, ``timeout`` from the
+time a worker took it, ``heartbeat`` from its last heartbeat) end the task ``timed_out`` with a
+message naming which; the node's ``retry`` decides what follows. When an execution ends, its
+unfinished tasks are cancelled and their workers told.
+
+An orchestrator restart loads every unfinished task (``load``); those that were running go back
+to pending, and a worker that reconnects still running one claims it in its hello.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import enum
+import heapq
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from weir.proto.v1 import worker_pb2 as wpb
+
+from engine.state.events import ExecutionStatus
+from orchestrator.engines.messages import TaskAnswer, TaskRequested
+from orchestrator.executions.record import ExecutionRecord
+from orchestrator.executions.table import ExecutionTable
+from orchestrator.journal import Journal
+from orchestrator.monitor import Monitor
+from orchestrator.placement import EngineDirectory, Placement
+from orchestrator.signals import Signal
+from orchestrator.store import Store, TaskRow
+from orchestrator.supervise import Supervisor
+from orchestrator.tasks.workers import WorkerHub, WorkerSession
+
+log = logging.getLogger(__name__)
+
+FINISHED_KEPT = 10_000
+"""Ended tasks kept in memory (answers to duplicates and re-asks without a store read)."""
+
+TaskKey = tuple[str, str, int, int]
+"""(execution, node, visit, attempt)."""
+
+
+class Verdict(enum.Enum):
+    """What became of an answer (completion, failure, heartbeat) sent for a token."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The verdict on an answer, the task as it stands after it, and why when refused."""
+
+    verdict: Verdict
+    task: TaskRow | None
+    message: str = ""
+
+
+class Deadline(enum.Enum):
+    SCHEDULE_TO_START = "schedule_to_start"
+    TIMEOUT = "timeout"
+    HEARTBEAT = "heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue's tasks in memory now."""
+
+    queue: str
+    pending: int
+    running: int
+
+
+class TaskBoard:
+    """Every unfinished task, its workers and its deadlines; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        journal: Journal,
+        monitor: Monitor,
+        table: ExecutionTable,
+        placement: Placement,
+        engines: EngineDirectory,
+        hub: WorkerHub,
+        supervisor: Supervisor,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._monitor = monitor
+        self._table = table
+        self._placement = placement
+        self._engines = engines
+        self._hub = hub
+        self._supervisor = supervisor
+        self._clock = clock
+        self._open: dict[str, TaskRow] = {}
+        """Unfinished tasks by token."""
+        self._by_key: dict[TaskKey, TaskRow] = {}
+        """Unfinished and kept finished tasks by (execution, node, visit, attempt)."""
+        self._by_execution: dict[str, set[str]] = {}
+        """Tokens of each execution's unfinished tasks."""
+        self._finished: collections.OrderedDict[str, TaskRow] = collections.OrderedDict()
+        self._pending: dict[str, collections.deque[str]] = {}
+        """Per queue, tokens in the order they are offered (entries no longer pending are
+        skipped when reached)."""
+        self._pending_since: dict[str, float] = {}
+        self._deadlines: list[tuple[float, int, str, Deadline]] = []
+        self._pushes = 0
+        self._wake: Callable[[], None] = lambda: None
+        self._lookups: set[TaskKey] = set()
+        self._loaded_at = clock()
+        self.scheduled: Signal[[TaskRow]] = Signal("task scheduled")
+        self.started: Signal[[TaskRow, float]] = Signal("task started")
+        """A worker took the task, after waiting that many seconds in the queue."""
+        self.ended: Signal[[TaskRow]] = Signal("task ended")
+        self.refused: Signal[[str, str]] = Signal("task answer refused")
+        """An answer for an ended task: its queue and what was answered."""
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get(self, token: str) -> TaskRow | None:
+        """The task in memory (unfinished, or ended recently)."""
+        return self._open.get(token) or self._finished.get(token)
+
+    def open_tasks(self) -> Iterable[TaskRow]:
+        return self._open.values()
+
+    def queue_stats(self) -> list[QueueStats]:
+        counts: dict[str, list[int]] = {}
+        for row in self._open.values():
+            pair = counts.setdefault(row.queue, [0, 0])
+            pair[row.status == "running"] += 1
+        return [QueueStats(q, p, r) for q, (p, r) in sorted(counts.items())]
+
+    # --- start -------------------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Take up the store's unfinished tasks (at start); those of executions that ended are
+        cancelled. Returns how many were taken up."""
+        self._loaded_at = self._clock()
+        count = 0
+        for row in await self._store.unfinished_tasks():
+            record = self._table.get(row.execution_id)
+            if record is None or record.finished:
+                row.status = "cancelled"
+                row.error = "its execution ended while the orchestrator was down"
+                row.finished_at = self._clock()
+                self._journal.task(dataclasses.replace(row))
+                continue
+            if row.status == "running":  # its worker's stream died with the old process
+                row.status = "pending"
+                row.started_at = None
+            self._add(row)
+            self._make_pending(row)
+            count += 1
+        return count
+
+    # --- requests from engines ---------------------------------------------------------------
+
+    def requested(self, record: ExecutionRecord, request: TaskRequested) -> None:
+        """A ``task`` node attempt of ``record`` (placed where the request came from) asks."""
+        key = (record.id, request.node, request.visit, request.attempt)
+        row = self._by_key.get(key)
+        if row is not None:
+            if row.finished:
+                self._tell(row)  # asked again: its answer may have been lost with an engine
+            return
+        if key in self._lookups:
+            return
+        if record.created_at < self._loaded_at:  # it may have ended before this process
+            self._lookups.add(key)
+            self._supervisor.spawn("task lookup", self._look_up(record, request, key))
+            return
+        self._create(record, request)
+
+    async def _look_up(self, record: ExecutionRecord, request: TaskRequested, key: TaskKey) -> None:
+        try:
+            row = await self._store.find_task(*key)
+        finally:
+            self._lookups.discard(key)
+        if key in self._by_key or record.finished:
+            return
+        if row is None:
+            self._create(record, request)
+            return
+        if row.finished:
+            self._keep_finished(row)
+            self._by_key[key] = row
+            self._tell(row)
+        else:  # not loaded at start (it cannot be): take it up
+            self._add(row)
+            self._make_pending(row)
+
+    def _create(self, record: ExecutionRecord, request: TaskRequested) -> None:
+        now = self._clock()
+        row = TaskRow(
+            token=secrets.token_urlsafe(18),
+            execution_id=record.id,
+            workflow=record.name,
+            node=request.node,
+            visit=request.visit,
+            attempt=request.attempt,
+            queue=request.queue,
+            args_json=request.args_json,
+            status="pending",
+            created_at=now,
+            idempotency_key=f"{record.id}/{request.node}/{request.visit}",
+            schedule_to_start_s=request.schedule_to_start,
+            timeout_s=request.timeout,
+            heartbeat_s=request.heartbeat,
+        )
+        self._add(row)
+        self._journal.task(dataclasses.replace(row))
+        self._publish(row, "task.scheduled", f"task on queue {row.queue} scheduled")
+        self.scheduled(row)
+        self._journal.after_durable(lambda: self._offer(row))
+
+    def _add(self, row: TaskRow) -> None:
+        self._open[row.token] = row
+        self._by_key[row.execution_id, row.node, row.visit, row.attempt] = row
+        self._by_execution.setdefault(row.execution_id, set()).add(row.token)
+
+    def _offer(self, row: TaskRow) -> None:
+        """The task is durable: workers may have it."""
+        if self._open.get(row.token) is row and row.status == "pending":
+            self._make_pending(row)
+
+    def _make_pending(self, row: TaskRow, *, first: bool = False) -> None:
+        queue = self._pending.setdefault(row.queue, collections.deque())
+        if first:
+            queue.appendleft(row.token)
+        else:
+            queue.append(row.token)
+        now = self._clock()
+        self._pending_since[row.token] = now
+        if row.schedule_to_start_s:
+            self._deadline(now + row.schedule_to_start_s, row, Deadline.SCHEDULE_TO_START)
+        self.pump(row.queue)
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def pump(self, queue: str) -> None:
+        """Hand ``queue``'s pending tasks to its workers while they have free slots."""
+        pending = self._pending.get(queue)
+        while pending:
+            session = self._hub.pick(queue)
+            if session is None:
+                return
+            token = pending.popleft()
+            row = self._open.get(token)
+            if row is not None and row.status == "pending":
+                self._start(row, session)
+        if pending is not None and not pending:
+            del self._pending[queue]
+
+    def _start(self, row: TaskRow, session: WorkerSession, *, push: bool = True) -> None:
+        now = self._clock()
+        waited = now - self._pending_since.pop(row.token, now)
+        row.status = "running"
+        row.worker = session.worker_id
+        row.started_at = now
+        row.heartbeat_at = None
+        row.deliveries += 1
+        session.running.add(row.token)
+        self._journal.task(dataclasses.replace(row))
+        if row.timeout_s:
+            self._deadline(now + row.timeout_s, row, Deadline.TIMEOUT)
+        if row.heartbeat_s:
+            self._deadline(now + row.heartbeat_s, row, Deadline.HEARTBEAT)
+        self._publish(row, "task.started", f"worker {session.worker_id} took it", worker=True)
+        self.started(row, waited)
+        if push:
+            session.push(task_to_pb(row))
+
+    def worker_joined(
+        self, session: WorkerSession, old: WorkerSession | None, running: Iterable[str]
+    ) -> None:
+        """A worker said hello (``old``: the stream of the same id it replaces), still running
+        ``running`` from before: those that are still its own, or waiting for anyone, stay or
+        become its own; the rest of the old stream's are offered again."""
+        claimed = set(running)
+        for token in claimed:
+            row = self._open.get(token)
+            if row is None:
+                continue
+            if row.status == "pending":
+                self._start(row, session, push=False)
+            elif row.worker == session.worker_id:
+                session.running.add(token)
+        if old is not None:
+            left = old.running - claimed
+            old.running.clear()
+            self._requeue(left, f"worker {old.worker_id} reconnected without it")
+        for queue in session.queues:
+            self.pump(queue)
+
+    def worker_left(self, session: WorkerSession) -> None:
+        """A worker's stream ended: its tasks are offered again at once."""
+        tokens, session.running = session.running, set()
+        self._requeue(tokens, f"worker {session.worker_id} went away")
+
+    def release(self, session: WorkerSession, tokens: Iterable[str]) -> None:
+        """The worker gives tasks back without an answer (it is stopping)."""
+        mine = [t for t in tokens if t in session.running]
+        session.running.difference_update(mine)
+        self._requeue(mine, f"worker {session.worker_id} released it")
+        for queue in session.queues:
+            self.pump(queue)
+
+    def _requeue(self, tokens: Iterable[str], why: str) -> None:
+        queues = set()
+        for token in tokens:
+            row = self._open.get(token)
+            if row is None or row.status != "running":
+                continue
+            row.status = "pending"
+            row.started_at = None
+            self._journal.task(dataclasses.replace(row))
+            log.info(
+                "task %s of %s (%s): offered again, %s", row.node, row.execution_id, row.queue, why
+            )
+            self._make_pending(row, first=True)
+            queues.add(row.queue)
+        for queue in queues:
+            self.pump(queue)
+
+    def slot_freed(self, session: WorkerSession) -> None:
+        for queue in session.queues:
+            self.pump(queue)
+
+    async def durable(self) -> None:
+        await self._journal.durable()
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything written so far is committed."""
+        self._journal.after_durable(callback)
+
+    # --- answers -----------------------------------------------------------------------------
+
+    async def complete(self, token: str, output_json: bytes) -> Answered:
+        """A completion by token; see the module docstring for the verdicts."""
+        row = await self._find(token)
+        if row is None:
+            return Answered(Verdict.NOT_FOUND, None, f"no task with token {token!r}")
+        if row.finished:
+            if row.status == "completed" and row.output_json == output_json:
+                return Answered(Verdict.DUPLICATE, row)
+            return self._refuse(row, "complete")
+        row.output_json = output_json
+        self._end(row, "completed", None, retryable=False)
+        return Answered(Verdict.ACCEPTED, row)
+
+    async def fail(
+        self, token: str, message: str, *, kind: str = "", retryable: bool = True
+    ) -> Answered:
+        """A failure by token: the node attempt fails with ``message`` (``kind``: the error's
+        type, for people); ``retryable`` False fails the node without retry."""
+        error = f"{kind}: {message}" if kind else message
+        row = await self._find(token)
+        if row is None:
+            return Answered(Verdict.NOT_FOUND, None, f"no task with token {token!r}")
+        if row.finished:
+            if row.status == "failed" and row.error == error:
+                return Answered(Verdict.DUPLICATE, row)
+            return self._refuse(row, "fail")
+        self._end(row, "failed", error, retryable=retryable)
+        return Answered(Verdict.ACCEPTED, row)
+
+    async def heartbeat(self, token: str, details_json: bytes | None) -> Answered:
+        """A sign of life (with optional progress details) for a running task."""
+        row = await self._find(token)
+        if row is None:
+            return Answered(Verdict.NOT_FOUND, None, f"no task with token {token!r}")
+        if row.finished:
+            return self._refuse(row, "heartbeat")
+        row.heartbeat_at = self._clock()
+        if details_json and details_json != row.details_json:
+            row.details_json = details_json
+            self._journal.task(dataclasses.replace(row))
+        if row.heartbeat_s and row.status == "running":
+            self._deadline(row.heartbeat_at + row.heartbeat_s, row, Deadline.HEARTBEAT)
+        return Answered(Verdict.ACCEPTED, row)
+
+    async def _find(self, token: str) -> TaskRow | None:
+        row = self.get(token)
+        if row is None and token:
+            row = await self._store.get_task(token)
+            if row is not None and row.finished:
+                self._keep_finished(row)
+            elif row is not None:  # not loaded: it cannot be unfinished and unknown
+                row = self.get(token) or row
+        return row
+
+    def _refuse(self, row: TaskRow, what: str) -> Answered:
+        self.refused(row.queue, what)
+        why = f": {row.error}" if row.error and row.status != "failed" else ""
+        return Answered(
+            Verdict.REFUSED,
+            row,
+            f"task {row.node} (attempt {row.attempt}) of execution {row.execution_id} is "
+            f"already {row.status.replace('_', ' ')}{why}",
+        )
+
+    def _end(self, row: TaskRow, status: str, error: str | None, *, retryable: bool) -> None:
+        """The task ends now: written, its worker's slot freed, its engine told once durable."""
+        row.status = status
+        row.error = error
+        row.retryable = retryable
+        row.finished_at = self._clock()
+        del self._open[row.token]
+        self._pending_since.pop(row.token, None)
+        tokens = self._by_execution.get(row.execution_id)
+        if tokens is not None:
+            tokens.discard(row.token)
+            if not tokens:
+                del self._by_execution[row.execution_id]
+        self._keep_finished(row)
+        session = self._hub.get(row.worker) if row.worker else None
+        if session is not None and row.token in session.running:
+            session.running.discard(row.token)
+            if status in ("cancelled", "timed_out"):
+                session.cancel(row.token, error or status)
+            self.slot_freed(session)
+        self._journal.task(dataclasses.replace(row))
+        message = f"task on queue {row.queue} {status.replace('_', ' ')}"
+        self._publish(row, f"task.{status}", f"{message}: {error}" if error else message)
+        self.ended(row)
+        if status != "cancelled":
+            self._journal.after_durable(lambda: self._tell(row))
+
+    def _keep_finished(self, row: TaskRow) -> None:
+        kept = self._finished
+        kept[row.token] = row
+        kept.move_to_end(row.token)
+        while len(kept) > FINISHED_KEPT:
+            _, old = kept.popitem(last=False)
+            key = (old.execution_id, old.node, old.visit, old.attempt)
+            if self._by_key.get(key) is old:
+                del self._by_key[key]
+
+    def _tell(self, row: TaskRow) -> None:
+        """Send an ended task's answer to the engine running its execution, if it is placed."""
+        record = self._table.get(row.execution_id)
+        if record is None or record.finished:
+            return
+        link = self._engines.get(record.placement.engine)
+        if link is None or not self._placement.is_on(record, link.id):
+            return  # not placed now: its engine asks again when it gets there
+        link.task_finished(
+            TaskAnswer(
+                execution_id=record.id,
+                lease=record.placement.lease,
+                node=row.node,
+                visit=row.visit,
+                attempt=row.attempt,
+                completed=row.status == "completed",
+                output_json=row.output_json or b"null",
+                error=row.error or "",
+                retryable=row.retryable,
+            )
+        )
+
+    # --- executions that end -----------------------------------------------------------------
+
+    def execution_ended(self, record: ExecutionRecord) -> None:
+        """Cancel the execution's unfinished tasks (their workers are told)."""
+        tokens = self._by_execution.get(record.id)
+        if not tokens:
+            return
+        why = f"execution {record.id} {record.status}"
+        if record.status is ExecutionStatus.CANCELLED and record.cancel_reason:
+            why += f": {record.cancel_reason}"
+        for token in list(tokens):
+            row = self._open.get(token)
+            if row is not None:
+                self._end(row, "cancelled", why, retryable=False)
+
+    # --- deadlines ---------------------------------------------------------------------------
+
+    def _deadline(self, at: float, row: TaskRow, kind: Deadline) -> None:
+        self._pushes += 1
+        heapq.heappush(self._deadlines, (at, self._pushes, row.token, kind))
+        if self._deadlines[0][2] == row.token:
+            self._wake()
+
+    def next_deadline(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def expire(self) -> int:
+        """End the tasks whose deadline has passed; returns how many."""
+        now = self._clock()
+        heap = self._deadlines
+        count = 0
+        while heap and heap[0][0] <= now:
+            _, _, token, kind = heapq.heappop(heap)
+            row = self._open.get(token)
+            if row is None:
+                continue
+            due = self._due(row, kind)
+            if due is None:
+                continue
+            if due > now:  # moved (a heartbeat came, it was taken again): look again then
+                self._deadline(due, row, kind)
+                continue
+            self._end(row, "timed_out", self._timeout_message(row, kind), retryable=True)
+            count += 1
+        return count
+
+    def _due(self, row: TaskRow, kind: Deadline) -> float | None:
+        """When ``kind`` falls due for ``row`` as it stands, or None if it does not apply now."""
+        if kind is Deadline.SCHEDULE_TO_START:
+            since = self._pending_since.get(row.token)
+            if row.status != "pending" or since is None:
+                return None
+            return since + row.schedule_to_start_s
+        if row.status != "running" or row.started_at is None:
+            return None
+        if kind is Deadline.TIMEOUT:
+            return row.started_at + row.timeout_s
+        return (row.heartbeat_at or row.started_at) + row.heartbeat_s
+
+    @staticmethod
+    def _timeout_message(row: TaskRow, kind: Deadline) -> str:
+        if kind is Deadline.SCHEDULE_TO_START:
+            return (
+                f"schedule_to_start: no worker took the task from queue '{row.queue}' within "
+                f"{_seconds(row.schedule_to_start_s)}"
+            )
+        if kind is Deadline.TIMEOUT:
+            return (
+                f"timeout: worker {row.worker} did not finish the task within "
+                f"{_seconds(row.timeout_s)} of taking it"
+            )
+        return f"heartbeat: worker {row.worker} sent no heartbeat for {_seconds(row.heartbeat_s)}"
+
+    async def run(self) -> None:
+        """End tasks as their deadlines pass, until cancelled (the wiring supervises it)."""
+        wake = asyncio.Event()
+        self._wake = wake.set
+        try:
+            while True:
+                self.expire()
+                due = self.next_deadline()
+                wake.clear()
+                delay = None if due is None else max(due - self._clock(), 0.0) + 0.001
+                try:
+                    async with asyncio.timeout(delay):
+                        await wake.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._wake = lambda: None
+
+    # --- events ------------------------------------------------------------------------------
+
+    def worker_joined_event(self, session: WorkerSession) -> None:
+        self._monitor.publish(
+            "worker.joined",
+            message=f"worker {session.worker_id} joined: queues {', '.join(session.queues)}, "
+            f"{session.slots} slots",
+            data={"worker": session.worker_id, "queues": list(session.queues)},
+        )
+
+    def worker_left_event(self, session: WorkerSession, why: str) -> None:
+        self._monitor.publish(
+            "worker.left",
+            message=f"worker {session.worker_id} left: {why}",
+            data={"worker": session.worker_id, "queues": list(session.queues)},
+        )
+
+    def _publish(self, row: TaskRow, type_: str, message: str, *, worker: bool = False) -> None:
+        record = self._table.get(row.execution_id)
+        data: dict[str, object] = {"queue": row.queue}
+        if worker or row.worker:
+            data["worker"] = row.worker
+        self._monitor.publish(
+            type_,
+            workflow=row.workflow,
+            version=record.version if record is not None else "",
+            execution_id=row.execution_id,
+            node=row.node,
+            visit=row.visit,
+            attempt=row.attempt,
+            message=message,
+            data=data,
+        )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def task_to_pb(row: TaskRow) -> wpb.Task:
+    """What a worker receives for a task."""
+    return wpb.Task(
+        token=row.token,
+        execution_id=row.execution_id,
+        workflow=row.workflow,
+        node=row.node,
+        visit=row.visit,
+        attempt=row.attempt,
+        queue=row.queue,
+        args_json=row.args_json,
+        idempotency_key=row.idempotency_key,
+        deadline=(row.started_at or 0.0) + row.timeout_s if row.timeout_s else 0.0,
+        heartbeat_timeout_s=row.heartbeat_s,
+    )
