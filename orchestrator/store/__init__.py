@@ -1,4 +1,4 @@
-"""The orchestrator's store: workflow versions, executions, node runs, events, trigger state.
+"""The orchestrator's store: workflow versions, executions, node runs, tasks, events, triggers.
 
 ``open_store(url)`` picks the backend from ``STORE_URL``:
 
@@ -18,11 +18,14 @@ Errors::
 from __future__ import annotations
 
 from orchestrator.store.base import (
+    TASK_STATUSES,
+    UNFINISHED_TASK_STATUSES,
     EventRow,
     ExecutionRow,
     NodeRunRow,
     Store,
     StoreError,
+    TaskRow,
     TriggerRow,
     WorkflowRow,
 )
@@ -30,6 +33,8 @@ from orchestrator.store.memory import MemoryStore
 from orchestrator.store.sql import SqlStore
 
 __all__ = [
+    "TASK_STATUSES",
+    "UNFINISHED_TASK_STATUSES",
     "EventRow",
     "ExecutionRow",
     "MemoryStore",
@@ -37,6 +42,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "StoreError",
+    "TaskRow",
     "TriggerRow",
     "WorkflowRow",
     "open_store",

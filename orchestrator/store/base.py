@@ -2,8 +2,8 @@
 
 Two kinds of operation:
 
-* **Group-committed writes** (``put_execution``, ``add_node_run``, ``add_events``) only queue
-  the row and return at once. A background writer commits whatever has queued in one
+* **Group-committed writes** (``put_execution``, ``put_task``, ``add_node_run``, ``add_events``)
+  only queue the row and return at once. A background writer commits whatever has queued in one
   transaction (a *group commit*), so many executions share one commit. ``await durable()``
   returns once everything queued before the call is committed; the orchestrator acknowledges a
   node result to its engine, or reports an execution as started or finished to a client, only
@@ -23,6 +23,10 @@ from typing import Protocol
 
 from engine.state.events import TERMINAL_EXECUTION_STATUSES
 from orchestrator.signals import Signal
+
+TASK_STATUSES = ("pending", "running", "completed", "failed", "timed_out", "cancelled")
+"""What a durable task can be: waiting for a worker, with one, or ended one of four ways."""
+UNFINISHED_TASK_STATUSES = frozenset({"pending", "running"})
 
 
 class StoreError(Exception):
@@ -102,6 +106,69 @@ class NodeRunRow:
 
 
 @dataclass(slots=True)
+class TaskRow:
+    """One durable task: one attempt of one visit of one ``task`` node, done by a worker.
+
+    Keyed by ``token`` (what the worker completes it with); ``(execution_id, node, visit,
+    attempt)`` is unique too. The identity -- token, execution, workflow, node, visit, attempt,
+    queue, args, created_at, idempotency key and the three timeouts -- is fixed by the first put;
+    the rest is its progress.
+    """
+
+    token: str
+    """The primary key; opaque (made by the orchestrator, handed to the worker)."""
+    execution_id: str
+    workflow: str
+    node: str
+    visit: int
+    attempt: int
+    queue: str
+    args_json: bytes
+    status: str
+    """One of ``TASK_STATUSES``."""
+    created_at: float
+    idempotency_key: str = ""
+    worker: str = ""
+    """The worker running it, or that ran it last."""
+    deliveries: int = 0
+    """Times it was handed to a worker."""
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    schedule_to_start_s: float = 0.0
+    """Seconds it may wait for a worker; 0 = no limit (likewise the other two)."""
+    timeout_s: float = 0.0
+    heartbeat_s: float = 0.0
+    output_json: bytes | None = None
+    error: str | None = None
+    retryable: bool = False
+    details_json: bytes | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in UNFINISHED_TASK_STATUSES
+
+
+TASK_KEY = ("execution_id", "node", "visit", "attempt")
+"""A task's other unique key, besides its token: ``find_task``'s."""
+TASK_IDENTITY = frozenset(
+    {
+        "token",
+        *TASK_KEY,
+        "workflow",
+        "queue",
+        "args_json",
+        "created_at",
+        "idempotency_key",
+        "schedule_to_start_s",
+        "timeout_s",
+        "heartbeat_s",
+    }
+)
+"""``TaskRow`` fields fixed by the first put: a later put never changes them."""
+
+
+@dataclass(slots=True)
 class EventRow:
     """One monitoring event of the event log; ``seq`` increases by one per event."""
 
@@ -173,6 +240,15 @@ class Store(Protocol):
         (a backend may keep the first ones) and update the rest.
         """
 
+    def put_task(self, row: TaskRow) -> None:
+        """Insert or update the task by its token (the latest put of a batch wins).
+
+        Its identity (see ``TaskRow``) is fixed by the first put; later puts of the token must
+        carry the same key (execution, node, visit, attempt) and update the rest. A put of
+        another token whose key is already stored is ignored: the task keeps its first token
+        (``find_task`` says which), and the batch commits.
+        """
+
     def add_node_run(self, row: NodeRunRow) -> None:
         """Insert a node run; one already stored with the same key is left as it is."""
 
@@ -225,10 +301,27 @@ class Store(Protocol):
         """The journals of these executions, each in ``position`` order."""
 
     async def prune(self, finished_before: float, batch: int) -> int:
-        """Delete up to ``batch`` executions finished before that time, with their node runs
-        and events, and up to ``batch`` events of no execution (``engine.*``, ``workflow.*``)
+        """Delete up to ``batch`` executions finished before that time, with their node runs,
+        tasks and events, and up to ``batch`` events of no execution (``engine.*``, ``workflow.*``)
         older than that; return how many executions were deleted (call again while it returns
         ``batch``)."""
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def get_task(self, token: str) -> TaskRow | None: ...
+
+    async def find_task(
+        self, execution_id: str, node: str, visit: int, attempt: int
+    ) -> TaskRow | None:
+        """The task of that attempt of that visit of that node, if any."""
+
+    async def list_tasks(
+        self, *, queue: str = "", status: str = "", execution_id: str = "", limit: int = 100
+    ) -> list[TaskRow]:
+        """Newest first (created_at, then token, descending); an empty filter matches any."""
+
+    async def unfinished_tasks(self) -> list[TaskRow]:
+        """Every task pending or running, oldest first (created_at, then token)."""
 
     # --- events -------------------------------------------------------------------------------
 

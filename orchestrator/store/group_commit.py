@@ -1,14 +1,15 @@
 """``GroupCommit``: the writer behind ``SqlStore``'s group-committed writes.
 
-``put_execution``, ``add_node_run`` and ``add_events`` append the row (an immutable snapshot) to
-the batch that is gathering; they never wait. One writer task commits a whole batch in one
-transaction -- executions as an upsert (the latest put of an id wins), node runs as an insert
-that ignores a key already stored, events as an insert (ignoring a sequence number already
-stored, so that a retried commit is idempotent) -- while the next batch gathers. ``durable()``
-waits for the batch holding everything written before it. A failed commit is retried with
-backoff for ``retry_window`` seconds; after that the batch is lost, ``durable()`` raises
-``StoreError`` for it and for every later call, and later writes are dropped (the orchestrator
-stops; a restart resumes from what is durable).
+``put_execution``, ``put_task``, ``add_node_run`` and ``add_events`` append the row (an immutable
+snapshot) to the batch that is gathering; they never wait. One writer task commits a whole batch in
+one transaction -- executions as an upsert (the latest put of an id wins), tasks as an upsert (the
+latest put of a token wins; see ``_statements``), node runs as an insert that ignores a key already
+stored, events as an insert (ignoring a sequence number already stored, so that a retried commit is
+idempotent) -- while the next batch gathers. There are no foreign keys, so the order of the
+statements within the transaction constrains nothing. ``durable()`` waits for the batch holding
+everything written before it. A failed commit is retried with backoff for ``retry_window`` seconds;
+after that the batch is lost, ``durable()`` raises ``StoreError`` for it and for every later call,
+and later writes are dropped (the orchestrator stops; a restart resumes from what is durable).
 
 The writer task is supervised: whatever escapes its loop -- a commit that gave up, or a bug (a
 row that cannot be converted, a statement that cannot be built) -- is logged and becomes that
@@ -28,8 +29,8 @@ big under load:
 * PostgreSQL: the writer keeps one connection (no pool checkout, ping and reset per batch) and
   sends each statement with asyncpg's pipelined ``executemany`` of one prepared statement;
 * each batch statement is compiled once to the driver's SQL, and rows become parameter tuples
-  through one ``attrgetter`` (only the latest put of an execution is converted), so SQLAlchemy
-  does no per-row work.
+  through one ``attrgetter`` (only the latest put of an execution or a task is converted), so
+  SQLAlchemy does no per-row work.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -53,7 +54,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orchestrator.signals import Signal
 from orchestrator.store import tables as t
-from orchestrator.store.base import EventRow, ExecutionRow, NodeRunRow, StoreError
+from orchestrator.store.base import (
+    TASK_IDENTITY,
+    TASK_KEY,
+    EventRow,
+    ExecutionRow,
+    NodeRunRow,
+    StoreError,
+    TaskRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +72,17 @@ class _Batch:
     """What one group commit writes, in this order."""
 
     executions: list[ExecutionRow]
+    tasks: list[TaskRow]
     node_runs: list[NodeRunRow]
     events: list[EventRow]
 
 
+_PROGRESS = tuple(f.name for f in fields(TaskRow) if f.name not in TASK_IDENTITY)
+"""What a later put of a task changes."""
+
 _VALUES = re.compile(r" VALUES (\([?, ]+\))")
 _MAX_ROWS = 256
-"""Rows in one multi-row INSERT on SQLite (at most 21 columns: well under its 32,766 variables)."""
+"""Rows in one multi-row INSERT on SQLite (at most 23 columns: well under its 32,766 variables)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +131,10 @@ class _BatchStatement:
             start += n
 
 
-def _statements(insert: Callable[[sa.Table], Any]) -> tuple[sa.Insert, sa.Insert, sa.Insert]:
-    """The batch's statements in commit order: executions, node runs, events."""
+def _statements(
+    insert: Callable[[sa.Table], Any],
+) -> tuple[sa.Insert, sa.Insert, sa.Insert, sa.Insert]:
+    """The batch's statements in commit order: executions, tasks, node runs, events."""
     ex = insert(t.executions)
     upsert_executions = ex.on_conflict_do_update(
         index_elements=[t.executions.c.id],
@@ -130,11 +145,21 @@ def _statements(insert: Callable[[sa.Table], Any]) -> tuple[sa.Insert, sa.Insert
             if c.name not in t.EXECUTION_IDENTITY
         },
     )
+    # Tasks conflict on their key (execution, node, visit, attempt), not on the token: a put of
+    # the token stored under that key updates it, and a put of another token for a key already
+    # stored matches no row of the WHERE and is ignored instead of failing the whole batch
+    # (PostgreSQL's ON CONFLICT takes one arbiter, so the token cannot be a second one).
+    ta = insert(t.tasks)
+    upsert_tasks = ta.on_conflict_do_update(
+        index_elements=[t.tasks.c[name] for name in TASK_KEY],
+        set_={c.name: ta.excluded[c.name] for c in t.tasks.columns if c.name not in TASK_IDENTITY},
+        where=t.tasks.c.token == ta.excluded.token,
+    )
     insert_node_runs = insert(t.node_runs).on_conflict_do_nothing(
         index_elements=list(t.node_runs.primary_key.columns)
     )
     insert_events = insert(t.events).on_conflict_do_nothing(index_elements=[t.events.c.seq])
-    return upsert_executions, insert_node_runs, insert_events
+    return upsert_executions, upsert_tasks, insert_node_runs, insert_events
 
 
 class GroupCommit:
@@ -170,6 +195,8 @@ class GroupCommit:
         # the batch gathering
         self._executions: dict[str, ExecutionRow] = {}
         """The latest put of each execution; rows are snapshots, converted when committed."""
+        self._task_rows: dict[str, TaskRow] = {}
+        """The latest put of each task, by token, likewise."""
         self._node_runs: list[NodeRunRow] = []
         self._events: list[EventRow] = []
         self._pending = False
@@ -263,6 +290,18 @@ class GroupCommit:
             self._pending = True
             self._wake.set()
 
+    def put_task(self, row: TaskRow) -> None:
+        if self._task is None:
+            return  # stopped or failed: durable() says so
+        queued = self._task_rows.get(row.token)
+        if queued is not None and queued is not row:
+            # The first put's identity stays, as the upsert keeps a stored row's.
+            row = replace(queued, **{name: getattr(row, name) for name in _PROGRESS})
+        self._task_rows[row.token] = row
+        if not self._pending:
+            self._pending = True
+            self._wake.set()
+
     def add_node_run(self, row: NodeRunRow) -> None:
         if self._task is None:
             return  # stopped or failed: durable() says so
@@ -331,7 +370,7 @@ class GroupCommit:
     def _abandon(self, error: StoreError) -> None:
         """Drop what is queued and release its waiters (and the batch committing's) with
         ``error``."""
-        self._executions, self._node_runs, self._events = {}, [], []
+        self._executions, self._task_rows, self._node_runs, self._events = {}, {}, [], []
         self._pending = self._inflight = False
         for waiter in (self._gathering, self._committing):
             if waiter is not None and not waiter.done():
@@ -353,8 +392,13 @@ class GroupCommit:
             if gather > 0 and not self._stopping:
                 await asyncio.sleep(gather)  # back to back: let the batch grow
             last = loop.time()
-            batch = _Batch(list(self._executions.values()), self._node_runs, self._events)
-            self._executions, self._node_runs, self._events = {}, [], []
+            batch = _Batch(
+                list(self._executions.values()),
+                list(self._task_rows.values()),
+                self._node_runs,
+                self._events,
+            )
+            self._executions, self._task_rows, self._node_runs, self._events = {}, {}, [], []
             self._pending = False
             self._committing, self._gathering = self._gathering, None
             self._inflight = True
@@ -365,7 +409,8 @@ class GroupCommit:
             waiter, self._committing = self._committing, None
             self._inflight = False
             if self._committed:
-                rows = len(batch.executions) + len(batch.node_runs) + len(batch.events)
+                parts = (batch.executions, batch.tasks, batch.node_runs, batch.events)
+                rows = sum(len(part) for part in parts)
                 self._committed(loop.time() - last, rows)
             if waiter is not None:
                 waiter.set_result(None)
@@ -435,7 +480,12 @@ class GroupCommit:
             self._batch_statements = tuple(
                 _BatchStatement.compile(statement, dialect) for statement in self._statements
             )
-        parts: tuple[list[Any], ...] = (batch.executions, batch.node_runs, batch.events)
+        parts: tuple[list[Any], ...] = (
+            batch.executions,
+            batch.tasks,
+            batch.node_runs,
+            batch.events,
+        )
         return [
             (statement, rows)
             for statement, rows in zip(self._batch_statements, parts, strict=True)

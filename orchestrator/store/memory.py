@@ -1,10 +1,10 @@
 """``MemoryStore``: the store in dictionaries, for tests and benchmarks' baseline.
 
-Same semantics as ``SqlStore`` (latest put wins, a duplicate node run is ignored, newest-first
-listing with a ``before`` cursor, pruning in batches) except that writes are visible at once and
-nothing survives the process. Rows are copied in and out, so callers may mutate what they get.
-There is no group commit, so ``committed`` is there for the wiring to connect to but is never
-emitted.
+Same semantics as ``SqlStore`` (latest put wins, a task keeps the identity of its first put, a
+duplicate node run or task key is ignored, newest-first listing, pruning in batches) except that
+writes are visible at once and nothing survives the process. Rows are copied in and out, so callers
+may mutate what they get. There is no group commit, so ``committed`` is there for the wiring to
+connect to but is never emitted.
 
 Node runs and events, the bulk of it, are kept as plain tuples of their fields rather than row
 objects. Their fields are all strings, numbers, bytes or None, so the garbage collector stops
@@ -24,10 +24,13 @@ from typing import Any
 from engine.state.events import TERMINAL_EXECUTION_STATUSES
 from orchestrator.signals import Signal
 from orchestrator.store.base import (
+    TASK_IDENTITY,
+    UNFINISHED_TASK_STATUSES,
     EventRow,
     ExecutionRow,
     NodeRunRow,
     StoreError,
+    TaskRow,
     TriggerRow,
     WorkflowRow,
 )
@@ -40,6 +43,12 @@ _SEQ, _AT, _WORKFLOW, _EXECUTION = (
     for name in ("seq", "at", "workflow", "execution_id")
 )
 _POSITION = [f.name for f in dataclasses.fields(NodeRunRow)].index("position")
+_TASK_PROGRESS = tuple(f.name for f in dataclasses.fields(TaskRow) if f.name not in TASK_IDENTITY)
+"""What a later put of a task changes."""
+
+
+def _task_key(row: TaskRow) -> tuple[str, str, int, int]:
+    return row.execution_id, row.node, row.visit, row.attempt
 
 
 class MemoryStore:
@@ -58,6 +67,9 @@ class MemoryStore:
         self._events: list[tuple[Any, ...]] = []  # EventRow fields, ordered by seq
         self._seqs: list[int] = []
         self._triggers: dict[tuple[str, str], TriggerRow] = {}
+        self._tasks: dict[str, TaskRow] = {}
+        self._task_tokens: dict[tuple[str, str, int, int], str] = {}
+        """Each task's token by its key (execution, node, visit, attempt)."""
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -82,6 +94,18 @@ class MemoryStore:
             self._by_idempotency_key[row.idempotency_key] = row.id
         if row.child_key is not None:
             self._by_child_key[row.child_key] = row.id
+
+    def put_task(self, row: TaskRow) -> None:
+        stored = self._tasks.get(row.token)
+        if stored is not None:
+            for name in _TASK_PROGRESS:
+                setattr(stored, name, getattr(row, name))
+            return
+        key = _task_key(row)
+        if key in self._task_tokens:
+            return  # another token holds that key: ignored, as in the SQL store
+        self._task_tokens[key] = row.token
+        self._tasks[row.token] = copy.copy(row)
 
     def add_node_run(self, row: NodeRunRow) -> None:
         journal = self._node_runs.setdefault(row.execution_id, {})
@@ -197,6 +221,10 @@ class MemoryStore:
             key=lambda row: row.finished_at or 0.0,
         )[: max(batch, 0)]
         ids = {row.id for row in doomed}
+        if ids:
+            for task in [task for task in self._tasks.values() if task.execution_id in ids]:
+                del self._tasks[task.token]
+                del self._task_tokens[_task_key(task)]
         for row in doomed:
             del self._executions[row.id]
             self._node_runs.pop(row.id, None)
@@ -220,6 +248,36 @@ class MemoryStore:
                 self._events = kept
                 self._seqs = [event[_SEQ] for event in kept]
         return len(doomed)
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def get_task(self, token: str) -> TaskRow | None:
+        row = self._tasks.get(token)
+        return None if row is None else copy.copy(row)
+
+    async def find_task(
+        self, execution_id: str, node: str, visit: int, attempt: int
+    ) -> TaskRow | None:
+        token = self._task_tokens.get((execution_id, node, visit, attempt))
+        return None if token is None else await self.get_task(token)
+
+    async def list_tasks(
+        self, *, queue: str = "", status: str = "", execution_id: str = "", limit: int = 100
+    ) -> list[TaskRow]:
+        rows = [
+            row
+            for row in self._tasks.values()
+            if (not queue or row.queue == queue)
+            and (not status or row.status == status)
+            and (not execution_id or row.execution_id == execution_id)
+        ]
+        rows.sort(key=lambda row: (row.created_at, row.token), reverse=True)
+        return [copy.copy(row) for row in rows[: max(limit, 0)]]
+
+    async def unfinished_tasks(self) -> list[TaskRow]:
+        rows = [row for row in self._tasks.values() if row.status in UNFINISHED_TASK_STATUSES]
+        rows.sort(key=lambda row: (row.created_at, row.token))
+        return [copy.copy(row) for row in rows]
 
     # --- events -------------------------------------------------------------------------------
 

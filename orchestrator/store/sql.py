@@ -1,11 +1,11 @@
 """``SqlStore``: SQLite (aiosqlite) or PostgreSQL (asyncpg) through SQLAlchemy 2 Core, async.
 
-The store is two parts. The group-committed writes (``put_execution``, ``add_node_run``,
-``add_events``) and ``durable()`` go to a ``GroupCommit`` (``group_commit.py``: the batching,
-the retrying commit, the SQLite writer thread and the PostgreSQL writer connection, and why they
-are built that way), which ``open()`` starts and ``close()`` drains. This module holds the rest:
-opening, migrating and closing, and the direct operations (workflows, executions, node runs,
-pruning, events, triggers), each on a connection of the async engine's pool.
+The store is two parts. The group-committed writes (``put_execution``, ``put_task``,
+``add_node_run``, ``add_events``) and ``durable()`` go to a ``GroupCommit`` (``group_commit.py``:
+the batching, the retrying commit, the SQLite writer thread and the PostgreSQL writer connection,
+and why they are built that way), which ``open()`` starts and ``close()`` drains. This module holds
+the rest: opening, migrating and closing, and the direct operations (workflows, executions, node
+runs, pruning, tasks, events, triggers), each on a connection of the async engine's pool.
 
 ``open()`` connects, applies the Alembic migrations shipped in ``migrations/`` and checks the
 schema; every failure is one ``StoreError`` line naming the URL (password masked) and the cause.
@@ -34,10 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from orchestrator.signals import Signal
 from orchestrator.store import tables as t
 from orchestrator.store.base import (
+    UNFINISHED_TASK_STATUSES,
     EventRow,
     ExecutionRow,
     NodeRunRow,
     StoreError,
+    TaskRow,
     TriggerRow,
     WorkflowRow,
 )
@@ -212,6 +214,10 @@ class SqlStore:
         if self._writer is not None:
             self._writer.put_execution(row)
 
+    def put_task(self, row: TaskRow) -> None:
+        if self._writer is not None:
+            self._writer.put_task(row)
+
     def add_node_run(self, row: NodeRunRow) -> None:
         if self._writer is not None:
             self._writer.add_node_run(row)
@@ -362,6 +368,7 @@ class SqlStore:
                 await conn.execute(
                     sa.delete(t.node_runs).where(t.node_runs.c.execution_id.in_(chunk))
                 )
+                await conn.execute(sa.delete(t.tasks).where(t.tasks.c.execution_id.in_(chunk)))
                 await conn.execute(sa.delete(t.events).where(t.events.c.execution_id.in_(chunk)))
             v = t.events.c
             unattached = (
@@ -372,6 +379,48 @@ class SqlStore:
             )
             await conn.execute(sa.delete(t.events).where(v.seq.in_(unattached)))
         return len(ids)
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def get_task(self, token: str) -> TaskRow | None:
+        return await self._one_task(sa.select(t.tasks).where(t.tasks.c.token == token))
+
+    async def find_task(
+        self, execution_id: str, node: str, visit: int, attempt: int
+    ) -> TaskRow | None:
+        k = t.tasks.c
+        key = (k.execution_id == execution_id, k.node == node, k.visit == visit)
+        return await self._one_task(sa.select(t.tasks).where(*key, k.attempt == attempt))
+
+    async def _one_task(self, query: sa.Select[Any]) -> TaskRow | None:
+        async with self._connect() as conn:
+            r = (await conn.execute(query)).first()
+        return None if r is None else TaskRow(**r._mapping)
+
+    async def list_tasks(
+        self, *, queue: str = "", status: str = "", execution_id: str = "", limit: int = 100
+    ) -> list[TaskRow]:
+        k = t.tasks.c
+        query = sa.select(t.tasks)
+        if queue:
+            query = query.where(k.queue == queue)
+        if status:
+            query = query.where(k.status == status)
+        if execution_id:
+            query = query.where(k.execution_id == execution_id)
+        query = query.order_by(k.created_at.desc(), k.token.desc()).limit(limit)
+        async with self._connect() as conn:
+            return [TaskRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def unfinished_tasks(self) -> list[TaskRow]:
+        k = t.tasks.c
+        query = (
+            sa.select(t.tasks)
+            .where(k.status.in_(sorted(UNFINISHED_TASK_STATUSES)))
+            .order_by(k.created_at, k.token)
+        )
+        async with self._connect() as conn:
+            return [TaskRow(**r._mapping) for r in await conn.execute(query)]
 
     # --- events -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ field names in ``base.py``, so a result row converts with ``Row(**mapping)``.
 
 There are no foreign keys on purpose: node runs and events reach the database through the group
 commit, and a stray row (a late duplicate result of a pruned execution) must never fail a batch.
-``SqlStore.prune`` deletes an execution's node runs and events with it.
+``SqlStore.prune`` deletes an execution's node runs, tasks and events with it.
 """
 
 from __future__ import annotations
@@ -132,7 +132,37 @@ triggers = sa.Table(
     sa.Column("schedule", sa.Text, nullable=False),
 )
 
-TABLES = ("workflows", "executions", "node_runs", "events", "triggers")
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("token", sa.Text, primary_key=True),
+    sa.Column("execution_id", sa.Text, nullable=False),
+    sa.Column("workflow", sa.Text, nullable=False),
+    sa.Column("node", sa.Text, nullable=False),
+    sa.Column("visit", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("args_json", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
+    sa.Column("worker", sa.Text, nullable=False),
+    sa.Column("deliveries", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=True),
+    sa.Column("finished_at", sa.Double, nullable=True),
+    sa.Column("heartbeat_at", sa.Double, nullable=True),
+    sa.Column("schedule_to_start_s", sa.Double, nullable=False),
+    sa.Column("timeout_s", sa.Double, nullable=False),
+    sa.Column("heartbeat_s", sa.Double, nullable=False),
+    sa.Column("output_json", sa.LargeBinary, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("retryable", sa.Boolean, nullable=False),
+    sa.Column("details_json", sa.LargeBinary, nullable=True),
+    # The key of find_task; its index also serves lookups and prune's deletes by execution.
+    sa.UniqueConstraint("execution_id", "node", "visit", "attempt", name="uq_tasks_key"),
+)
+
+TABLES = ("workflows", "executions", "node_runs", "events", "triggers", "tasks")
 
 _unfinished = executions.c.status.not_in(FINISHED)
 
@@ -157,4 +187,9 @@ INDEXES = (
     sa.Index("ix_executions_finished", executions.c.finished_at),
     sa.Index("ix_events_execution", events.c.execution_id, events.c.seq),
     sa.Index("ix_events_workflow", events.c.workflow, events.c.seq),
+    # list_tasks(): newest first, unfiltered, by queue (and status), by status; the status
+    # index serves unfinished_tasks() too (two ranges: pending, running)
+    sa.Index("ix_tasks_created", tasks.c.created_at, tasks.c.token),
+    sa.Index("ix_tasks_queue", tasks.c.queue, tasks.c.status, tasks.c.created_at),
+    sa.Index("ix_tasks_status", tasks.c.status, tasks.c.created_at),
 )

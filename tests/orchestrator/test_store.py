@@ -27,6 +27,7 @@ from orchestrator.store import (
     SqlStore,
     Store,
     StoreError,
+    TaskRow,
     TriggerRow,
     WorkflowRow,
     open_store,
@@ -95,6 +96,23 @@ def run(execution_id: str, position: int, node: str = "a", **fields: Any) -> Nod
     values: dict[str, Any] = {"visit": 1, "attempt": 1, "status": "completed"}
     values.update(fields)
     return NodeRunRow(execution_id=execution_id, position=position, node=node, **values)
+
+
+def task(
+    token: str, execution_id: str = "e1", node: str = "a", created_at: float = 1.0, **fields: Any
+) -> TaskRow:
+    values: dict[str, Any] = {
+        "workflow": "w",
+        "visit": 1,
+        "attempt": 1,
+        "queue": "q",
+        "args_json": b'{"to": "a@example.com"}',
+        "status": "pending",
+    }
+    values.update(fields)
+    return TaskRow(
+        token=token, execution_id=execution_id, node=node, created_at=created_at, **values
+    )
 
 
 def event(seq: int, execution_id: str = "", workflow: str = "w", **fields: Any) -> EventRow:
@@ -442,6 +460,205 @@ async def test_concurrent_claims_of_one_cursor_have_one_winner(store: Store) -> 
         assert sum(wins) == 1
 
 
+# --- contract: tasks --------------------------------------------------------------------------
+
+
+async def test_a_task_round_trips_every_field(store: Store) -> None:
+    full = TaskRow(
+        token="tok-\u00e9-1",
+        execution_id="e1",
+        workflow="order",
+        node="send",
+        visit=2,
+        attempt=3,
+        queue="email",
+        args_json=b'{"to": "\xc3\xa9", "bytes": "\x00\xff"}',
+        status="failed",
+        created_at=1700000000.123456,
+        idempotency_key="order-42/send",
+        worker="worker-7",
+        deliveries=4,
+        started_at=1700000000.5,
+        finished_at=1700000001.75,
+        heartbeat_at=1700000001.25,
+        schedule_to_start_s=30.5,
+        timeout_s=60.25,
+        heartbeat_s=5.125,
+        output_json=b'{"sent": false}',
+        error="smtp: 421",
+        retryable=True,
+        details_json=b'{"progress": 0.5}',
+    )
+    bare = task("tok-2")
+    store.put_task(full)
+    store.put_task(bare)
+    await store.durable()
+    assert await store.get_task("tok-\u00e9-1") == full
+    assert await store.get_task("tok-2") == bare
+    assert await store.find_task("e1", "send", 2, 3) == full
+    assert await store.find_task("e1", "a", 1, 1) == bare
+    assert await store.get_task("nope") is None
+    for other in (
+        ("e2", "send", 2, 3),
+        ("e1", "x", 2, 3),
+        ("e1", "send", 1, 3),
+        ("e1", "send", 2, 1),
+    ):
+        assert await store.find_task(*other) is None
+    assert (full.finished, bare.finished) == (True, False)
+    assert [task("t", status=s).finished for s in ("pending", "running", "timed_out")] == [
+        False,
+        False,
+        True,
+    ]
+
+
+async def test_a_later_put_of_a_task_updates_its_progress_and_keeps_its_identity(
+    store: Store,
+) -> None:
+    first = task("t1", idempotency_key="k", timeout_s=10.0, heartbeat_s=2.0)
+    changed_identity = {
+        "workflow": "other",
+        "queue": "other",
+        "args_json": b"{}",
+        "created_at": 99.0,
+        "idempotency_key": "other",
+        "schedule_to_start_s": 1.0,
+        "timeout_s": 1.0,
+        "heartbeat_s": 1.0,
+    }
+    running = replace(
+        first, status="running", worker="w1", deliveries=1, started_at=2.0, heartbeat_at=2.5
+    )
+    # within one batch: the first put's identity, the latest put's progress
+    store.put_task(first)
+    store.put_task(replace(running, **changed_identity))
+    await store.durable()
+    assert await store.get_task("t1") == running
+    # across batches likewise
+    done = replace(
+        running,
+        status="completed",
+        finished_at=3.0,
+        output_json=b'{"ok": true}',
+        details_json=b"[1]",
+        error="",
+        retryable=True,
+    )
+    store.put_task(replace(done, **changed_identity))
+    await store.durable()
+    assert await store.get_task("t1") == done
+    assert await store.find_task("e1", "a", 1, 1) == done
+
+
+async def test_a_second_token_for_a_stored_key_is_ignored_and_its_batch_commits(
+    store: Store,
+) -> None:
+    store.put_task(task("t1", status="running"))
+    await store.durable()
+    store.put_task(task("t2"))  # the key of t1 (e1, a, 1, 1)
+    store.put_task(task("t3", attempt=2))
+    store.put_execution(execution("e1"))
+    await store.durable()
+    assert await store.get_task("t2") is None
+    found = await store.find_task("e1", "a", 1, 1)
+    assert found is not None and (found.token, found.status) == ("t1", "running")
+    assert await store.get_task("t3") == task("t3", attempt=2)
+    assert await store.get_execution("e1") == execution("e1")
+    # within one batch: the first token of the key wins
+    store.put_task(task("t4", node="b"))
+    store.put_task(task("t5", node="b", status="running"))
+    await store.durable()
+    found = await store.find_task("e1", "b", 1, 1)
+    assert found is not None and found.token == "t4"
+    assert await store.get_task("t5") is None
+    assert {t.token for t in await store.list_tasks()} == {"t1", "t3", "t4"}
+
+
+async def test_list_tasks_filters_newest_first_with_a_limit(store: Store) -> None:
+    rows = []
+    for i in range(24):
+        row = task(
+            f"t{i:02}",
+            execution_id=f"e{i % 3}",
+            node=f"n{i}",
+            created_at=float(i // 4),  # four share each created_at: ties break on token
+            queue="email" if i % 2 else "sms",
+            status=("pending", "running", "completed", "timed_out")[i % 4],
+        )
+        rows.append(row)
+        store.put_task(row)
+    await store.durable()
+    newest = sorted(rows, key=lambda r: (r.created_at, r.token), reverse=True)
+
+    def tokens(found: list[TaskRow]) -> list[str]:
+        return [r.token for r in found]
+
+    assert await store.list_tasks() == newest
+    assert tokens(await store.list_tasks(limit=5)) == tokens(newest)[:5]
+    assert await store.list_tasks(limit=0) == []
+    assert tokens(await store.list_tasks(queue="email")) == [
+        r.token for r in newest if r.queue == "email"
+    ]
+    assert tokens(await store.list_tasks(status="running")) == [
+        r.token for r in newest if r.status == "running"
+    ]
+    assert (
+        tokens(await store.list_tasks(execution_id="e2", limit=3))
+        == [r.token for r in newest if r.execution_id == "e2"][:3]
+    )
+    assert tokens(await store.list_tasks(queue="sms", status="pending", execution_id="e0")) == [
+        r.token for r in newest if (r.queue, r.status, r.execution_id) == ("sms", "pending", "e0")
+    ]
+    assert await store.list_tasks(queue="none") == []
+
+
+async def test_unfinished_tasks_are_the_pending_and_running_ones_oldest_first(
+    store: Store,
+) -> None:
+    for token, created_at, status in [
+        ("c", 3.0, "pending"),
+        ("b", 1.0, "running"),
+        ("x", 0.5, "completed"),
+        ("y", 0.5, "failed"),
+        ("z", 0.5, "timed_out"),
+        ("w", 0.5, "cancelled"),
+        ("a", 1.0, "pending"),
+    ]:
+        store.put_task(task(token, node=token, created_at=created_at, status=status))
+    await store.durable()
+    assert [r.token for r in await store.unfinished_tasks()] == ["a", "b", "c"]
+    store.put_task(task("b", node="b", created_at=1.0, status="completed"))
+    await store.durable()
+    assert [r.token for r in await store.unfinished_tasks()] == ["a", "c"]
+
+
+async def test_prune_deletes_the_tasks_of_the_executions_it_deletes_only(store: Store) -> None:
+    store.put_execution(finished("old", 10.0))
+    store.put_execution(finished("recent", 100.0))
+    store.put_execution(execution("live", created_at=0.0))
+    for execution_id in ("old", "recent", "live", "unknown"):
+        for attempt in (1, 2):
+            store.put_task(
+                task(f"{execution_id}-{attempt}", execution_id, attempt=attempt, status="failed")
+            )
+    await store.durable()
+    assert await store.prune(50.0, 10) == 1  # executions, not tasks
+    assert sorted(r.token for r in await store.list_tasks()) == [
+        "live-1",
+        "live-2",
+        "recent-1",
+        "recent-2",
+        "unknown-1",
+        "unknown-2",
+    ]
+    assert await store.find_task("old", "a", 1, 1) is None
+    # the key of a pruned task is free again
+    store.put_task(task("old-again", "old"))
+    await store.durable()
+    assert await store.find_task("old", "a", 1, 1) == task("old-again", "old")
+
+
 # --- SQL backends -----------------------------------------------------------------------------
 
 
@@ -486,12 +703,62 @@ async def test_a_reopened_store_keeps_everything_and_migrating_again_is_a_no_op(
             versions = (
                 await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
             ).all()
-        assert [v[0] for v in versions] == ["0002"]
+        assert [v[0] for v in versions] == ["0003"]
         assert await store.load_workflows() == [wf]
         assert await store.trigger_states() == [TriggerRow("w", "0", 1.0, 2.0, "o")]
         assert await store.get_execution("e1") == execution("e1", idempotency_key="k")
         assert [r.node for r in (await store.node_runs(["e1"]))["e1"]] == ["a"]
         assert await store.last_event_seq() == 7
+
+
+async def test_a_task_commits_in_the_same_group_commit_as_its_execution(sql_url: str) -> None:
+    async with _opened(SqlStore(sql_url)) as store:
+        told: list[int] = []
+        store.committed.connect(lambda _seconds, rows: told.append(rows))
+        before = store.commits
+        store.put_execution(execution("e1"))
+        store.put_task(task("t1"))
+        store.put_task(replace(task("t1"), status="running", worker="w"))
+        store.put_execution(execution("e1", status="running", engine="x"))
+        await store.durable()
+        assert (store.commits, told) == (before + 1, [2])
+        assert await store.get_execution("e1") == execution("e1", engine="x")
+        assert await store.get_task("t1") == replace(task("t1"), status="running", worker="w")
+
+
+async def test_unfinished_tasks_survive_a_restart(sql_url: str) -> None:
+    pending = task("t1", created_at=2.0, schedule_to_start_s=30.0)
+    running = task("t2", node="b", created_at=1.0, status="running", worker="w", deliveries=1)
+    async with _opened(SqlStore(sql_url)) as store:
+        store.put_task(pending)
+        store.put_task(running)
+        store.put_task(task("t3", node="c", status="completed", output_json=b"{}"))
+        # no durable(): close() commits what is queued
+    async with _opened(SqlStore(sql_url)) as store:
+        assert await store.unfinished_tasks() == [running, pending]
+        store.put_task(replace(running, status="timed_out", finished_at=9.0))
+    async with _opened(SqlStore(sql_url)) as store:
+        assert await store.unfinished_tasks() == [pending]
+        assert await store.get_task("t2") == replace(running, status="timed_out", finished_at=9.0)
+
+
+async def test_the_migrations_create_the_schema_the_queries_are_written_for(
+    sql_url: str,
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from orchestrator.store import tables
+
+    def differences(connection: sa.Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, tables.metadata))
+
+    async with _opened(SqlStore(sql_url)) as store:
+        assert store.engine is not None
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(differences) == []
+            assert "tasks" in tables.TABLES
 
 
 async def test_a_database_of_revision_0001_is_upgraded(sql_url: str) -> None:
@@ -649,7 +916,7 @@ async def test_a_relative_sqlite_path_is_relative_to_the_working_directory(
     async with _opened(SqlStore("sqlite:///weir.db")):
         pass
     with contextlib.closing(sqlite3.connect(tmp_path / "weir.db")) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
 
 
 async def test_an_unreachable_postgres_is_refused_quickly() -> None:
