@@ -11,8 +11,9 @@ worker ids from workers: neither is under the operator's control).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -136,8 +137,8 @@ class TaskMetrics:
         yield in_flight
 
 
-def _counter(name: str, documentation: str, labels: list[str], counts: dict[object, int]) -> Metric:
+def _counter(name: str, documentation: str, labels: list[str], counts: Mapping[Any, int]) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=labels)
-    for key, value in counts.copy().items():
+    for key, value in list(counts.items()):
         family.add_metric(list(key) if isinstance(key, tuple) else [str(key)], value)
     return family

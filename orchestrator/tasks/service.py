@@ -3,7 +3,8 @@
 Completing, failing and heart-beating by token go through the ``TaskBoard`` exactly as a
 worker's stream does; a verdict becomes an error here (``NotFound``, ``TaskEnded``) or the task as
 it stands. ``DUPLICATE`` is not an error: the same answer sent twice gets the same reply twice.
-Lists read the store and overlay the board's unfinished tasks, which are fresher.
+Lists wait for what is queued to be committed, read the store, and overlay the board's
+unfinished tasks (a heartbeat's time is not written each time).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class TaskService:
                 f"status: unknown task status {status!r} (one of {', '.join(TASK_STATUSES)})"
             )
         limit = max(1, min(limit, MAX_TASKS))
+        await self._board.durable()  # the store's copy of every task as it stands now
         rows = {
             row.token: row
             for row in await self._store.list_tasks(

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from engine.state.events import ExecutionStatus
 from orchestrator.discovery.static import StaticDiscovery
-from orchestrator.engines.messages import EngineReport, ExecuteOrder, TaskRequested
+from orchestrator.engines.messages import Ended, EngineReport, ExecuteOrder, TaskRequested
 from orchestrator.errors import NotFound, TaskEnded
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
@@ -193,22 +194,27 @@ async def test_deadlines_end_the_task_with_a_message_naming_which(core: Orchestr
     (row,) = await core.tasks.list_tasks(execution_id=nobody)
     assert row.status == "timed_out"
 
-    silent, _ = await _scheduled(core, engine, heartbeat=0.2)
+    await _scheduled(core, engine, heartbeat=0.2)
     worker = _worker(core)
     await eventually(lambda: worker.running)
     answer = await eventually(lambda: engine.task_answers[1:], within=5)
     assert answer[0].error.startswith("heartbeat: worker w1 sent no heartbeat for 0.2s")
-    assert [c.reason for c in worker.outbox.cancelled][0].startswith("heartbeat")
+    assert worker.outbox.cancelled[0].reason.startswith("heartbeat")
 
 
 async def test_a_cancelled_execution_cancels_its_tasks_and_tells_their_workers(
     core: Orchestrator,
 ) -> None:
     engine = _engine(core)
-    execution_id, _ = await _scheduled(core, engine)
+    execution_id, lease = await _scheduled(core, engine)
     worker = _worker(core)
     await eventually(lambda: worker.running)
     await core.executions.cancel(execution_id, "no longer needed")
+    await eventually(lambda: engine.cancels, what="the engine asked to stop")
+    record = core.table.get(execution_id)
+    assert record is not None
+    ended = core.executions.result(record).with_status(ExecutionStatus.CANCELLED)
+    _report(engine, core, ended=[Ended(execution_id, lease, ended)])  # the engine stopped it
     await eventually(lambda: worker.outbox.cancelled, what="the worker told")
     assert "no longer needed" in worker.outbox.cancelled[0].reason
     (row,) = await core.tasks.list_tasks(execution_id=execution_id)
