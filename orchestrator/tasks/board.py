@@ -27,11 +27,9 @@ to pending, and a worker that reconnects still running one claims it in its hell
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import enum
-import heapq
 import logging
 import secrets
 import time
@@ -50,10 +48,14 @@ from orchestrator.placement import EngineDirectory, Placement
 from orchestrator.signals import Signal
 from orchestrator.store import Store, TaskRow
 from orchestrator.supervise import Supervisor
+from orchestrator.tasks import deadlines
 from orchestrator.tasks.workers import WorkerHub, WorkerSession
 
 log = logging.getLogger(__name__)
 
+SCHEDULE_TO_START = deadlines.Deadline.SCHEDULE_TO_START
+TIMEOUT = deadlines.Deadline.TIMEOUT
+HEARTBEAT = deadlines.Deadline.HEARTBEAT
 FINISHED_KEPT = 10_000
 """Ended tasks kept in memory (answers to duplicates and re-asks without a store read)."""
 
@@ -77,12 +79,6 @@ class Answered:
     verdict: Verdict
     task: TaskRow | None
     message: str = ""
-
-
-class Deadline(enum.Enum):
-    SCHEDULE_TO_START = "schedule_to_start"
-    TIMEOUT = "timeout"
-    HEARTBEAT = "heartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +126,7 @@ class TaskBoard:
         """Per queue, tokens in the order they are offered (entries no longer pending are
         skipped when reached)."""
         self._pending_since: dict[str, float] = {}
-        self._deadlines: list[tuple[float, int, str, Deadline]] = []
-        self._pushes = 0
-        self._wake: Callable[[], None] = lambda: None
+        self._deadlines = deadlines.Deadlines(clock)
         self._lookups: set[TaskKey] = set()
         self._loaded_at = clock()
         self.scheduled: Signal[[TaskRow]] = Signal("task scheduled")
@@ -260,7 +254,7 @@ class TaskBoard:
         now = self._clock()
         self._pending_since[row.token] = now
         if row.schedule_to_start_s:
-            self._deadline(now + row.schedule_to_start_s, row, Deadline.SCHEDULE_TO_START)
+            self._deadlines.push(now + row.schedule_to_start_s, row.token, SCHEDULE_TO_START)
         self.pump(row.queue)
 
     # --- workers -----------------------------------------------------------------------------
@@ -290,9 +284,9 @@ class TaskBoard:
         session.running.add(row.token)
         self._journal.task(dataclasses.replace(row))
         if row.timeout_s:
-            self._deadline(now + row.timeout_s, row, Deadline.TIMEOUT)
+            self._deadlines.push(now + row.timeout_s, row.token, TIMEOUT)
         if row.heartbeat_s:
-            self._deadline(now + row.heartbeat_s, row, Deadline.HEARTBEAT)
+            self._deadlines.push(now + row.heartbeat_s, row.token, HEARTBEAT)
         self._publish(row, "task.started", f"worker {session.worker_id} took it", worker=True)
         self.started(row, waited)
         if push:
@@ -404,7 +398,7 @@ class TaskBoard:
             row.details_json = details_json
             self._journal.task(dataclasses.replace(row))
         if row.heartbeat_s and row.status == "running":
-            self._deadline(row.heartbeat_at + row.heartbeat_s, row, Deadline.HEARTBEAT)
+            self._deadlines.push(row.heartbeat_at + row.heartbeat_s, row.token, HEARTBEAT)
         return Answered(Verdict.ACCEPTED, row)
 
     async def _find(self, token: str) -> TaskRow | None:
@@ -503,79 +497,26 @@ class TaskBoard:
 
     # --- deadlines ---------------------------------------------------------------------------
 
-    def _deadline(self, at: float, row: TaskRow, kind: Deadline) -> None:
-        self._pushes += 1
-        heapq.heappush(self._deadlines, (at, self._pushes, row.token, kind))
-        if self._deadlines[0][2] == row.token:
-            self._wake()
-
-    def next_deadline(self) -> float | None:
-        return self._deadlines[0][0] if self._deadlines else None
-
     def expire(self) -> int:
         """End the tasks whose deadline has passed; returns how many."""
-        now = self._clock()
-        heap = self._deadlines
         count = 0
-        while heap and heap[0][0] <= now:
-            _, _, token, kind = heapq.heappop(heap)
+        for token, kind, now in self._deadlines.passed():
             row = self._open.get(token)
             if row is None:
                 continue
-            due = self._due(row, kind)
-            if due is None:
+            at = deadlines.due(row, kind, self._pending_since.get(token))
+            if at is None:
                 continue
-            if due > now:  # moved (a heartbeat came, it was taken again): look again then
-                self._deadline(due, row, kind)
+            if at > now:  # moved (a heartbeat came, it was taken again): look again then
+                self._deadlines.push(at, token, kind)
                 continue
-            self._end(row, "timed_out", self._timeout_message(row, kind), retryable=True)
+            self._end(row, "timed_out", deadlines.message(row, kind), retryable=True)
             count += 1
         return count
 
-    def _due(self, row: TaskRow, kind: Deadline) -> float | None:
-        """When ``kind`` falls due for ``row`` as it stands, or None if it does not apply now."""
-        if kind is Deadline.SCHEDULE_TO_START:
-            since = self._pending_since.get(row.token)
-            if row.status != "pending" or since is None:
-                return None
-            return since + row.schedule_to_start_s
-        if row.status != "running" or row.started_at is None:
-            return None
-        if kind is Deadline.TIMEOUT:
-            return row.started_at + row.timeout_s
-        return (row.heartbeat_at or row.started_at) + row.heartbeat_s
-
-    @staticmethod
-    def _timeout_message(row: TaskRow, kind: Deadline) -> str:
-        if kind is Deadline.SCHEDULE_TO_START:
-            return (
-                f"schedule_to_start: no worker took the task from queue '{row.queue}' within "
-                f"{_seconds(row.schedule_to_start_s)}"
-            )
-        if kind is Deadline.TIMEOUT:
-            return (
-                f"timeout: worker {row.worker} did not finish the task within "
-                f"{_seconds(row.timeout_s)} of taking it"
-            )
-        return f"heartbeat: worker {row.worker} sent no heartbeat for {_seconds(row.heartbeat_s)}"
-
     async def run(self) -> None:
         """End tasks as their deadlines pass, until cancelled (the wiring supervises it)."""
-        wake = asyncio.Event()
-        self._wake = wake.set
-        try:
-            while True:
-                self.expire()
-                due = self.next_deadline()
-                wake.clear()
-                delay = None if due is None else max(due - self._clock(), 0.0) + 0.001
-                try:
-                    async with asyncio.timeout(delay):
-                        await wake.wait()
-                except TimeoutError:
-                    pass
-        finally:
-            self._wake = lambda: None
+        await self._deadlines.run(self.expire)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -610,10 +551,6 @@ class TaskBoard:
             message=message,
             data=data,
         )
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s"
 
 
 def task_to_pb(row: TaskRow) -> wpb.Task:
