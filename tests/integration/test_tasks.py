@@ -213,3 +213,31 @@ async def test_schedule_to_start_with_no_worker_fails_clearly(cluster: Cluster) 
         assert done.error.message.startswith(
             "schedule_to_start: no worker took the task from queue 'nobody' within 0.3s"
         )
+
+
+async def test_pending_tasks_survive_an_orchestrator_kill_9(cluster: Cluster) -> None:
+    cluster.start_engine("e1")
+    orchestrator = cluster.start_orchestrator()
+    async with cluster.client() as client, httpx.AsyncClient(base_url=cluster.http_url) as http:
+        await cluster.wait_ready(client, 1)
+        await client.register(ONBOARDING)
+        executions = [
+            await client.start("onboarding", {"user_email": f"u{i}@example.com"}) for i in range(3)
+        ]
+        tokens = [(await _pending(http, e.id))["token"] for e in executions]
+    orchestrator.signal(signal.SIGKILL)
+    orchestrator.wait(10)
+    cluster.start_orchestrator()
+    async with cluster.client() as client, httpx.AsyncClient(base_url=cluster.http_url) as http:
+        await cluster.wait_ready(client, 1)
+        listed = await http.get("/api/v1/tasks", params={"status": "pending"})
+        assert sorted(t["token"] for t in listed.json()["tasks"]) == sorted(tokens)
+        for token in tokens:
+            answer = await http.post(
+                f"/api/v1/tasks/{token}/complete", json={"output": {"sent": 1}}
+            )
+            assert answer.status_code == 200, answer.text
+        for execution in executions:
+            done = await client.wait(execution.id)
+            assert json.loads(done.outputs_json) == {"sent": 1}
+            assert done.nodes["welcome_email"].attempts == 1
