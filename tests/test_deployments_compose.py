@@ -26,7 +26,7 @@ DEPLOYMENTS = ROOT / "deployments"
 COMPOSE = DEPLOYMENTS / "docker-compose.yml"
 PROMETHEUS_DIR = DEPLOYMENTS / "prometheus"
 ENGINE_SERVICES = ["engine-1", "engine-2", "engine-3"]
-SERVICES = {*ENGINE_SERVICES, "orchestrator", "postgres", "prometheus"}
+SERVICES = {*ENGINE_SERVICES, "orchestrator", "worker", "postgres", "prometheus"}
 IMAGES = {"engine": "weir-engine:0.1.0", "orchestrator": "weir-orchestrator:0.1.0"}
 _DEFAULTED = re.compile(r"\$\{([A-Z_][A-Z0-9_]*):?-([^}]*)\}")
 
@@ -98,7 +98,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
     assert "warn" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
 
 
-def test_the_stack_has_three_engines_an_orchestrator_postgres_and_prometheus() -> None:
+def test_the_stack_has_three_engines_an_orchestrator_a_worker_postgres_and_prometheus() -> None:
     services = _services()
     assert set(services) == SERVICES
     for name, service in services.items():
@@ -260,3 +260,13 @@ def test_prometheus_rules_parse_and_name_documented_metrics() -> None:
                 for job in re.findall(r'job=~?"([^"]+)"', rule["expr"]):
                     names = {j["job_name"] for j in config["scrape_configs"]}
                     assert set(job.split("|")) <= names, rule
+
+
+def test_the_example_worker_reaches_the_orchestrators_grpc_port_with_the_sdk_image() -> None:
+    worker = _services()["worker"]
+    assert worker["build"]["dockerfile"] == "Dockerfile.worker"
+    assert (ROOT / "Dockerfile.worker").is_file()
+    orchestrator = _environment(_services()["orchestrator"])
+    assert _environment(worker)["WEIR_SERVER"] == f"orchestrator:{orchestrator['GRPC_PORT']}"
+    text = (ROOT / "Dockerfile.worker").read_text()
+    assert "COPY engine" not in text and "COPY orchestrator" not in text  # the SDK alone

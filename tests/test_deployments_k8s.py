@@ -203,6 +203,8 @@ def test_build_has_the_expected_objects(docs: list[Doc]) -> None:
         ("NetworkPolicy", "weir-engine"),
         ("Deployment", "weir-orchestrator"),
         ("Service", "weir-orchestrator"),
+        ("NetworkPolicy", "weir-orchestrator"),
+        ("Deployment", "weir-example-worker"),
     }
 
 
@@ -451,13 +453,20 @@ def test_pods_are_locked_down(docs: list[Doc]) -> None:
         (volume,) = [v for v in pod["volumes"] if v["name"] == tmp["name"]]
         assert "emptyDir" in volume
         assert set(c["resources"]) == {"requests", "limits"}
+        if deployment["metadata"]["name"] == "weir-example-worker":
+            continue  # serves nothing: no probes (worker-deployment.yaml says why)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert probe in c, f"{deployment['metadata']['name']}: {probe}"
 
 
 def test_images_are_set_by_kustomize(docs: list[Doc]) -> None:
     kustomization = yaml.safe_load((DEPLOYMENTS / "kustomization.yaml").read_text())
-    assert {i["name"] for i in kustomization["images"]} == {"weir-engine", "weir-orchestrator"}
+    assert {i["name"] for i in kustomization["images"]} == {
+        "weir-engine",
+        "weir-orchestrator",
+        "weir-example-worker",
+    }
+    assert container(docs, "weir-example-worker")["image"] == "weir-example-worker:0.1.0"
     assert container(docs, "weir-engine")["image"] == "weir-engine:0.1.0"
     assert container(docs, "weir-orchestrator")["image"] == "weir-orchestrator:0.1.0"
 
@@ -518,3 +527,24 @@ def test_only_the_orchestrator_reaches_the_engines_grpc_port(docs: list[Doc]) ->
     assert [p["port"] for p in grpc_rule["ports"]] == ["grpc"]
     assert "from" not in metrics_rule
     assert [p["port"] for p in metrics_rule["ports"]] == ["metrics"]
+
+
+def test_task_workers_reach_the_orchestrators_grpc_port(docs: list[Doc]) -> None:
+    policy = find(docs, "NetworkPolicy", "weir-orchestrator")["spec"]
+    assert (
+        policy["podSelector"] == find(docs, "Deployment", "weir-orchestrator")["spec"]["selector"]
+    )
+    grpc_rule, http_rule = policy["ingress"]
+    worker = pod_labels(docs, "weir-example-worker")
+    assert any(
+        peer["podSelector"]["matchLabels"].items() <= worker.items() for peer in grpc_rule["from"]
+    )
+    assert [p["port"] for p in grpc_rule["ports"]] == ["grpc"]
+    assert "grpc" in named_ports(container(docs, "weir-orchestrator"))
+    assert "from" not in http_rule and [p["port"] for p in http_rule["ports"]] == ["http"]
+    (env,) = [
+        e for e in container(docs, "weir-example-worker")["env"] if e["name"] == "WEIR_SERVER"
+    ]
+    service = find(docs, "Service", "weir-orchestrator")
+    grpc_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert env["value"] == f"{service['metadata']['name']}:{grpc_port}"

