@@ -23,6 +23,7 @@ from orchestrator.cli.serve import engine, orchestrator
 from orchestrator.cli.triggers import triggers
 from orchestrator.cli.validate import schema, validate
 from orchestrator.cli.versions import delete, deprecate, diff
+from orchestrator.cli.worker import worker
 from orchestrator.errors import RpcError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
@@ -80,6 +81,7 @@ for _command in (
     triggers,
     engine,
     orchestrator,
+    worker,
 ):
     main.add_command(_command)
 
