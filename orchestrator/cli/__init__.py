@@ -24,6 +24,7 @@ from orchestrator.cli.tasks import tasks, workers
 from orchestrator.cli.triggers import triggers
 from orchestrator.cli.validate import schema, validate
 from orchestrator.cli.versions import delete, deprecate, diff
+from orchestrator.cli.worker import worker
 from orchestrator.errors import RpcError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
@@ -83,6 +84,7 @@ for _command in (
     workers,
     engine,
     orchestrator,
+    worker,
 ):
     main.add_command(_command)
 

@@ -1,5 +1,37 @@
-"""weir's Python SDK: task workers for ``task`` nodes, depending only on grpcio and protobuf."""
+"""weir's Python SDK: task workers for the ``task`` nodes of weir workflows.
+
+It depends only on grpcio and protobuf. A worker connects to the orchestrator (``WEIR_SERVER``),
+takes the tasks of its queues and runs one handler per queue::
+
+    import weir
+
+    worker = weir.Worker()
+
+    @worker.task("send_email")
+    def send_email(to: str, ctx: weir.TaskContext) -> dict[str, bool]:
+        ctx.heartbeat({"step": "sending"})
+        return {"sent": True}
+
+    if __name__ == "__main__":
+        worker.run()
+
+or, without the last two lines, ``weir worker my_worker.py``.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from weir._context import TaskContext
+from weir._errors import NonRetryableError, RPCError, WeirError, WorkerError
+from weir._version import __version__
+from weir._worker import Worker, WorkerStats
+
+__all__ = [
+    "NonRetryableError",
+    "RPCError",
+    "TaskContext",
+    "WeirError",
+    "Worker",
+    "WorkerError",
+    "WorkerStats",
+    "__version__",
+]
