@@ -208,7 +208,7 @@ class Orchestrator:
         await load_workflows(self.store, self.registry)
         self.supervisor.loop("journal", self.journal.run())
         waiting = await recover(self.store, self.registry, self.table, self.lifecycle)
-        await self.board.load()
+        await self.board.load(reclaim=self._reattach_timeout)
         self.supervisor.loop("task deadlines", self.board.run())
         self.supervisor.loop("discovery", self.fleet.run())
         self.supervisor.loop("retention", self.retention.run())

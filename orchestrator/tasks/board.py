@@ -27,6 +27,7 @@ to pending, and a worker that reconnects still running one claims it in its hell
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import enum
@@ -57,6 +58,8 @@ SCHEDULE_TO_START = deadlines.Deadline.SCHEDULE_TO_START
 TIMEOUT = deadlines.Deadline.TIMEOUT
 HEARTBEAT = deadlines.Deadline.HEARTBEAT
 FINISHED_KEPT = 10_000
+RELEASE_PAUSE = 1.0
+"""Seconds a worker that gave tasks back gets no new ones."""
 """Ended tasks kept in memory (answers to duplicates and re-asks without a store read)."""
 
 TaskKey = tuple[str, str, int, int]
@@ -154,11 +157,17 @@ class TaskBoard:
 
     # --- start -------------------------------------------------------------------------------
 
-    async def load(self) -> int:
+    async def load(self, reclaim: float = 0.0) -> int:
         """Take up the store's unfinished tasks (at start); those of executions that ended are
-        cancelled. Returns how many were taken up."""
+        cancelled. Returns how many were taken up.
+
+        A task that was running is most likely still running on its worker, which reconnects
+        and claims it in its hello: it is offered to others only after ``reclaim`` seconds, so
+        that it is not done twice (the engines' re-attach window, for workers).
+        """
         self._loaded_at = self._clock()
         count = 0
+        were_running: list[TaskRow] = []
         for row in await self._store.unfinished_tasks():
             record = self._table.get(row.execution_id)
             if record is None or record.finished:
@@ -167,13 +176,25 @@ class TaskBoard:
                 row.finished_at = self._clock()
                 self._journal.task(dataclasses.replace(row))
                 continue
-            if row.status == "running":  # its worker's stream died with the old process
-                row.status = "pending"
-                row.started_at = None
             self._add(row)
-            self._make_pending(row)
             count += 1
+            if row.status == "running" and reclaim > 0:
+                row.status = "pending"  # its worker's stream died with the old process
+                row.started_at = None
+                were_running.append(row)
+                continue
+            row.status = "pending"
+            row.started_at = None
+            self._make_pending(row)
+        if were_running:
+            asyncio.get_running_loop().call_later(reclaim, self._unclaimed, were_running)
         return count
+
+    def _unclaimed(self, rows: list[TaskRow]) -> None:
+        """The reclaim window after a restart is over: offer what no worker claimed."""
+        for row in rows:
+            if self._open.get(row.token) is row and row.status == "pending":
+                self._make_pending(row)
 
     # --- requests from engines ---------------------------------------------------------------
 
@@ -301,12 +322,12 @@ class TaskBoard:
         claimed = set(running)
         for token in claimed:
             row = self._open.get(token)
-            if row is None:
-                continue
-            if row.status == "pending":
+            if row is not None and row.status == "pending":
                 self._start(row, session, push=False)
-            elif row.worker == session.worker_id:
+            elif row is not None and row.worker == session.worker_id:
                 session.running.add(token)
+            else:  # ended, or another worker has it now: the worker drops it
+                session.ack(token, wpb.VERDICT_REFUSED, "no longer yours: it ended or moved on")
         if old is not None:
             left = old.running - claimed
             old.running.clear()
@@ -320,12 +341,20 @@ class TaskBoard:
         self._requeue(tokens, f"worker {session.worker_id} went away")
 
     def release(self, session: WorkerSession, tokens: Iterable[str]) -> None:
-        """The worker gives tasks back without an answer (it is stopping)."""
+        """The worker gives tasks back without an answer: it is stopping, or it had no free
+        slot after all (a cancelled sync handler still runs). Unless it drains, it gets no new
+        task for ``RELEASE_PAUSE`` seconds, so a task does not bounce between it and the board."""
         mine = [t for t in tokens if t in session.running]
         session.running.difference_update(mine)
+        if mine and not session.draining and not session.paused:
+            session.paused = True
+            asyncio.get_running_loop().call_later(RELEASE_PAUSE, self._unpause, session)
         self._requeue(mine, f"worker {session.worker_id} released it")
-        for queue in session.queues:
-            self.pump(queue)
+
+    def _unpause(self, session: WorkerSession) -> None:
+        session.paused = False
+        if not session.closed:
+            self.slot_freed(session)
 
     def _requeue(self, tokens: Iterable[str], why: str) -> None:
         queues = set()

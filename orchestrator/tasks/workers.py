@@ -34,6 +34,8 @@ class WorkerSession:
     connected_at: float = 0.0
     seen_at: float = 0.0
     draining: bool = False
+    paused: bool = False
+    """For a moment after it gave tasks back: it may have fewer free slots than it says."""
     running: set[str] = field(default_factory=set)
     """Tokens of the tasks it runs now."""
     outbox: wpb.ToWorker = field(default_factory=wpb.ToWorker)
@@ -43,7 +45,7 @@ class WorkerSession:
     @property
     def free(self) -> int:
         """Slots it has for new tasks (none while draining or closed)."""
-        if self.draining or self.closed:
+        if self.draining or self.closed or self.paused:
             return 0
         return max(self.slots - len(self.running), 0)
 
