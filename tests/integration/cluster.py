@@ -65,6 +65,7 @@ class Cluster:
         self.engine_ports: dict[str, int] = {}
         self.orchestrator: Proc | None = None
         self.orchestrators: list[Proc] = []
+        self.others: list[Proc] = []
         self.port = 0
         self.http_port = 0
 
@@ -92,6 +93,12 @@ class Cluster:
             interval=0.05,
         )
         assert proc.popen.poll() is None, proc.output()
+        return proc
+
+    def start_process(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
+        """Another ``weir`` process (a task worker...), stopped and dumped with the cluster."""
+        proc = Proc(name, args, env, self.logs)
+        self.others.append(proc)
         return proc
 
     def reserve_engine(self, name: str) -> int:
@@ -151,9 +158,9 @@ class Cluster:
         await eventually(ready, within=within, what=f"{count} ready engines", interval=0.05)
 
     def stop(self) -> None:
-        for proc in [*self.engines.values(), *self.orchestrators]:
+        for proc in [*self.others, *self.engines.values(), *self.orchestrators]:
             proc.stop()
 
     def dump(self) -> str:
-        procs = [*self.engines.values(), *self.orchestrators]
+        procs = [*self.engines.values(), *self.orchestrators, *self.others]
         return "\n".join(f"--- {p.name}\n{p.output()[-4000:]}" for p in procs)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from engine.proto.v1.engine_pb2 import ExecutionStatus
-from tests.integration.cluster import WEIR, Cluster
+from tests.integration.cluster import WEIR, Cluster, Proc
 from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
@@ -241,3 +242,170 @@ async def test_pending_tasks_survive_an_orchestrator_kill_9(cluster: Cluster) ->
             done = await client.wait(execution.id)
             assert json.loads(done.outputs_json) == {"sent": 1}
             assert done.nodes["welcome_email"].attempts == 1
+
+
+# --- with real SDK workers (`weir worker`, tests/integration/worker_app.py) ----------------
+
+WORKER_APP = Path(__file__).parent / "worker_app.py"
+
+
+def _work_flow(count: int, delay: float = 0.0, **task: Any) -> str:
+    return json.dumps(
+        {
+            "name": "fan",
+            "version": "1.0.0",
+            "nodes": [
+                {"id": f"w{i}", "task": {"queue": "work", **task}, "args": {"n": i, "delay": delay}}
+                for i in range(count)
+            ],
+            "outputs": {"total": "${outputs.w0.n}"},
+        }
+    )
+
+
+def _start_worker(cluster: Cluster, name: str, log: Path, slots: int = 4) -> Proc:
+    return cluster.start_process(
+        name,
+        ["worker", str(WORKER_APP), "--id", name, "--slots", str(slots)],
+        {"WEIR_SERVER": cluster.address, "WORK_LOG": str(log), "SLOTS": str(slots)},
+    )
+
+
+def _lines(log: Path) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+async def _workers(client: Any, count: int) -> None:
+    async def joined() -> bool:
+        return len(await client.workers()) >= count
+
+    await eventually(joined, what=f"{count} workers joined", within=20)
+
+
+async def test_a_worker_killed_mid_task_its_task_is_done_by_another(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "work.log"
+    cluster.start_engine("e1")
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        first = _start_worker(cluster, "w1", log)
+        await _workers(client, 1)
+        await client.register(_work_flow(1, delay=30))
+        execution = await client.start("fan")
+        await eventually(lambda: _lines(log), what="the task started on w1")
+        first.signal(signal.SIGKILL)
+        _start_worker(cluster, "w2", log)
+        started = await eventually(
+            lambda: [
+                e for e in _lines(log) if e["event"] == "start" and e["pid"] != first.popen.pid
+            ],
+            what="the task re-delivered to w2",
+            within=20,
+        )
+        assert started[0]["token"] == _lines(log)[0]["token"]  # the same task, not a new one
+        await client.cancel(execution.id)
+
+
+async def test_slots_are_never_exceeded_and_a_thousand_tasks_go_through_two_workers(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "work.log"
+    cluster.start_engine("e1", CAPACITY="100")
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        _start_worker(cluster, "w1", log, slots=3)
+        _start_worker(cluster, "w2", log, slots=5)
+        await _workers(client, 2)
+        await client.register(_work_flow(10))
+        executions = [await client.start("fan") for _ in range(100)]
+        for execution in executions:
+            done = await client.wait(execution.id)
+            assert json.loads(done.outputs_json) == {"total": 0}, done.error
+    lines = _lines(log)
+    starts = [e for e in lines if e["event"] == "start"]
+    assert len(starts) == 1000 == len({e["token"] for e in starts})  # each task done once
+    by_pid: dict[int, int] = {}
+    for e in starts:
+        by_pid[e["pid"]] = max(by_pid.get(e["pid"], 0), e["running"])
+    assert sorted(by_pid.values()) <= [3, 5] and len(by_pid) == 2  # both took some, within slots
+    assert all(count > 100 for count in Counter(e["pid"] for e in starts).values())
+
+
+async def test_cancelling_an_execution_reaches_its_running_task(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "work.log"
+    cluster.start_engine("e1")
+    cluster.start_orchestrator()
+    flow = json.dumps({"name": "hang", "version": "1.0.0", "nodes": [{"id": "h", "task": "hang"}]})
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        _start_worker(cluster, "w1", log)
+        await _workers(client, 1)
+        await client.register(flow)
+        execution = await client.start("hang")
+        await eventually(lambda: _lines(log), what="the task started")
+        await client.cancel(execution.id, reason="changed my mind")
+        cancelled = await eventually(
+            lambda: [e for e in _lines(log) if e["event"] == "cancelled"], what="worker told"
+        )
+        assert "changed my mind" in cancelled[0]["reason"]
+
+
+async def test_kill_9_the_orchestrator_with_tasks_pending_and_running_none_done_twice(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "work.log"
+    cluster.start_engine("e1")
+    orchestrator = cluster.start_orchestrator(REATTACH_TIMEOUT="5s")
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        _start_worker(cluster, "w1", log, slots=2)
+        await _workers(client, 1)
+        await client.register(_work_flow(6, delay=3))
+        execution = await client.start("fan")
+        await eventually(lambda: len(_lines(log)) >= 2, what="two tasks running")
+    orchestrator.signal(signal.SIGKILL)  # 2 running on w1, 4 pending
+    orchestrator.wait(10)
+    cluster.start_orchestrator(REATTACH_TIMEOUT="5s")
+    _start_worker(cluster, "w2", log, slots=2)  # a second worker that could steal them
+    async with cluster.client() as client:
+        done = await client.wait(execution.id)
+        assert done.status == ExecutionStatus.EXECUTION_STATUS_COMPLETED, done.error
+    starts = Counter(e["key"] for e in _lines(log) if e["event"] == "start")
+    assert len(starts) == 6 and set(starts.values()) == {1}, starts  # none applied twice
+
+
+async def test_the_arithmetic_workers_example(cluster: Cluster) -> None:
+    cluster.start_engine("e1")
+    cluster.start_orchestrator()
+    root = Path(__file__).parents[2]
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        cluster.start_process(
+            "arithmetic",
+            ["worker", str(root / "examples/workers/arithmetic.py")],
+            {"WEIR_SERVER": cluster.address},
+        )
+        await _workers(client, 1)
+        await client.register((root / "examples/arithmetic-workers.yaml").read_text())
+        ok = await client.wait((await client.start("arithmetic-workers", {"a": 12, "b": 4})).id)
+        assert json.loads(ok.outputs_json) == {
+            "sum": 16,
+            "difference": 8,
+            "product": 48,
+            "quotient": 3.0,
+            "error": None,
+        }
+        zero = await client.wait((await client.start("arithmetic-workers", {"a": 12, "b": 0})).id)
+        assert json.loads(zero.outputs_json)["error"] == "cannot divide 12 by zero"
+        assert zero.nodes["DIV"].error == "NonRetryableError: cannot divide 12 by zero"
+        await client.register((root / "examples/user-onboarding.yaml").read_text())
+        welcome = await client.start("user-onboarding", {"user_email": "ada@example.com"})
+        done = await client.wait(welcome.id)
+        assert json.loads(done.outputs_json) == {"welcomed": "ada@example.com", "sent": True}
