@@ -47,6 +47,17 @@ def test_compare_quick_runs_weir_in_process_and_through_a_cluster() -> None:
     assert "weir cluster target: >= 1,000 executions/s:" in table
 
 
+@pytest.mark.integration
+def test_workers_quick_runs_tasks_through_a_worker_beside_the_python_node() -> None:
+    proc = run("workers", "--quick", "--window", "50", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    for label in ("task (SDK worker round trip)", "python node (baseline)"):
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(label))
+        figures = row[len(label) :].split()
+        assert float(figures[0]) > 0 and "failed" not in row, row
+    assert "ratio task / python" in proc.stdout and "targets:" in proc.stdout
+
+
 def test_compare_rejects_an_unknown_system_by_name() -> None:
     proc = run("compare", "--systems", "weir,airflow", timeout=60)
     assert proc.returncode != 0

@@ -1,4 +1,5 @@
-"""Every example in examples/ runs in-process and gives the result its comments promise."""
+"""Every example in examples/ runs in-process and gives the result its comments promise; those
+with task nodes need workers, and say so (tests/integration/test_tasks.py runs them)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,13 @@ async def test_order_batch_runs_two_orders_as_sub_workflows() -> None:
     ).to_json()
     assert result["status"] == "completed"
     assert result["outputs"] == {"confirmed": 1, "total": 156.0}
+
+
+async def test_task_nodes_in_process_fail_saying_they_need_workers() -> None:
+    result = await run("user-onboarding.yaml", user_email="ada@example.com")
+    assert result["status"] == "failed"
+    assert result["error"]["node"] == "welcome_email"
+    assert result["error"]["message"] == (
+        "task on queue 'send_email' needs an orchestrator and its workers (weir run has none)"
+    )
+    assert result["nodes"]["welcome_email"]["attempts"] == 1  # not retried: it cannot succeed
