@@ -2,15 +2,16 @@
 
 Starts ``weir orchestrator`` (memory store unless ``--store``), one ``weir engine`` and one task
 worker process (``weir worker scripts/bench_worker_app.py --slots 100``) on 127.0.0.1, then runs
-two one-node workflows through the whole cluster, from client coroutines in this process:
+two workflows of ``--fanout`` parallel nodes (20) through the whole cluster, from client
+coroutines in this process:
 
 * ``bench-task``: a ``task`` node on queue ``bench``, done by the worker (the SDK's round trip:
   engine -> orchestrator -> worker stream -> orchestrator -> engine);
 * ``bench-python``: a ``python`` node calling the very same function inside the engine: the
   baseline, measured in the same run, that shows how fast this machine is today.
 
-For each: throughput (executions completed per second with ``--window`` in flight: one task
-each, so tasks/s), then latency at half that rate, open loop: the node's own time (from the
+For each: throughput (executions completed per second with ``--window`` in flight, times the
+fan-out: tasks/s), then latency at half that rate, open loop: the node's own time (from the
 engine reaching the node to the node's completion, from the execution's result) and the whole
 execution's (StartExecution to its ``execution.completed`` event), p50 and p99. The CPU each
 process used during the throughput window shows where the time goes.
@@ -39,9 +40,14 @@ from orchestrator.client import WeirClient
 
 TARGET_P50_MS, TARGET_P99_RATIO, TARGET_RATE = 2.0, 5.0, 3_000.0
 FLOWS = {
-    "bench-task": "task: {{queue: bench}}",
+    "bench-task": "task: {queue: bench}",
     "bench-python": 'python: "bench_worker_app:double"',
 }
+NODE = """\
+  - id: work{i}
+    {executor}
+    args: {{x: "${{inputs.x}}"}}
+"""
 FLOW = """\
 apiVersion: weir/v1
 kind: Workflow
@@ -50,12 +56,16 @@ version: 1.0.0
 inputs:
   x: {{type: number}}
 nodes:
-  - id: work
-    {executor}
-    args: {{x: "${{inputs.x}}"}}
-outputs:
-  x: ${{outputs.work.x}}
+{nodes}outputs:
+  x: ${{outputs.work0.x}}
 """
+
+
+def flow(name: str, executor: str, fanout: int) -> str:
+    """``fanout`` parallel nodes with the same executor: tasks/s is ``fanout`` x executions/s,
+    with the execution's own cost spread over that many tasks."""
+    nodes = "".join(NODE.format(i=i, executor=executor) for i in range(fanout))
+    return FLOW.format(name=name, nodes=nodes)
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -148,15 +158,15 @@ class Stack:
 
 
 async def node_times(client: WeirClient, workflow: str, count: int) -> list[float]:
-    """The node's duration (engine reached it -> it completed) in the newest executions."""
+    """The nodes' durations (the engine reached it -> it completed) in the newest executions."""
     durations = []
     for summary in await client.executions(workflow=workflow, limit=count):
         execution = await client.execution(summary.id)
-        node = execution.nodes["work"]
-        start = node.started_at.ToNanoseconds() / 1e9
-        end = node.finished_at.ToNanoseconds() / 1e9
-        if end >= start > 0:
-            durations.append(end - start)
+        for node in execution.nodes.values():
+            start = node.started_at.ToNanoseconds() / 1e9
+            end = node.finished_at.ToNanoseconds() / 1e9
+            if end >= start > 0:
+                durations.append(end - start)
     return durations
 
 
@@ -184,13 +194,13 @@ async def measure(stack: Stack, workflow: str, args: argparse.Namespace) -> dict
             measure_from=start_at + 1.0,
             until=start_at + 1.0 + args.latency_duration,
         )
-        nodes = await node_times(driver.client, workflow, min(500, latency["started"]))
+        nodes = await node_times(driver.client, workflow, min(200, latency["started"]))
     finally:
         await driver.close()
     return {
-        "rate": rate,
+        "rate": rate * args.fanout,
         "failed": peak["failed"] + latency["failed"],
-        "half": rate / 2,
+        "half": rate * args.fanout / 2,
         "node_p50": percentile(nodes, 50) * 1e3,
         "node_p99": percentile(nodes, 99) * 1e3,
         "e2e_p50": percentile(latency["from_call"], 50) * 1e3,
@@ -203,7 +213,8 @@ async def measure(stack: Stack, workflow: str, args: argparse.Namespace) -> dict
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"workers, store {args.store}: orchestrator + 1 engine + 1 worker process "
-        f"({args.slots} slots), a one-node workflow; {args.window} in flight"
+        f"({args.slots} slots); {args.fanout} parallel nodes per execution, {args.window} "
+        "executions in flight; node times at half the peak rate"
     )
     print(
         f"{'':34}{'tasks/s':>9}{'node p50':>10}{'node p99':>10}{'e2e p50':>9}{'e2e p99':>9}  ms"
@@ -240,7 +251,7 @@ async def run(args: argparse.Namespace) -> None:
             async with WeirClient(stack.address, timeout=30) as client:
                 await stack.ready(client)
                 for name, executor in FLOWS.items():
-                    await client.register(FLOW.format(name=name, executor=executor))
+                    await client.register(flow(name, executor, args.fanout))
             results = {flow: await measure(stack, flow, args) for flow in FLOWS}
         finally:
             stack.stop()
@@ -251,9 +262,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="throughput window, s")
     parser.add_argument("--latency-duration", type=float, default=6.0, help="latency phase, s")
-    parser.add_argument("--window", type=int, default=200, help="executions kept in flight")
+    parser.add_argument("--window", type=int, default=20, help="executions kept in flight")
     parser.add_argument("--concurrency", type=int, default=32, help="starting coroutines")
     parser.add_argument("--slots", type=int, default=100, help="the worker's slots")
+    parser.add_argument("--fanout", type=int, default=20, help="parallel nodes per execution")
     parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
     parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
     args = parser.parse_args()

@@ -49,7 +49,7 @@ def test_compare_quick_runs_weir_in_process_and_through_a_cluster() -> None:
 
 @pytest.mark.integration
 def test_workers_quick_runs_tasks_through_a_worker_beside_the_python_node() -> None:
-    proc = run("workers", "--quick", "--window", "50", timeout=180)
+    proc = run("workers", "--quick", "--window", "5", "--fanout", "4", timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     for label in ("task (SDK worker round trip)", "python node (baseline)"):
         row = next(line for line in proc.stdout.splitlines() if line.startswith(label))
