@@ -29,7 +29,7 @@ from orchestrator.errors import NotFound
 from orchestrator.executions.record import ExecutionRecord, ParentLink
 from orchestrator.executions.table import ExecutionTable
 from orchestrator.journal import Journal
-from orchestrator.placement import EngineDirectory, Placement
+from orchestrator.placement import Placement
 from orchestrator.registry import Registry, WorkflowVersion
 from orchestrator.rows import from_row
 from orchestrator.store import Store, StoreError
@@ -57,7 +57,6 @@ class SubWorkflows:
         store: Store,
         registry: Registry,
         placement: Placement,
-        engines: EngineDirectory,
         journal: Journal,
         max_depth: int,
     ) -> None:
@@ -65,7 +64,6 @@ class SubWorkflows:
         self._store = store
         self._registry = registry
         self._placement = placement
-        self._engines = engines
         self._journal = journal
         self.max_depth = max_depth
         self._lookups: set[str] = set()
@@ -145,11 +143,9 @@ class SubWorkflows:
         error: str,
     ) -> None:
         parent = parent or self._table.get(at.execution_id)
-        if parent is None or parent.finished:
-            return
-        link = self._engines.get(parent.placement.engine)
-        if link is None or not self._placement.is_on(parent, link.id):
-            return  # not placed now: its engine asks again when it gets there
+        link = self._placement.engine_of(parent) if parent is not None else None
+        if parent is None or link is None:
+            return  # ended, or not placed now: its engine asks again when it gets there
         link.child_finished(
             ChildAnswer(
                 execution_id=parent.id,

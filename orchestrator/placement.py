@@ -188,6 +188,13 @@ class Placement:
 
     # --- executions on engines ---------------------------------------------------------------
 
+    def engine_of(self, record: ExecutionRecord) -> EnginePort | None:
+        """The engine ``record`` is placed on now (to send it an answer), else None: an
+        execution not placed asks again from wherever it runs next."""
+        if record.finished or record.placement.where is not Where.ENGINE:
+            return None
+        return self._engines.get(record.placement.engine)
+
     def is_on(self, record: ExecutionRecord, link_id: str) -> bool:
         """Whether ``record`` is placed on that engine now."""
         state = record.placement

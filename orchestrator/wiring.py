@@ -100,7 +100,6 @@ class Orchestrator:
             store=self.store,
             registry=self.registry,
             placement=self.placement,
-            engines=self.engines,
             journal=self.journal,
             max_depth=max_depth,
         )
@@ -129,7 +128,6 @@ class Orchestrator:
             monitor=self.monitor,
             table=self.table,
             placement=self.placement,
-            engines=self.engines,
             hub=self.hub,
             supervisor=self.supervisor,
         )

@@ -66,6 +66,8 @@ def flow(name: str, executor: str, fanout: int) -> str:
     with the execution's own cost spread over that many tasks."""
     nodes = "".join(NODE.format(i=i, executor=executor) for i in range(fanout))
     return FLOW.format(name=name, nodes=nodes)
+
+
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -216,9 +218,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         f"({args.slots} slots); {args.fanout} parallel nodes per execution, {args.window} "
         "executions in flight; node times at half the peak rate"
     )
-    print(
-        f"{'':34}{'tasks/s':>9}{'node p50':>10}{'node p99':>10}{'e2e p50':>9}{'e2e p99':>9}  ms"
-    )
+    print(f"{'':34}{'tasks/s':>9}{'node p50':>10}{'node p99':>10}{'e2e p50':>9}{'e2e p99':>9}  ms")
     names = {"bench-task": "task (SDK worker round trip)", "bench-python": "python node (baseline)"}
     for flow, r in results.items():
         print(

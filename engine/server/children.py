@@ -1,7 +1,7 @@
 """``ChildRequests``: ``workflow`` nodes on an engine, asking the orchestrator for a child.
 
 It is the node runner's ``SubWorkflowLauncher``. A ``workflow`` node's attempt puts a
-``start_child`` request on its execution's run (``Run.ask_child``: written on the run's stream,
+``start_child`` request on its execution's run (``session.ask``: written on the run's stream,
 kept while the run is detached, asked again when it is attached) and waits for the
 ``child_finished`` with the same (execution, lease, node, visit, attempt), which ``answer`` hands
 over. The child's outputs are the node's output; a child that did not complete fails the
@@ -11,7 +11,6 @@ attempt, without retry.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +20,7 @@ from engine.executors.node import ExecutionContext, NodeAttempt
 from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
 from engine.server.metrics import EngineMetrics
-from engine.server.session import ChildWait, Run
-
-log = logging.getLogger(__name__)
+from engine.server.session import ChildWait, Run, ask, hand_over
 
 
 class ChildRequests:
@@ -59,13 +56,8 @@ class ChildRequests:
             ),
             asyncio.get_running_loop().create_future(),
         )
-        run.ask_child(key, wait)
         self._metrics.children.inc()
-        try:
-            answer = await wait.answer
-        finally:
-            if run.children.get(key) is wait:
-                del run.children[key]
+        answer = await ask(run, run.children, key, wait)
         if answer.status == pb.EXECUTION_STATUS_COMPLETED:
             try:
                 return codec.from_json(answer.outputs_json, "child outputs_json")
@@ -77,17 +69,7 @@ class ChildRequests:
     def answer(self, m: pb.ChildFinished) -> None:
         """A ``child_finished`` from the orchestrator: wake the attempt waiting for it."""
         run = self._running(m.execution_id)
-        wait = None
-        if run is not None and run.lease == m.lease:
-            wait = run.children.get((m.node, m.visit, m.attempt))
-        if wait is None or wait.answer.done():
-            log.debug(
-                "child_finished for %s lease %d %s/%d/%d: nobody waits for it",
-                m.execution_id,
-                m.lease,
-                m.node,
-                m.visit,
-                m.attempt,
-            )
-            return
-        wait.answer.set_result(m)
+        wait = (
+            run.children.get((m.node, m.visit, m.attempt)) if run and run.lease == m.lease else None
+        )
+        hand_over(wait, m, f"child_finished for {m.execution_id} lease {m.lease} {m.node}")

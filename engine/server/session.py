@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -31,6 +32,8 @@ from engine.driver import ExecutionDriver
 from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
 from engine.state.events import Event, NodeResult
+
+log = logging.getLogger(__name__)
 
 ChildKey = tuple[str, int, int]
 """A node attempt asking the orchestrator for something: (node, visit, attempt)."""
@@ -64,6 +67,34 @@ class Asking(Generic[Request, Answer]):
 
 ChildWait = Asking[pb.StartChild, pb.ChildFinished]
 TaskWait = Asking[pb.ScheduleTask, pb.TaskFinished]
+
+
+async def ask(
+    run: Run,
+    waits: dict[ChildKey, Asking[Request, Answer]],
+    key: ChildKey,
+    wait: Asking[Request, Answer],
+) -> Answer:
+    """Put ``wait``'s request on ``run`` (in ``waits``, one of its dicts) and wait for the
+    answer; the request is forgotten however the wait ends."""
+    waits[key] = wait
+    if run.session is not None:
+        run.session.mark(run)
+    try:
+        return await wait.answer
+    finally:
+        if waits.get(key) is wait:
+            del waits[key]
+
+
+def hand_over(wait: Asking[Request, Answer] | None, answer: Answer, what: str) -> bool:
+    """Wake the attempt waiting in ``wait`` with ``answer``; False (logged) when nobody waits:
+    the run is gone or moved to another lease, or it was answered already."""
+    if wait is None or wait.answer.done():
+        log.debug("%s: nobody waits for it", what)
+        return False
+    wait.answer.set_result(answer)
+    return True
 
 
 @dataclass(slots=True, eq=False)
@@ -114,16 +145,6 @@ class Run:
     def finish(self, final: pb.ExecutionFinished) -> None:
         self.final = final
         self.final_seq = 0
-        if self.session is not None:
-            self.session.mark(self)
-
-    def ask_child(self, key: ChildKey, wait: ChildWait) -> None:
-        self.children[key] = wait
-        if self.session is not None:
-            self.session.mark(self)
-
-    def ask_task(self, key: ChildKey, wait: TaskWait) -> None:
-        self.task_waits[key] = wait
         if self.session is not None:
             self.session.mark(self)
 

@@ -1,7 +1,7 @@
 """``TaskRequests``: ``task`` nodes on an engine, asking the orchestrator for a durable task.
 
 It is the node runner's ``TaskScheduler``. A ``task`` node's attempt puts a ``schedule_task``
-request on its execution's run (``Run.ask_task``: written on the run's stream, kept while the
+request on its execution's run (``session.ask``: written on the run's stream, kept while the
 run is detached, asked again when it is attached) and waits for the ``task_finished`` with the
 same (execution, lease, node, visit, attempt), which ``answer`` hands over. The orchestrator
 finds the same task when it is asked again (after a reconnect or on another engine after a
@@ -13,7 +13,6 @@ lets the node's ``retry`` decide.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +22,7 @@ from engine.executors.node import ExecutionContext, NodeAttempt
 from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
 from engine.server.metrics import EngineMetrics
-from engine.server.session import Run, TaskWait
-
-log = logging.getLogger(__name__)
+from engine.server.session import Run, TaskWait, ask, hand_over
 
 
 class TaskRequests:
@@ -63,13 +60,8 @@ class TaskRequests:
             ),
             asyncio.get_running_loop().create_future(),
         )
-        run.ask_task(key, wait)
         self._metrics.tasks.inc()
-        try:
-            answer = await wait.answer
-        finally:
-            if run.task_waits.get(key) is wait:
-                del run.task_waits[key]
+        answer = await ask(run, run.task_waits, key, wait)
         if not answer.completed:
             raise TaskError(
                 answer.error or f"task on queue {task.queue} failed", retryable=answer.retryable
@@ -82,17 +74,9 @@ class TaskRequests:
     def answer(self, m: pb.TaskFinished) -> None:
         """A ``task_finished`` from the orchestrator: wake the attempt waiting for it."""
         run = self._running(m.execution_id)
-        wait = None
-        if run is not None and run.lease == m.lease:
-            wait = run.task_waits.get((m.node, m.visit, m.attempt))
-        if wait is None or wait.answer.done():
-            log.debug(
-                "task_finished for %s lease %d %s/%d/%d: nobody waits for it",
-                m.execution_id,
-                m.lease,
-                m.node,
-                m.visit,
-                m.attempt,
-            )
-            return
-        wait.answer.set_result(m)
+        wait = (
+            run.task_waits.get((m.node, m.visit, m.attempt))
+            if run and run.lease == m.lease
+            else None
+        )
+        hand_over(wait, m, f"task_finished for {m.execution_id} lease {m.lease} {m.node}")

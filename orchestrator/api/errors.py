@@ -8,7 +8,9 @@ a client: anything not in the table is logged and answered as an internal error.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import grpc
 
@@ -23,6 +25,8 @@ from orchestrator.errors import (
     VersionConflict,
 )
 from orchestrator.store import StoreError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +63,13 @@ def classify(exc: BaseException) -> ErrorKind | None:
         if isinstance(exc, kind):
             return entry
     return None
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> NoReturn:
+    """End a gRPC call with ``exc`` mapped through the table; an error nobody meant is logged
+    with its traceback and answered INTERNAL with its type only."""
+    kind = classify(exc)
+    if kind is None:
+        log.exception("internal error", exc_info=exc)
+        await context.abort(INTERNAL.grpc_code, f"internal error: {type(exc).__name__}")
+    await context.abort(kind.grpc_code, str(exc))

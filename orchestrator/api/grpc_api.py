@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 
 from engine.errors import InputError, Issue
 from engine.server import codec
 from orchestrator.api import convert
-from orchestrator.api.errors import INTERNAL, classify
+from orchestrator.api.errors import abort
 from orchestrator.proto.v1 import orchestrator_pb2 as pb
 from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 from orchestrator.registry import WorkflowVersion
@@ -27,14 +27,6 @@ from orchestrator.watch import MAX_LIMIT, EventQuery, LaggedNotice
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-async def _abort(context: Context, exc: Exception) -> NoReturn:
-    kind = classify(exc)
-    if kind is None:
-        log.exception("internal error", exc_info=exc)
-        await context.abort(INTERNAL.grpc_code, f"internal error: {type(exc).__name__}")
-    await context.abort(kind.grpc_code, str(exc))
 
 
 def _require(**fields: str) -> None:
@@ -56,7 +48,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 raise InputError([Issue("source", "is empty: send the definition's YAML or JSON")])
             version, created = await self.api.workflows.register(request.source)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         return pb.RegisterWorkflowResponse(
             workflow=convert.workflow_to_pb(version), created=created
         )
@@ -80,7 +72,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         try:
             return self._workflow(self.api.workflows.get(request.name, request.version))
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     def _workflow(self, wf: WorkflowVersion) -> pb.Workflow:
         return convert.workflow_to_pb(wf, self.api.workflows.used_by(wf))
@@ -92,7 +84,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             versions = self.api.workflows.versions(request.name)
             return pb.ListWorkflowVersionsResponse(versions=[self._workflow(v) for v in versions])
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def DeprecateWorkflowVersion(
         self, request: pb.DeprecateWorkflowVersionRequest, context: Context
@@ -104,7 +96,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             )
             return self._workflow(wf)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def DeleteWorkflowVersion(
         self, request: pb.DeleteWorkflowVersionRequest, context: Context
@@ -114,7 +106,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             await self.api.workflows.delete(request.name, request.version)
             return pb.DeleteWorkflowVersionResponse()
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def DiffWorkflowVersions(
         self, request: pb.DiffWorkflowVersionsRequest, context: Context
@@ -128,7 +120,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             d = self.api.workflows.diff(request.name, request.from_version, request.to_version)
             return convert.diff_to_pb(request.name, request.from_version, request.to_version, d)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def StartExecution(
         self, request: pb.StartExecutionRequest, context: Context
@@ -148,14 +140,14 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             )
             return convert.execution_to_pb(record, self.api.executions.result(record))
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.Execution:
         try:
             record = await self.api.executions.get(request.id)
             return convert.execution_to_pb(record, self.api.executions.result(record))
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def ListExecutions(
         self, request: pb.ListExecutionsRequest, context: Context
@@ -170,7 +162,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             )
             return pb.ListExecutionsResponse(executions=[convert.summary_to_pb(r) for r in rows])
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def CancelExecution(
         self, request: pb.CancelExecutionRequest, context: Context
@@ -179,7 +171,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             record = await self.api.executions.cancel(request.id, request.reason)
             return convert.execution_to_pb(record, self.api.executions.result(record))
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def WatchEvents(  # type: ignore[override]  # the generated stubs know only generators
         self, request: pb.WatchEventsRequest, context: Context
@@ -209,7 +201,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                         pb.WatchEventsResponse(events=[convert.event_to_pb(e) for e in item])
                     )
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def ListTriggers(
         self, request: pb.ListTriggersRequest, context: Context
@@ -218,7 +210,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             triggers = await self.api.triggers.list_triggers(request.workflow)
             return pb.ListTriggersResponse(triggers=[convert.trigger_to_pb(t) for t in triggers])
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def PutTrigger(self, request: pb.PutTriggerRequest, context: Context) -> pb.Trigger:
         try:
@@ -229,7 +221,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             info = await self.api.triggers.put_trigger(request.workflow, request.name, spec)
             return convert.trigger_to_pb(info)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def DeleteTrigger(
         self, request: pb.DeleteTriggerRequest, context: Context
@@ -239,7 +231,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
             await self.api.triggers.delete_trigger(request.workflow, request.name)
             return pb.DeleteTriggerResponse()
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def ListEngines(
         self, request: pb.ListEnginesRequest, context: Context

@@ -17,14 +17,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 from weir.proto.v1 import worker_pb2 as wpb
 from weir.proto.v1 import worker_pb2_grpc as wpb_grpc
 
 from engine.errors import InputError, Issue
-from orchestrator.api.errors import INTERNAL, classify
+from orchestrator.api.errors import abort
 from orchestrator.store import TaskRow
 from orchestrator.tasks.board import Verdict
 from orchestrator.tasks.service import TaskService
@@ -52,14 +52,6 @@ VERDICT_TO_PB = {
     Verdict.REFUSED: wpb.VERDICT_REFUSED,
     Verdict.NOT_FOUND: wpb.VERDICT_NOT_FOUND,
 }
-
-
-async def _abort(context: Context, exc: Exception) -> NoReturn:
-    kind = classify(exc)
-    if kind is None:
-        log.exception("internal error", exc_info=exc)
-        await context.abort(INTERNAL.grpc_code, f"internal error: {type(exc).__name__}")
-    await context.abort(kind.grpc_code, str(exc))
 
 
 def task_info(row: TaskRow) -> wpb.TaskInfo:
@@ -133,7 +125,7 @@ class WorkersApi(wpb_grpc.WorkersServicer):
                 sdk_version=hello.sdk_version,
             )
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         log.info(
             "worker %s joined from %s: queues %s, %d slots",
             session.worker_id,
@@ -215,13 +207,13 @@ class WorkersApi(wpb_grpc.WorkersServicer):
             )
             return wpb.ListTasksResponse(tasks=[task_info(r) for r in rows])
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def GetTask(self, request: wpb.GetTaskRequest, context: Context) -> wpb.TaskInfo:
         try:
             return task_info(await self._tasks.get(request.token))
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def CompleteTask(
         self, request: wpb.CompleteTaskRequest, context: Context
@@ -231,7 +223,7 @@ class WorkersApi(wpb_grpc.WorkersServicer):
             await self._tasks.durable()
             return task_info(row)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def FailTask(self, request: wpb.FailTaskRequest, context: Context) -> wpb.TaskInfo:
         try:
@@ -241,7 +233,7 @@ class WorkersApi(wpb_grpc.WorkersServicer):
             await self._tasks.durable()
             return task_info(row)
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def HeartbeatTask(
         self, request: wpb.HeartbeatTaskRequest, context: Context
@@ -251,7 +243,7 @@ class WorkersApi(wpb_grpc.WorkersServicer):
                 await self._tasks.heartbeat(request.token, request.details_json or None)
             )
         except Exception as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
 
     async def ListWorkers(
         self, request: wpb.ListWorkersRequest, context: Context

@@ -45,7 +45,7 @@ from orchestrator.executions.record import ExecutionRecord
 from orchestrator.executions.table import ExecutionTable
 from orchestrator.journal import Journal
 from orchestrator.monitor import Monitor
-from orchestrator.placement import EngineDirectory, Placement
+from orchestrator.placement import Placement
 from orchestrator.signals import Signal
 from orchestrator.store import Store, TaskRow
 from orchestrator.supervise import Supervisor
@@ -104,7 +104,6 @@ class TaskBoard:
         monitor: Monitor,
         table: ExecutionTable,
         placement: Placement,
-        engines: EngineDirectory,
         hub: WorkerHub,
         supervisor: Supervisor,
         clock: Callable[[], float] = time.time,
@@ -114,7 +113,6 @@ class TaskBoard:
         self._monitor = monitor
         self._table = table
         self._placement = placement
-        self._engines = engines
         self._hub = hub
         self._supervisor = supervisor
         self._clock = clock
@@ -490,11 +488,9 @@ class TaskBoard:
     def _tell(self, row: TaskRow) -> None:
         """Send an ended task's answer to the engine running its execution, if it is placed."""
         record = self._table.get(row.execution_id)
-        if record is None or record.finished:
-            return
-        link = self._engines.get(record.placement.engine)
-        if link is None or not self._placement.is_on(record, link.id):
-            return  # not placed now: its engine asks again when it gets there
+        link = self._placement.engine_of(record) if record is not None else None
+        if record is None or link is None:
+            return  # ended, or not placed now: its engine asks again when it gets there
         link.task_finished(
             TaskAnswer(
                 execution_id=record.id,

@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +41,6 @@ ONBOARDING = json.dumps(
         "outputs": {"sent": "${outputs.after.sent}"},
     }
 )
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    try:
-        yield c
-    except BaseException:
-        print(c.dump())
-        raise
-    finally:
-        c.stop()
 
 
 async def _pending(http: httpx.AsyncClient, execution: str, attempt: int = 1) -> dict[str, Any]:
