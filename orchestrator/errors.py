@@ -6,16 +6,18 @@
         ├── AlreadyExists      that version is registered with a different definition
         ├── VersionConflict    a new version must be greater than the latest
         ├── QueueFull          every engine is busy and the wait queue is at its limit
-        ├── FailedPrecondition the request is valid but the current state forbids it (a
-        │                      deprecated version, a version still in use)
-        └── RpcError           a call to the orchestrator failed (client side; has a status)
+        └── FailedPrecondition the request is valid but the current state forbids it (a
+            │                  deprecated version, a version still in use)
+            └── TaskEnded      an answer for a task that already ended otherwise
+
+    RpcError = weir.ApiError   a call to the orchestrator failed (client side; has a status)
 
 ``orchestrator.api`` maps each to one gRPC status code in a single table.
 """
 
 from __future__ import annotations
 
-import grpc
+from weir import ApiError
 
 from engine.errors import WeirError
 
@@ -49,11 +51,6 @@ class TaskEnded(FailedPrecondition):
     another answer)."""
 
 
-class RpcError(OrchestratorError):
-    """A failed call to the orchestrator's API, with its gRPC status and the server's message."""
-
-    def __init__(self, code: grpc.StatusCode, details: str, *, target: str) -> None:
-        self.code = code
-        self.details = details
-        self.target = target
-        super().__init__(f"{details} ({code.name.lower()}, server {target})")
+RpcError = ApiError
+"""A failed call to the orchestrator's API (client side): the SDK's ``weir.ApiError``, which
+``weir.Client`` raises; the CLI turns it into its exit codes."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from weir.proto.v1 import worker_pb2, worker_pb2_grpc
+from weir.proto.v1 import orchestrator_pb2, orchestrator_pb2_grpc, worker_pb2, worker_pb2_grpc
 
 from engine.server import grpc_server
 from orchestrator.api.auth import TokenInterceptor
@@ -25,7 +25,6 @@ from orchestrator.api.rest.app import HttpServer, create_app
 from orchestrator.api.workers import WorkersApi
 from orchestrator.discovery.factory import make_discovery
 from orchestrator.monitor import Monitor
-from orchestrator.proto.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from orchestrator.ring import make_balancer
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import open_store

@@ -54,9 +54,9 @@ from typing import Any, Protocol
 import bench
 import bench_e2e
 from bench_e2e import ROOT, TERMINAL, percentile
+from weir import Client
 
 from engine.definition import Workflow
-from orchestrator.client import WeirClient
 
 SELF = Path(__file__).resolve()
 PEERS = ("dask", "prefect")
@@ -187,7 +187,7 @@ class WeirCluster:
         self._profile = profile
         self._stack = contextlib.AsyncExitStack()
         self.cluster: bench_e2e.Cluster | None = None
-        self._admin: WeirClient | None = None
+        self._admin: Client | None = None
         self._driver: bench_e2e.Driver | None = None
 
     async def open(self) -> None:
@@ -199,7 +199,7 @@ class WeirCluster:
         )
         self._stack.callback(self.cluster.stop)
         self._admin = await self._stack.enter_async_context(
-            WeirClient(self.cluster.address, timeout=120.0)
+            Client(self.cluster.address, timeout=120.0)
         )
         await self.cluster.start(self._admin, capacity=2000, profile_orchestrator=self._profile)
         for shape in self._shapes:

@@ -52,10 +52,11 @@ ROOT = SELF.parents[1]
 if str(ROOT) not in sys.path:  # run as ``python scripts/bench_e2e.py``: import weir from here
     sys.path.insert(0, str(ROOT))
 
+from weir import Client  # noqa: E402
+
 from engine.definition.parser import loads  # noqa: E402
 from engine.local import run_workflow  # noqa: E402
 from engine.lua import LuaSandbox  # noqa: E402
-from orchestrator.client import WeirClient  # noqa: E402
 from orchestrator.errors import RpcError  # noqa: E402
 
 WORKFLOW = """\
@@ -197,7 +198,7 @@ class Cluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def start(self, client: WeirClient, *, capacity: int, profile_orchestrator: bool) -> None:
+    async def start(self, client: Client, *, capacity: int, profile_orchestrator: bool) -> None:
         """Engines, then the orchestrator half a second later (its imports take about a second,
         so the engines usually listen before it dials them; one that does not costs a 1 s gRPC
         reconnect backoff); return when the orchestrator has both engines ready."""
@@ -255,7 +256,7 @@ class Cluster:
                 raise RuntimeError("servers did not start listening:\n" + self.dump())
             await asyncio.sleep(0.02)
 
-    async def _engines_ready(self, client: WeirClient, within: float = 30.0) -> None:
+    async def _engines_ready(self, client: Client, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
         while True:
             with contextlib.suppress(RpcError):
@@ -284,7 +285,7 @@ class Cluster:
 class Watch:
     """One WatchEvents stream on a workflow; calls ``on_end(id, at, completed)`` per execution."""
 
-    def __init__(self, client: WeirClient, workflow: str) -> None:
+    def __init__(self, client: Client, workflow: str) -> None:
         self.client = client
         self.workflow = workflow
         self.events = 0
@@ -339,7 +340,7 @@ class Driver:
     """One client process's part of a phase: its own channel, workflow and watch stream."""
 
     def __init__(self, address: str, workflow: str) -> None:
-        self.client = WeirClient(address, timeout=30.0)
+        self.client = Client(address, timeout=30.0)
         self.workflow = workflow
         self.watch = Watch(self.client, workflow)
 
@@ -645,7 +646,7 @@ async def inprocess_rate(concurrency: int, rounds: int, seconds: float) -> tuple
     return max(rates), statistics.median(rates)
 
 
-async def unary_rate(client: WeirClient, concurrency: int, seconds: float) -> float:
+async def unary_rate(client: Client, concurrency: int, seconds: float) -> float:
     """ListEngines calls/s: what the orchestrator's gRPC server costs per call, doing nothing."""
     done = 0
     until = time.monotonic() + seconds
@@ -841,7 +842,7 @@ async def run_cluster(s: Settings, r: Results, logs: Path, url: str) -> Cluster:
     cluster = Cluster(logs, url, profile_dir=profile_dir, profile_engine=s.profile_engine)
     clients: Clients | None = None
     try:
-        async with WeirClient(cluster.address, timeout=30.0) as admin:
+        async with Client(cluster.address, timeout=30.0) as admin:
             booting = time.monotonic()
             await cluster.start(admin, capacity=s.capacity, profile_orchestrator=s.profile)
             r.boot = time.monotonic() - booting

@@ -35,8 +35,7 @@ from typing import Any
 
 import bench_e2e
 from bench_e2e import ROOT, WEIR, Driver, Server, cpu_during, free_port, machine_of, percentile
-
-from orchestrator.client import WeirClient
+from weir import Client
 
 TARGET_P50_MS, TARGET_P99_RATIO, TARGET_RATE = 2.0, 5.0, 3_000.0
 FLOWS = {
@@ -131,7 +130,7 @@ class Stack:
             "client": os.getpid(),
         }
 
-    async def ready(self, client: WeirClient, within: float = 30.0) -> None:
+    async def ready(self, client: Client, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
         while True:
             with contextlib.suppress(Exception):
@@ -159,7 +158,7 @@ class Stack:
         self._worker_log.close()
 
 
-async def node_times(client: WeirClient, workflow: str, count: int) -> list[float]:
+async def node_times(client: Client, workflow: str, count: int) -> list[float]:
     """The nodes' durations (the engine reached it -> it completed) in the newest executions."""
     durations = []
     for summary in await client.executions(workflow=workflow, limit=count):
@@ -248,7 +247,7 @@ async def run(args: argparse.Namespace) -> None:
         store = "memory://" if args.store == "memory" else f"sqlite:///{logs / 'weir.db'}"
         stack = Stack(logs, store, args.slots)
         try:
-            async with WeirClient(stack.address, timeout=30) as client:
+            async with Client(stack.address, timeout=30) as client:
                 await stack.ready(client)
                 for name, executor in FLOWS.items():
                     await client.register(flow(name, executor, args.fanout))

@@ -14,10 +14,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from weir.proto.v1 import engine_pb2 as pb
+
 from engine.definition.model import SubWorkflowTask
 from engine.errors import TaskError
 from engine.executors.node import ExecutionContext, NodeAttempt
-from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
 from engine.server.metrics import EngineMetrics
 from engine.server.session import ChildWait, Run, ask, hand_over

@@ -1,6 +1,7 @@
 """Conversions between protobuf messages and engine domain types.
 
-User data (inputs, outputs, event data) is JSON in ``bytes`` fields; see ``engine.proto``.
+User data (inputs, outputs, event data) is JSON in ``bytes`` fields; see
+``proto/weir/proto/v1/engine.proto``.
 Values JSON cannot represent (a Python task returning a ``set``, say) are sent as their
 ``str()``, so a result always crosses the wire.
 """
@@ -12,8 +13,8 @@ import json
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from weir.proto.v1 import engine_pb2 as pb
 
-from engine.proto.v1 import engine_pb2 as pb
 from engine.state.events import Event, ExecutionStatus, NodeResult, NodeStatus
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from weir.proto.v1 import engine_pb2 as pb
+
 from engine.definition.model import Definition
 from engine.definition.parser import from_document
 from engine.errors import DefinitionError
 from engine.lua import LuaSandbox
-from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
 
 Reason = pb.ExecutionRejected.Reason

@@ -16,10 +16,10 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
+from weir.proto.v1 import engine_pb2, engine_pb2_grpc
 
 from engine.executors.node import NodeRunner
 from engine.lua import LuaSandbox
-from engine.proto.v1 import engine_pb2, engine_pb2_grpc
 from engine.server import grpc_server
 from engine.server.metrics import EngineMetrics
 from engine.server.service import EngineService

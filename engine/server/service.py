@@ -70,12 +70,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
+from weir.proto.v1 import engine_pb2 as pb
+from weir.proto.v1 import engine_pb2_grpc as pb_grpc
 
 from engine.definition.model import Node
 from engine.driver import ExecutionDriver
 from engine.executors.node import NodeRunner
-from engine.proto.v1 import engine_pb2 as pb
-from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.children import ChildRequests
 from engine.server.definitions import DefinitionCache, Rejected

@@ -28,8 +28,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from weir.proto.v1 import engine_pb2 as pb
+
 from engine.driver import ExecutionDriver
-from engine.proto.v1 import engine_pb2 as pb
 from engine.server import codec
 from engine.state.events import Event, NodeResult
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from weir.proto.v1 import orchestrator_pb2 as pb
+
 from engine.server import codec
 from engine.state.events import ExecutionStatus
 from engine.state.result import iso as iso_time
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 if TYPE_CHECKING:  # annotations only: the CLI imports this module and should stay light
     from engine.definition.diff import DefinitionDiff

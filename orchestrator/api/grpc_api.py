@@ -13,13 +13,13 @@ import logging
 from typing import Any
 
 import grpc
+from weir.proto.v1 import orchestrator_pb2 as pb
+from weir.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 
 from engine.errors import InputError, Issue
 from engine.server import codec
 from orchestrator.api import convert
 from orchestrator.api.errors import abort
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
-from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 from orchestrator.registry import WorkflowVersion
 from orchestrator.services import Services
 from orchestrator.watch import MAX_LIMIT, EventQuery, LaggedNotice

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 import click
 import grpc
 from rich.console import Console
+from weir import Client
+from weir.proto.v1 import orchestrator_pb2 as pb
 
 from orchestrator.api.convert import execution_from_pb
 from orchestrator.cli.remote import _client_call, output_option, server_option
@@ -41,9 +43,7 @@ from orchestrator.cli.timeline import (
     logs_lines,
     severity_value,
 )
-from orchestrator.client import WeirClient
 from orchestrator.errors import RpcError
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 T = TypeVar("T")
 
@@ -66,9 +66,7 @@ class _Query:
         }
 
 
-async def _read(
-    client: WeirClient, query: _Query, *, after: int | None, limit: int
-) -> list[pb.Event]:
+async def _read(client: Client, query: _Query, *, after: int | None, limit: int) -> list[pb.Event]:
     """One non-following read, with the client's deadline."""
     out: list[pb.Event] = []
     try:
@@ -86,7 +84,7 @@ async def _read(
     return out
 
 
-async def _read_all(client: WeirClient, query: _Query, *, after: int = 0) -> list[pb.Event]:
+async def _read_all(client: Client, query: _Query, *, after: int = 0) -> list[pb.Event]:
     """Every event after ``after``, page by page."""
     out: list[pb.Event] = []
     while True:
@@ -97,7 +95,7 @@ async def _read_all(client: WeirClient, query: _Query, *, after: int = 0) -> lis
         after = page[-1].sequence
 
 
-def _run_until_interrupted(server: str | None, call: Callable[[WeirClient], Awaitable[T]]) -> T:
+def _run_until_interrupted(server: str | None, call: Callable[[Client], Awaitable[T]]) -> T:
     """``_client_call`` where Ctrl-C ends quietly (exit 0), and a reader that went away
     (``| head``) too, with exit 1 as rich and click do."""
     try:
@@ -176,7 +174,7 @@ def events(
         else:
             out.print(event_line(e))
 
-    async def call(client: WeirClient) -> None:
+    async def call(client: Client) -> None:
         after = since
         if not (follow and since is not None):
             for m in await _read(client, query, after=since, limit=limit):
@@ -207,7 +205,7 @@ def logs(execution_id: str, follow: bool, output_format: str, server: str | None
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-    async def call(client: WeirClient) -> tuple[dict[str, Any], list[EventView]]:
+    async def call(client: Client) -> tuple[dict[str, Any], list[EventView]]:
         # The events first, then the execution, so that the header is at least as new as the
         # timeline. An unknown id is NOT_FOUND (exit 2) from either call.
         if follow:

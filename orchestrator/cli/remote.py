@@ -18,14 +18,14 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from weir import Client
+from weir.proto.v1 import orchestrator_pb2 as pb
 
 from engine.definition.parser import loads
 from engine.server import codec
 from engine.state.events import Event
 from orchestrator.api.convert import execution_from_pb
 from orchestrator.cli.run import _inputs, _Progress, _summary
-from orchestrator.client import WeirClient
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 from orchestrator.settings import ClientSettings
 
 T = TypeVar("T")
@@ -46,11 +46,11 @@ output_option = click.option(
 )
 
 
-def _client_call(server: str | None, call: Callable[[WeirClient], Awaitable[T]]) -> T:
+def _client_call(server: str | None, call: Callable[[Client], Awaitable[T]]) -> T:
     settings = ClientSettings.from_env(weir_server=server)
 
     async def run() -> T:
-        async with WeirClient(
+        async with Client(
             settings.weir_server, timeout=settings.weir_timeout, token=settings.weir_token
         ) as client:
             return await call(client)
@@ -81,7 +81,7 @@ def apply(files: tuple[str, ...], server: str | None) -> None:
         else:
             paths.append(path)
 
-    async def call(client: WeirClient) -> None:
+    async def call(client: Client) -> None:
         for path in paths:
             response = await client.register(path.read_text(encoding="utf-8"))
             wf = response.workflow
@@ -118,7 +118,7 @@ def start(
 ) -> None:
     """Start an execution of WORKFLOW; print its id, or its result with --wait."""
 
-    async def call(client: WeirClient) -> dict[str, Any]:
+    async def call(client: Client) -> dict[str, Any]:
         wf = await client.workflow(workflow, version)
         declared = _declared_inputs(wf)
         inputs = _inputs(declared, pairs, inputs_json)

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 
 from rich.text import Text
+from weir.proto.v1 import orchestrator_pb2 as pb
 
 from engine.server import codec
 from engine.state.result import iso
 from orchestrator.cli.run import _STYLE
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 T = TypeVar("T")
 SEVERITIES = ("debug", "info", "warning", "error")

@@ -14,14 +14,14 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from weir import Client
+from weir.proto.v1 import orchestrator_pb2 as pb
 
 from engine.server import codec
 from engine.state.result import iso
 from orchestrator.cli.remote import _client_call, _declared_inputs, output_option, server_option
 from orchestrator.cli.run import _inputs
 from orchestrator.cli.timeline import SHORT_ID, parse_iso, timestamp
-from orchestrator.client import WeirClient
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 
 def trigger_spec(
@@ -164,7 +164,7 @@ def set_trigger(
 ) -> None:
     """Add or replace the API trigger NAME of WORKFLOW."""
 
-    async def call(client: WeirClient) -> pb.Trigger:
+    async def call(client: Client) -> pb.Trigger:
         declared = _declared_inputs(await client.workflow(workflow)) if pairs else {}
         spec = trigger_spec(
             cron,

@@ -13,10 +13,10 @@ import sys
 import click
 from rich.console import Console
 from rich.table import Table
+from weir.proto.v1 import orchestrator_pb2 as pb
 
 from engine.definition.diff import DefinitionDiff, NodeChange, format_diff
 from orchestrator.cli.remote import _client_call, list_, output_option, server_option
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 
 @list_.command("versions")

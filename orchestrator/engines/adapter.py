@@ -8,7 +8,8 @@ a result), exactly as the rest of the message is applied.
 
 from __future__ import annotations
 
-from engine.proto.v1 import engine_pb2 as pb
+from weir.proto.v1 import engine_pb2 as pb
+
 from engine.server import codec
 from engine.state.result import ExecutionResult, ResultFormatError
 from orchestrator.engines.messages import (

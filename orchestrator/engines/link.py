@@ -31,10 +31,10 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from weir.channel import CHANNEL_OPTIONS
+from weir.proto.v1 import engine_pb2 as pb
+from weir.proto.v1 import engine_pb2_grpc as pb_grpc
 
-from engine.proto.v1 import engine_pb2 as pb
-from engine.proto.v1 import engine_pb2_grpc as pb_grpc
-from engine.server.grpc_server import CHANNEL_OPTIONS
 from orchestrator.discovery import EngineEndpoint
 from orchestrator.engines import adapter
 from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, LinkHandler, TaskAnswer

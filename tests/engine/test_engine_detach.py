@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 import pytest
+from weir.proto.v1 import engine_pb2 as pb
 
-from engine.proto.v1 import engine_pb2 as pb
 from engine.server.process import EngineServer
 from tests.engine.test_engine_server import FAST, SLOW, Stream
 from tests.support.engines import running_engine

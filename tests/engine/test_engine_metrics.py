@@ -15,9 +15,9 @@ import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from weir.proto.v1 import engine_pb2 as pb
+from weir.proto.v1 import engine_pb2_grpc as pb_grpc
 
-from engine.proto.v1 import engine_pb2 as pb
-from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.process import EngineServer
 from tests.support.engines import running_engine

@@ -15,9 +15,9 @@ from typing import Any
 
 import grpc
 import pytest
+from weir.proto.v1 import engine_pb2 as pb
+from weir.proto.v1 import engine_pb2_grpc as pb_grpc
 
-from engine.proto.v1 import engine_pb2 as pb
-from engine.proto.v1 import engine_pb2_grpc as pb_grpc
 from engine.server import codec
 from engine.server.process import EngineServer
 from engine.server.service import EngineService

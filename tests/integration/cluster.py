@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchestrator.client import WeirClient
+from weir import Client
+
 from tests.support.net import free_port
 from tests.support.poll import eventually, wait_for
 
@@ -147,10 +148,10 @@ class Cluster:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def client(self, timeout: float = 10.0) -> WeirClient:
-        return WeirClient(self.address, timeout=timeout)
+    def client(self, timeout: float = 10.0) -> Client:
+        return Client(self.address, timeout=timeout)
 
-    async def wait_ready(self, client: WeirClient, count: int, within: float = 20.0) -> None:
+    async def wait_ready(self, client: Client, count: int, within: float = 20.0) -> None:
         async def ready() -> bool:
             engines = await client.engines()
             return sum(1 for e in engines if e.healthy and e.state == 2) >= count

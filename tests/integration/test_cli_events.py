@@ -1,6 +1,6 @@
 """``weir events``, ``weir logs`` and ``weir triggers`` against a real orchestrator and engine.
 
-Executions are set up through ``WeirClient`` (each ``weir`` process costs seconds of imports);
+Executions are set up through ``Client`` (each ``weir`` process costs seconds of imports);
 the commands under test run as the user runs them, as subprocesses.
 """
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import grpc
 import pytest
+from weir import Client
+from weir.proto.v1 import engine_pb2, engine_pb2_grpc
 
 from engine.definition import load_file
 from engine.local import LocalWorkflows, run_workflow
-from engine.proto.v1 import engine_pb2, engine_pb2_grpc
 from engine.testing import scripted_server
 from orchestrator.api.convert import execution_from_pb
-from orchestrator.client import WeirClient
 from orchestrator.errors import RpcError
 from tests.integration.cluster import ROOT, Cluster
 from tests.integration.workloads import hits_server, long_workflow
@@ -26,7 +26,7 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture
-async def three(cluster: Cluster) -> AsyncIterator[tuple[Cluster, WeirClient]]:
+async def three(cluster: Cluster) -> AsyncIterator[tuple[Cluster, Client]]:
     for name in ("e1", "e2", "e3"):
         cluster.start_engine(name)
     cluster.start_orchestrator()
@@ -73,7 +73,7 @@ def comparable(result: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_every_example_gives_the_same_result_as_weir_run(
-    three: tuple[Cluster, WeirClient],
+    three: tuple[Cluster, Client],
 ) -> None:
     _, client = three
     for path in sorted(EXAMPLES.glob("*.yaml")):
@@ -105,7 +105,7 @@ async def test_every_example_gives_the_same_result_as_weir_run(
 
 
 async def test_sigkill_an_engine_everything_completes_and_no_finished_node_runs_twice(
-    three: tuple[Cluster, WeirClient],
+    three: tuple[Cluster, Client],
 ) -> None:
     cluster, client = three
     await client.register(long_workflow(steps=5, pause="600ms"))
@@ -168,14 +168,14 @@ async def test_sigterm_drains_the_engine_and_nothing_fails(cluster: Cluster) -> 
     assert "draining" in cluster.engines["e1"].output()
 
 
-async def _all_placed(client: WeirClient, started: list[Any]) -> bool:
+async def _all_placed(client: Client, started: list[Any]) -> bool:
     return all([(await client.execution(s.id)).engine_id for s in started])
 
 
 # --- bad input -------------------------------------------------------------------------------
 
 
-async def test_bad_requests_get_clear_statuses(three: tuple[Cluster, WeirClient]) -> None:
+async def test_bad_requests_get_clear_statuses(three: tuple[Cluster, Client]) -> None:
     _, client = three
     with pytest.raises(RpcError) as err:
         await client.start("nope", {})
@@ -227,7 +227,7 @@ async def test_all_engines_full_executions_wait_in_the_queue(cluster: Cluster) -
     assert [r["status"] for r in results] == ["completed"] * 4
 
 
-async def test_a_malformed_stream_message_loses_nothing(three: tuple[Cluster, WeirClient]) -> None:
+async def test_a_malformed_stream_message_loses_nothing(three: tuple[Cluster, Client]) -> None:
     cluster, client = three
     port = cluster.engine_ports["e1"]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

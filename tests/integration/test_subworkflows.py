@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from weir import Client
 
 from orchestrator.api.convert import execution_from_pb
-from orchestrator.client import WeirClient
 from tests.integration.cluster import Cluster
 from tests.support.poll import eventually
 
@@ -76,7 +76,7 @@ TOP = _workflow(
 
 
 @pytest.fixture
-async def chain(cluster: Cluster) -> AsyncIterator[tuple[Cluster, WeirClient]]:
+async def chain(cluster: Cluster) -> AsyncIterator[tuple[Cluster, Client]]:
     # Capacity 1: a parent waiting for its child holds its engine, so each level of the chain
     # has to run on another engine.
     for name in ("e1", "e2", "e3"):
@@ -89,7 +89,7 @@ async def chain(cluster: Cluster) -> AsyncIterator[tuple[Cluster, WeirClient]]:
         yield cluster, client
 
 
-async def _family(client: WeirClient, top_id: str) -> list[dict[str, Any]]:
+async def _family(client: Client, top_id: str) -> list[dict[str, Any]]:
     """The top execution, its child and its grandchild, each as a result object."""
     family = [execution_from_pb(await client.execution(top_id))]
     while family[-1].get("children"):
@@ -98,7 +98,7 @@ async def _family(client: WeirClient, top_id: str) -> list[dict[str, Any]]:
 
 
 async def test_a_chain_three_deep_runs_across_three_engines(
-    chain: tuple[Cluster, WeirClient],
+    chain: tuple[Cluster, Client],
 ) -> None:
     _, client = chain
     top = await client.wait((await client.start("top", {"n": 4})).id)
@@ -119,7 +119,7 @@ async def test_a_chain_three_deep_runs_across_three_engines(
 
 
 async def test_a_failing_grandchild_fails_its_parents_with_its_error(
-    chain: tuple[Cluster, WeirClient],
+    chain: tuple[Cluster, Client],
 ) -> None:
     _, client = chain
     top = execution_from_pb(
@@ -133,7 +133,7 @@ async def test_a_failing_grandchild_fails_its_parents_with_its_error(
 
 
 async def test_cancelling_the_top_cancels_its_child_and_grandchild(
-    chain: tuple[Cluster, WeirClient],
+    chain: tuple[Cluster, Client],
 ) -> None:
     _, client = chain
     started = await client.start("top", {"n": 1, "slow": True})

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from weir.proto.v1.engine_pb2 import ExecutionStatus
 
-from engine.proto.v1.engine_pb2 import ExecutionStatus
 from tests.integration.cluster import WEIR, Cluster, Proc
 from tests.support.poll import eventually
 

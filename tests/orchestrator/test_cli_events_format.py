@@ -8,6 +8,8 @@ from datetime import UTC
 from typing import Any
 
 import pytest
+from weir import Client
+from weir.proto.v1 import orchestrator_pb2 as pb
 
 from engine.server import codec
 from orchestrator.cli.events import _Query
@@ -29,8 +31,6 @@ from orchestrator.cli.timeline import (
     where,
 )
 from orchestrator.cli.triggers import trigger_json, trigger_row, trigger_spec
-from orchestrator.client import WeirClient
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 EXECUTION = "6bca9cdf-539f-4db8-a748-ca308a98c84b"
@@ -366,8 +366,8 @@ def test_logs_exit_code(status: str, code: int) -> None:
     assert logs_exit_code(status) == code
 
 
-class FakeStream(WeirClient):
-    """A ``WeirClient`` whose ``event_batches`` gives scripted answers, one list per call (its
+class FakeStream(Client):
+    """A ``Client`` whose ``event_batches`` gives scripted answers, one list per call (its
     channel is never used)."""
 
     def __init__(self, *calls: list[pb.WatchEventsResponse]) -> None:

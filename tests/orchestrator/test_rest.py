@@ -17,9 +17,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from weir import Client
 
 from engine.server.process import EngineServer
-from orchestrator.client import WeirClient
 from orchestrator.errors import RpcError
 from orchestrator.server import OrchestratorServer
 from orchestrator.settings import OrchestratorSettings
@@ -398,14 +398,14 @@ async def test_bearer_token_guards_rest_and_grpc_but_not_health_or_metrics(
             assert (await http.get("/metrics")).status_code == 200
 
         address = f"127.0.0.1:{server.port}"
-        async with WeirClient(address, timeout=5) as anonymous:
+        async with Client(address, timeout=5) as anonymous:
             with pytest.raises(RpcError) as denied:
                 await anonymous.workflows()
             assert denied.value.code == grpc.StatusCode.UNAUTHENTICATED
             with pytest.raises(RpcError):
                 async for _ in anonymous.events(follow=False):
                     pass
-        async with WeirClient(address, timeout=5, token=TOKEN) as client:
+        async with Client(address, timeout=5, token=TOKEN) as client:
             assert await client.workflows() == []
             types = [e.type async for e in client.events(follow=False)]
             assert "engine.joined" in types

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from weir import Client
 
 from engine.server.process import EngineServer
 from engine.state.events import ExecutionStatus
-from orchestrator.client import WeirClient
 from orchestrator.discovery.static import StaticDiscovery
 from orchestrator.engines.messages import Ended, EngineReport
 from orchestrator.errors import NotFound
@@ -229,7 +229,7 @@ async def test_watch_events_over_grpc_in_batches_resuming_after_lagging(tmp_path
     await server.start()
     try:
         core = server.core
-        async with WeirClient(f"127.0.0.1:{server.port}", timeout=10) as client:
+        async with Client(f"127.0.0.1:{server.port}", timeout=10) as client:
             batches = client.event_batches(workflow="w", follow=True)
             pending = asyncio.ensure_future(anext(batches))
             await eventually(

@@ -5,8 +5,10 @@
     WeirError              anything the SDK itself raises
     ├── WorkerError        a worker set up or used wrongly: no queue, a queue without a handler, a
     │                      handler registered twice, a handler whose parameters cannot be filled
-    └── RPCError           the server refused the worker for good (a wrong token, no ``Workers``
-                           service, an invalid hello): reconnecting would not help
+    ├── RPCError           the server refused the worker for good (a wrong token, no ``Workers``
+    │                      service, an invalid hello): reconnecting would not help
+    └── ApiError           a call of ``weir.Client`` failed: its gRPC status and the server's
+                           message (which names the workflow, field or id at fault)
     NonRetryableError      raised by *your* handler: the task fails and its node is not retried
 
 ``NonRetryableError`` is not a ``WeirError``: it is yours to raise (or subclass), not the SDK's.
@@ -54,3 +56,14 @@ class NonRetryableError(Exception):
                 raise InvalidAddress(f"not an email address: {to!r}")
             return {"sent": True}
     """
+
+
+class ApiError(WeirError):
+    """A failed call to the orchestrator's API (``weir.Client``): ``code`` is the gRPC status,
+    ``details`` the server's message, ``target`` the address called."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, *, target: str) -> None:
+        self.code = code
+        self.details = details
+        self.target = target
+        super().__init__(f"{details} ({code.name.lower()}, server {target})")

@@ -1,27 +1,35 @@
-"""``WeirClient``: a typed async client for the orchestrator's gRPC API (what the CLI uses).
+"""``weir.Client``: a typed async client for the orchestrator's gRPC API (what the CLI uses).
 
-Every call has a deadline; a failed call raises ``RpcError`` carrying the status code and the
-server's message (which names the workflow, field or id that was wrong).
+Every call has a deadline; a failed call raises ``weir.ApiError`` carrying the status code and
+the server's message (which names the workflow, field or id that was wrong). User data (inputs,
+outputs) travels as JSON bytes in the ``*_json`` fields of the messages returned.
+
+    async with weir.Client("127.0.0.1:50051") as client:
+        execution = await client.start("order-processing", {"amount": 10})
+        done = await client.wait(execution.id)
+        for task in await client.tasks(queue="send_email"):
+            await client.complete_task(task.token, b'{"sent": true}')
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+
+from weir._errors import ApiError
+from weir.channel import CHANNEL_OPTIONS
+from weir.proto.v1 import orchestrator_pb2 as pb
+from weir.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 from weir.proto.v1 import worker_pb2 as wpb
 from weir.proto.v1 import worker_pb2_grpc as wpb_grpc
 
-from engine.server import codec
-from engine.server.grpc_server import CHANNEL_OPTIONS
-from orchestrator.errors import RpcError
-from orchestrator.proto.v1 import orchestrator_pb2 as pb
-from orchestrator.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 
-
-class WeirClient:
-    """``async with WeirClient("127.0.0.1:50051") as client: await client.start(...)``."""
+class Client:
+    """``async with Client("127.0.0.1:50051") as client: await client.start(...)``; ``token``
+    is sent as ``authorization: Bearer <token>`` (the orchestrator's ``API_TOKEN``)."""
 
     def __init__(self, target: str, *, timeout: float = 30.0, token: str = "") -> None:
         self.target = target
@@ -34,7 +42,7 @@ class WeirClient:
     async def close(self) -> None:
         await self._channel.close(grace=None)
 
-    async def __aenter__(self) -> WeirClient:
+    async def __aenter__(self) -> Client:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -46,11 +54,11 @@ class WeirClient:
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
 
-    def _error(self, exc: grpc.aio.AioRpcError) -> RpcError:
+    def _error(self, exc: grpc.aio.AioRpcError) -> ApiError:
         details = exc.details() or ""
         if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             details = f"cannot reach the orchestrator at {self.target}: {details}"
-        return RpcError(exc.code(), details, target=self.target)
+        return ApiError(exc.code(), details, target=self.target)
 
     async def register(self, source: str) -> pb.RegisterWorkflowResponse:
         request = pb.RegisterWorkflowRequest(source=source)
@@ -81,7 +89,7 @@ class WeirClient:
         request = pb.StartExecutionRequest(
             workflow=workflow,
             version=version,
-            inputs_json=codec.to_json(inputs or {}),
+            inputs_json=_json(inputs or {}),
             routing_key=routing_key,
             idempotency_key=idempotency_key,
         )
@@ -213,7 +221,7 @@ class WeirClient:
         return list(response.triggers)
 
     async def put_trigger(self, workflow: str, name: str, spec: dict[str, Any]) -> pb.Trigger:
-        request = pb.PutTriggerRequest(workflow=workflow, name=name, spec_json=codec.to_json(spec))
+        request = pb.PutTriggerRequest(workflow=workflow, name=name, spec_json=_json(spec))
         response: pb.Trigger = await self._call(self._stub.PutTrigger, request)
         return response
 
@@ -258,3 +266,10 @@ class WeirClient:
     async def workers(self) -> list[wpb.WorkerInfo]:
         response = await self._call(self._workers.ListWorkers, wpb.ListWorkersRequest())
         return list(response.workers)
+
+
+def _json(value: Any) -> bytes:
+    """Compact UTF-8 JSON (empty bytes for None), as the servers write it."""
+    if value is None:
+        return b""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from orchestrator.proto.v1 import orchestrator_pb2 as orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2
+from weir.proto.v1 import orchestrator_pb2 as weir_dot_proto_dot_v1_dot_orchestrator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in orchestrator/proto/v1/orchestrator_pb2_grpc.py depends on'
+        + ' but the generated code in weir/proto/v1/orchestrator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,83 +36,83 @@ class OrchestratorStub:
         """
         self.RegisterWorkflow = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/RegisterWorkflow',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowResponse.FromString,
                 _registered_method=True)
         self.ListWorkflows = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/ListWorkflows',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsResponse.FromString,
                 _registered_method=True)
         self.GetWorkflow = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/GetWorkflow',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
                 _registered_method=True)
         self.ListWorkflowVersions = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/ListWorkflowVersions',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.FromString,
                 _registered_method=True)
         self.DeprecateWorkflowVersion = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/DeprecateWorkflowVersion',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
                 _registered_method=True)
         self.DeleteWorkflowVersion = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/DeleteWorkflowVersion',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.FromString,
                 _registered_method=True)
         self.DiffWorkflowVersions = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/DiffWorkflowVersions',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.FromString,
                 _registered_method=True)
         self.StartExecution = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/StartExecution',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
                 _registered_method=True)
         self.GetExecution = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/GetExecution',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
                 _registered_method=True)
         self.ListExecutions = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/ListExecutions',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsResponse.FromString,
                 _registered_method=True)
         self.CancelExecution = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/CancelExecution',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
                 _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/weir.orchestrator.v1.Orchestrator/WatchEvents',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
         self.ListTriggers = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/ListTriggers',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.FromString,
                 _registered_method=True)
         self.PutTrigger = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/PutTrigger',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.FromString,
                 _registered_method=True)
         self.DeleteTrigger = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/DeleteTrigger',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.FromString,
                 _registered_method=True)
         self.ListEngines = channel.unary_unary(
                 '/weir.orchestrator.v1.Orchestrator/ListEngines',
-                request_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesRequest.SerializeToString,
-                response_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesResponse.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesResponse.FromString,
                 _registered_method=True)
 
 
@@ -233,83 +233,83 @@ def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterWorkflow,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowResponse.SerializeToString,
             ),
             'ListWorkflows': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkflows,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsResponse.SerializeToString,
             ),
             'GetWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.GetWorkflow,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.SerializeToString,
             ),
             'ListWorkflowVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkflowVersions,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.SerializeToString,
             ),
             'DeprecateWorkflowVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.DeprecateWorkflowVersion,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.SerializeToString,
             ),
             'DeleteWorkflowVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteWorkflowVersion,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.SerializeToString,
             ),
             'DiffWorkflowVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.DiffWorkflowVersions,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.SerializeToString,
             ),
             'StartExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.StartExecution,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
             ),
             'GetExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecution,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
             ),
             'ListExecutions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListExecutions,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsResponse.SerializeToString,
             ),
             'CancelExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelExecution,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.SerializeToString,
             ),
             'ListTriggers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTriggers,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.SerializeToString,
             ),
             'PutTrigger': grpc.unary_unary_rpc_method_handler(
                     servicer.PutTrigger,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.SerializeToString,
             ),
             'DeleteTrigger': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTrigger,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.SerializeToString,
             ),
             'ListEngines': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEngines,
-                    request_deserializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesRequest.FromString,
-                    response_serializer=orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesResponse.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -337,8 +337,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/RegisterWorkflow',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.RegisterWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -364,8 +364,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/ListWorkflows',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -391,8 +391,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/GetWorkflow',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.GetWorkflowRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
             options,
             channel_credentials,
             insecure,
@@ -418,8 +418,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/ListWorkflowVersions',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListWorkflowVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -445,8 +445,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/DeprecateWorkflowVersion',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeprecateWorkflowVersionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Workflow.FromString,
             options,
             channel_credentials,
             insecure,
@@ -472,8 +472,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/DeleteWorkflowVersion',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteWorkflowVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -499,8 +499,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/DiffWorkflowVersions',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.DiffWorkflowVersionsRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.WorkflowDiff.FromString,
             options,
             channel_credentials,
             insecure,
@@ -526,8 +526,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/StartExecution',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.StartExecutionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
             options,
             channel_credentials,
             insecure,
@@ -553,8 +553,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/GetExecution',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.GetExecutionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
             options,
             channel_credentials,
             insecure,
@@ -580,8 +580,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/ListExecutions',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -607,8 +607,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/CancelExecution',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
             options,
             channel_credentials,
             insecure,
@@ -634,8 +634,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/WatchEvents',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -661,8 +661,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/ListTriggers',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListTriggersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -688,8 +688,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/PutTrigger',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.PutTriggerRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Trigger.FromString,
             options,
             channel_credentials,
             insecure,
@@ -715,8 +715,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/DeleteTrigger',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.DeleteTriggerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -742,8 +742,8 @@ class Orchestrator:
             request,
             target,
             '/weir.orchestrator.v1.Orchestrator/ListEngines',
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesRequest.SerializeToString,
-            orchestrator_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesResponse.FromString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.ListEnginesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from engine.proto.v1 import engine_pb2 as engine_dot_proto_dot_v1_dot_engine__pb2
+from weir.proto.v1 import engine_pb2 as weir_dot_proto_dot_v1_dot_engine__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in engine/proto/v1/engine_pb2_grpc.py depends on'
+        + ' but the generated code in weir/proto/v1/engine_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class EngineStub:
         """
         self.Connect = channel.stream_stream(
                 '/weir.engine.v1.Engine/Connect',
-                request_serializer=engine_dot_proto_dot_v1_dot_engine__pb2.ToEngine.SerializeToString,
-                response_deserializer=engine_dot_proto_dot_v1_dot_engine__pb2.FromEngine.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_engine__pb2.ToEngine.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_engine__pb2.FromEngine.FromString,
                 _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/weir.engine.v1.Engine/GetStatus',
-                request_serializer=engine_dot_proto_dot_v1_dot_engine__pb2.GetStatusRequest.SerializeToString,
-                response_deserializer=engine_dot_proto_dot_v1_dot_engine__pb2.EngineStatus.FromString,
+                request_serializer=weir_dot_proto_dot_v1_dot_engine__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_engine__pb2.EngineStatus.FromString,
                 _registered_method=True)
 
 
@@ -70,13 +70,13 @@ def add_EngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Connect': grpc.stream_stream_rpc_method_handler(
                     servicer.Connect,
-                    request_deserializer=engine_dot_proto_dot_v1_dot_engine__pb2.ToEngine.FromString,
-                    response_serializer=engine_dot_proto_dot_v1_dot_engine__pb2.FromEngine.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_engine__pb2.ToEngine.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_engine__pb2.FromEngine.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
-                    request_deserializer=engine_dot_proto_dot_v1_dot_engine__pb2.GetStatusRequest.FromString,
-                    response_serializer=engine_dot_proto_dot_v1_dot_engine__pb2.EngineStatus.SerializeToString,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_engine__pb2.GetStatusRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_engine__pb2.EngineStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -104,8 +104,8 @@ class Engine:
             request_iterator,
             target,
             '/weir.engine.v1.Engine/Connect',
-            engine_dot_proto_dot_v1_dot_engine__pb2.ToEngine.SerializeToString,
-            engine_dot_proto_dot_v1_dot_engine__pb2.FromEngine.FromString,
+            weir_dot_proto_dot_v1_dot_engine__pb2.ToEngine.SerializeToString,
+            weir_dot_proto_dot_v1_dot_engine__pb2.FromEngine.FromString,
             options,
             channel_credentials,
             insecure,
@@ -131,8 +131,8 @@ class Engine:
             request,
             target,
             '/weir.engine.v1.Engine/GetStatus',
-            engine_dot_proto_dot_v1_dot_engine__pb2.GetStatusRequest.SerializeToString,
-            engine_dot_proto_dot_v1_dot_engine__pb2.EngineStatus.FromString,
+            weir_dot_proto_dot_v1_dot_engine__pb2.GetStatusRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_engine__pb2.EngineStatus.FromString,
             options,
             channel_credentials,
             insecure,

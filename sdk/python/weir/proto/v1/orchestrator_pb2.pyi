@@ -8,12 +8,12 @@ User data (inputs, outputs, event data) is UTF-8 JSON in `bytes` fields whose na
 """
 
 from collections import abc as _abc
-from engine.proto.v1 import engine_pb2 as _engine_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from weir.proto.v1 import engine_pb2 as _engine_pb2
 import builtins as _builtins
 import sys
 import typing as _typing

@@ -9,7 +9,7 @@ User data (inputs, outputs, event data) is UTF-8 JSON in `bytes` fields whose na
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from orchestrator.proto.v1 import orchestrator_pb2 as _orchestrator_pb2
+from weir.proto.v1 import orchestrator_pb2 as _orchestrator_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -10,8 +10,8 @@ output may be a list or a number), and costs more to convert in Python than json
 """
 
 from collections import abc as _abc
-from engine.proto.v1 import engine_pb2 as _engine_pb2
 from grpc import aio as _aio
+from weir.proto.v1 import engine_pb2 as _engine_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -1,1 +1,0 @@
-"""Generated protobuf modules (scripts/gen-protos); never edit them by hand."""
