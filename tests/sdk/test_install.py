@@ -96,6 +96,21 @@ async def test_the_sdk_alone_installs_and_runs_a_worker(
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert {"weir-sdk", "grpcio", "protobuf"} <= names
     assert not names & SERVER_ONLY, f"the SDK pulled in server packages: {names & SERVER_ONLY}"
+    contracts = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(python),
+            "-c",
+            "import weir, weir.proto.v1.engine_pb2, weir.proto.v1.orchestrator_pb2; "
+            "print(weir.Client.__name__, weir.ApiError.__name__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(),
+        cwd=tmp_path,
+    )
+    assert contracts.stdout.split() == ["Client", "ApiError"], contracts.stderr  # the client too
 
     script = tmp_path / "work" / "fresh_worker.py"
     script.parent.mkdir()
