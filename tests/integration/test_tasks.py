@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from weir import Client
 from weir.proto.v1.engine_pb2 import ExecutionStatus
 
 from tests.integration.cluster import WEIR, Cluster, Proc
@@ -396,3 +397,27 @@ async def test_the_arithmetic_workers_example(cluster: Cluster) -> None:
         welcome = await client.start("user-onboarding", {"user_email": "ada@example.com"})
         done = await client.wait(welcome.id)
         assert json.loads(done.outputs_json) == {"welcomed": "ada@example.com", "sent": True}
+
+
+async def test_with_an_api_token_a_worker_needs_it(cluster: Cluster, tmp_path: Path) -> None:
+    log = tmp_path / "work.log"
+    cluster.start_engine("e1")
+    cluster.start_orchestrator(API_TOKEN="s3cret")
+    wrong = cluster.start_process(
+        "wrong",
+        ["worker", str(WORKER_APP), "--id", "wrong"],
+        {"WEIR_SERVER": cluster.address, "WEIR_TOKEN": "nope", "WORK_LOG": str(log)},
+    )
+    assert await asyncio.to_thread(wrong.wait, 30) == 3  # refused: no point retrying
+    assert "UNAUTHENTICATED" in wrong.output()
+    cluster.start_process(
+        "right",
+        ["worker", str(WORKER_APP), "--id", "right"],
+        {"WEIR_SERVER": cluster.address, "WEIR_TOKEN": "s3cret", "WORK_LOG": str(log)},
+    )
+    async with Client(cluster.address, timeout=10, token="s3cret") as client:
+        await cluster.wait_ready(client, 1)
+        await _workers(client, 1)
+        await client.register(_work_flow(2))
+        done = await client.wait((await client.start("fan")).id)
+        assert done.status == ExecutionStatus.EXECUTION_STATUS_COMPLETED, done.error
