@@ -163,14 +163,9 @@ class EngineService(pb_grpc.EngineServicer):
         request_iterator: AsyncIterator[pb.ToEngine],
         context: grpc.aio.ServicerContext[pb.ToEngine, pb.FromEngine],
     ) -> None:
-        """One orchestrator's stream.
-
-        A coroutine writing with ``context.write`` rather than an async generator: when the
-        client goes away while a message is being sent, grpc cancels this coroutine and the
-        ``finally`` below runs at once. An async generator suspended at ``yield`` would only be
-        closed whenever the garbage collector got to it, and its executions would stay attached
-        to a dead stream (neither held nor expiring) until then.
-        """
+        """One orchestrator's stream; a coroutine with ``context.write``, not a generator, so
+        that when the client goes away its ``finally`` runs at once (a generator suspended at
+        ``yield`` is closed only by the garbage collector, its runs attached to a dead stream)."""
         session = Session(peer=context.peer())
         self._sessions.add(session)
         self._metrics.streams.set(len(self._sessions))
