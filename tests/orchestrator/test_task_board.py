@@ -7,6 +7,7 @@ The stores are real (memory and SQLite); the clock is real and deadlines are sho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from orchestrator.discovery.static import StaticDiscovery
 from orchestrator.engines.messages import Ended, EngineReport, ExecuteOrder, TaskRequested
 from orchestrator.errors import NotFound, TaskEnded
 from orchestrator.ring import make_balancer
-from orchestrator.store import open_store
+from orchestrator.store import TaskRow, open_store
 from orchestrator.tasks.workers import WorkerSession
 from orchestrator.wiring import Orchestrator
 from tests.support.fakes import FakeEngine
@@ -229,3 +230,15 @@ async def test_bad_hellos_name_the_field(core: Orchestrator) -> None:
         core.tasks.join("", ["bad queue"], 0)
     text = str(caught.value)
     assert "hello.worker_id" in text and "hello.queues[0]" in text and "hello.slots" in text
+
+
+def test_a_task_row_copy_has_every_field_and_is_another_object() -> None:
+    values = {
+        f.name: (i if f.type in ("int", "float", "float | None") else f"v{i}")
+        for i, f in enumerate(dataclasses.fields(TaskRow), start=1)
+    }
+    values["retryable"] = True
+    row = TaskRow(**values)  # type: ignore[arg-type]
+    copy = row.copy()
+    assert copy == row and copy is not row
+    assert dataclasses.asdict(copy) == values
