@@ -232,7 +232,7 @@ class TaskBoard:
     def _create(self, record: ExecutionRecord, request: TaskRequested) -> None:
         now = self._clock()
         row = TaskRow(
-            token=secrets.token_urlsafe(18),
+            token=secrets.token_hex(16),  # 128 bits; never starts with "-" (a CLI option)
             execution_id=record.id,
             workflow=record.name,
             node=request.node,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ async def test_a_task_goes_to_a_worker_only_once_durable_and_its_answer_to_the_e
     worker = _worker(core)
     await eventually(lambda: worker.outbox.tasks, what="the task pushed to the worker")
     task = worker.outbox.tasks[0]
+    assert re.fullmatch(r"[0-9a-f]{32}", task.token)  # safe in a URL and as a CLI argument
     assert (task.execution_id, task.node, task.attempt) == (execution_id, "send", 1)
     assert json.loads(task.args_json) == {"to": "a@b.c"}
     assert task.idempotency_key == f"{execution_id}/send/1"
