@@ -128,6 +128,9 @@ class TaskBoard:
         self._pending_since: dict[str, float] = {}
         self._deadlines = deadlines.Deadlines(clock)
         self._lookups: set[TaskKey] = set()
+        self._forgot: set[str] = set()
+        """Executions with an ended task that left memory: a request of theirs missing in
+        memory may be in the store (cleared when the execution ends)."""
         self._loaded_at = clock()
         self.scheduled: Signal[[TaskRow]] = Signal("task scheduled")
         self.started: Signal[[TaskRow, float]] = Signal("task started")
@@ -205,7 +208,8 @@ class TaskBoard:
             return
         if key in self._lookups:
             return
-        if record.created_at < self._loaded_at:  # it may have ended before this process
+        if record.created_at < self._loaded_at or record.id in self._forgot:
+            # its task may have ended before this process started, or left memory since
             self._lookups.add(key)
             self._supervisor.spawn("task lookup", self._look_up(record, request, key))
             return
@@ -480,6 +484,9 @@ class TaskBoard:
         kept.move_to_end(row.token)
         while len(kept) > FINISHED_KEPT:
             _, old = kept.popitem(last=False)
+            running = self._table.get(old.execution_id)
+            if running is not None and not running.finished:  # it may ask for it again
+                self._forgot.add(old.execution_id)
             key = (old.execution_id, old.node, old.visit, old.attempt)
             if self._by_key.get(key) is old:
                 del self._by_key[key]
@@ -508,6 +515,7 @@ class TaskBoard:
 
     def execution_ended(self, record: ExecutionRecord) -> None:
         """Cancel the execution's unfinished tasks (their workers are told)."""
+        self._forgot.discard(record.id)
         tokens = self._by_execution.get(record.id)
         if not tokens:
             return

@@ -244,3 +244,24 @@ def test_a_task_row_copy_has_every_field_and_is_another_object() -> None:
     copy = row.copy()
     assert copy == row and copy is not row
     assert dataclasses.asdict(copy) == values
+
+
+async def test_a_request_for_a_task_that_left_memory_finds_it_in_the_store(
+    core: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("orchestrator.tasks.board.FINISHED_KEPT", 1)
+    engine = _engine(core)
+    first, lease = await _scheduled(core, engine)
+    (task,) = await core.tasks.list_tasks(execution_id=first)
+    await core.tasks.complete(task.token, b'{"n": 1}')
+    await eventually(lambda: len(engine.task_answers) == 1)
+    second, _ = await _scheduled(core, engine)
+    (other,) = await core.tasks.list_tasks(execution_id=second)
+    await core.tasks.complete(other.token, b'{"n": 2}')  # the first one leaves memory
+    await eventually(lambda: len(engine.task_answers) == 2)
+    assert core.board.get(task.token) is None
+
+    _report(engine, core, tasks=[_ask(first, lease)])  # re-asked after a reconnect
+    again = await eventually(lambda: engine.task_answers[2:], what="answered from the store")
+    assert again[0].completed and json.loads(again[0].output_json) == {"n": 1}
+    assert [t.token for t in await core.tasks.list_tasks(execution_id=first)] == [task.token]
