@@ -49,7 +49,7 @@ from orchestrator.signals import Signal
 from orchestrator.store import Store, TaskRow
 from orchestrator.supervise import Supervisor
 from orchestrator.tasks import deadlines
-from orchestrator.tasks.workers import WorkerHub, WorkerSession
+from orchestrator.tasks.workers import WorkerHub, WorkerSession, task_to_pb
 
 log = logging.getLogger(__name__)
 
@@ -583,20 +583,3 @@ class TaskBoard:
             message=message,
             data=data,
         )
-
-
-def task_to_pb(row: TaskRow) -> wpb.Task:
-    """What a worker receives for a task."""
-    return wpb.Task(
-        token=row.token,
-        execution_id=row.execution_id,
-        workflow=row.workflow,
-        node=row.node,
-        visit=row.visit,
-        attempt=row.attempt,
-        queue=row.queue,
-        args_json=row.args_json,
-        idempotency_key=row.idempotency_key,
-        deadline=(row.started_at or 0.0) + row.timeout_s if row.timeout_s else 0.0,
-        heartbeat_timeout_s=row.heartbeat_s,
-    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from weir.proto.v1 import worker_pb2 as wpb
 
 from orchestrator.signals import Signal
+from orchestrator.store import TaskRow
 
 
 @dataclass(eq=False, slots=True)
@@ -194,3 +195,20 @@ class WorkerHub:
         """The orchestrator stops: close every stream."""
         for session in list(self._by_id.values()):
             session.close()
+
+
+def task_to_pb(row: TaskRow) -> wpb.Task:
+    """What a worker receives for a task."""
+    return wpb.Task(
+        token=row.token,
+        execution_id=row.execution_id,
+        workflow=row.workflow,
+        node=row.node,
+        visit=row.visit,
+        attempt=row.attempt,
+        queue=row.queue,
+        args_json=row.args_json,
+        idempotency_key=row.idempotency_key,
+        deadline=(row.started_at or 0.0) + row.timeout_s if row.timeout_s else 0.0,
+        heartbeat_timeout_s=row.heartbeat_s,
+    )
