@@ -25,7 +25,7 @@ from weir.proto.v1 import worker_pb2_grpc as wpb_grpc
 
 from engine.errors import InputError, Issue
 from orchestrator.api.errors import abort
-from orchestrator.store import TaskRow
+from orchestrator.store import TASK_STATUSES, TaskRow
 from orchestrator.tasks.board import Verdict
 from orchestrator.tasks.service import TaskService
 from orchestrator.tasks.workers import WorkerSession, WorkerSnapshot
@@ -37,14 +37,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 HEARTBEAT_INTERVAL = 10.0
 """How often a worker with nothing to say shows it is alive (told in the welcome)."""
 
-STATUS_TO_PB = {
-    "pending": wpb.TASK_STATUS_PENDING,
-    "running": wpb.TASK_STATUS_RUNNING,
-    "completed": wpb.TASK_STATUS_COMPLETED,
-    "failed": wpb.TASK_STATUS_FAILED,
-    "timed_out": wpb.TASK_STATUS_TIMED_OUT,
-    "cancelled": wpb.TASK_STATUS_CANCELLED,
-}
+STATUS_TO_PB = {name: wpb.TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in TASK_STATUSES}
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 VERDICT_TO_PB = {
     Verdict.ACCEPTED: wpb.VERDICT_ACCEPTED,

@@ -22,6 +22,7 @@ from orchestrator.cli.remote import _client_call, output_option, server_option
 from orchestrator.cli.timeline import SHORT_ID, timestamp
 
 STATUSES = ("pending", "running", "completed", "failed", "timed_out", "cancelled")
+"""The store's TASK_STATUSES, spelled again: importing the store would cost the CLI ~0.9 s."""
 STATUS_TO_PB = {name: wpb.TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in STATUSES}
 
 

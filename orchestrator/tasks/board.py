@@ -358,7 +358,6 @@ class TaskBoard:
             self.slot_freed(session)
 
     def _requeue(self, tokens: Iterable[str], why: str) -> None:
-        queues = set()
         for token in tokens:
             row = self._open.get(token)
             if row is None or row.status != "running":
@@ -369,10 +368,7 @@ class TaskBoard:
             log.info(
                 "task %s of %s (%s): offered again, %s", row.node, row.execution_id, row.queue, why
             )
-            self._make_pending(row, first=True)
-            queues.add(row.queue)
-        for queue in queues:
-            self.pump(queue)
+            self._make_pending(row, first=True)  # which hands it on, if a worker is free
 
     def slot_freed(self, session: WorkerSession) -> None:
         for queue in session.queues:
@@ -389,16 +385,7 @@ class TaskBoard:
 
     async def complete(self, token: str, output_json: bytes) -> Answered:
         """A completion by token; see the module docstring for the verdicts."""
-        row = await self._find(token)
-        if row is None:
-            return Answered(Verdict.NOT_FOUND, None, f"no task with token {token!r}")
-        if row.finished:
-            if row.status == "completed" and row.output_json == output_json:
-                return Answered(Verdict.DUPLICATE, row)
-            return self._refuse(row, "complete")
-        row.output_json = output_json
-        self._end(row, "completed", None, retryable=False)
-        return Answered(Verdict.ACCEPTED, row)
+        return await self._answer(token, "completed", output_json=output_json)
 
     async def fail(
         self, token: str, message: str, *, kind: str = "", retryable: bool = True
@@ -406,14 +393,29 @@ class TaskBoard:
         """A failure by token: the node attempt fails with ``message`` (``kind``: the error's
         type, for people); ``retryable`` False fails the node without retry."""
         error = f"{kind}: {message}" if kind else message
+        return await self._answer(token, "failed", error=error, retryable=retryable)
+
+    async def _answer(
+        self,
+        token: str,
+        status: str,
+        *,
+        output_json: bytes | None = None,
+        error: str | None = None,
+        retryable: bool = False,
+    ) -> Answered:
+        """End the task ``status`` with that output or error; for an ended task, the same
+        answer again is a duplicate, any other is refused."""
         row = await self._find(token)
         if row is None:
             return Answered(Verdict.NOT_FOUND, None, f"no task with token {token!r}")
         if row.finished:
-            if row.status == "failed" and row.error == error:
+            same = row.status == status and row.output_json == output_json and row.error == error
+            if same:
                 return Answered(Verdict.DUPLICATE, row)
-            return self._refuse(row, "fail")
-        self._end(row, "failed", error, retryable=retryable)
+            return self._refuse(row, "complete" if status == "completed" else "fail")
+        row.output_json = output_json
+        self._end(row, status, error, retryable=retryable)
         return Answered(Verdict.ACCEPTED, row)
 
     async def heartbeat(self, token: str, details_json: bytes | None) -> Answered:

@@ -265,3 +265,10 @@ async def test_a_request_for_a_task_that_left_memory_finds_it_in_the_store(
     again = await eventually(lambda: engine.task_answers[2:], what="answered from the store")
     assert again[0].completed and json.loads(again[0].output_json) == {"n": 1}
     assert [t.token for t in await core.tasks.list_tasks(execution_id=first)] == [task.token]
+
+
+def test_the_cli_spells_the_task_statuses_as_the_store_does() -> None:
+    from orchestrator.cli.tasks import STATUSES
+    from orchestrator.store import TASK_STATUSES
+
+    assert STATUSES == TASK_STATUSES
