@@ -254,50 +254,50 @@ class OrchestratorMetrics:
             self.commit_rows,
         ):
             yield histogram.family()
-        yield _counter(
+        yield counter(
             "weir_executions_started",
             "Executions created (by the API, a trigger or as a sub-workflow), by workflow.",
             ["workflow"],
             self._started,
         )
-        yield _counter(
+        yield counter(
             "weir_executions_finished",
             "Executions that ended, by workflow and status (completed, failed, cancelled).",
             ["workflow", "status"],
             self._finished,
         )
-        yield _counter(
+        yield counter(
             "weir_node_retries",
             "Failed node attempts that are tried again, by executor.",
             ["executor"],
             self._retries,
         )
-        yield _counter(
+        yield counter(
             "weir_dispatch_errors",
             "Placements that did not stick: engine refusals by reason (full, draining, "
             "unknown_definition, invalid, duplicate) and failovers.",
             ["reason"],
             self._dispatch_errors,
         )
-        yield _counter(
+        yield counter(
             "weir_orchestrator_engine_streams_lost",
             "Engine streams that broke or failed their health check, by engine.",
             ["engine"],
             self._streams_lost,
         )
-        yield _counter(
+        yield counter(
             "weir_trigger_fires",
             "Trigger fires, by workflow and trigger.",
             ["workflow", "trigger"],
             self._fires,
         )
-        yield _counter(
+        yield counter(
             "weir_trigger_skips",
             "Trigger ticks that started nothing, by workflow, trigger and reason.",
             ["workflow", "trigger", "reason"],
             self._skips,
         )
-        yield _counter(
+        yield counter(
             "weir_events_published", "Monitoring events, by type.", ["type"], self._events
         )
         yield _value(
@@ -324,7 +324,7 @@ class OrchestratorMetrics:
             "1 while every background loop runs; 0 once one failed (see /readyz).",
             int(stats.background.healthy),
         )
-        yield _counter(
+        yield counter(
             "weir_background_failures",
             "Background work that raised (loops make the orchestrator unhealthy), by kind.",
             ["task"],
@@ -401,7 +401,8 @@ def _trigger(event: MonitorEvent) -> str:
     return name if isinstance(name, str) else ""
 
 
-def _counter(name: str, documentation: str, labels: list[str], counts: dict[Any, int]) -> Metric:
+def counter(name: str, documentation: str, labels: list[str], counts: dict[Any, int]) -> Metric:
+    """A counter family from counts kept in a dict (a key per label set; a tuple for several)."""
     family = CounterMetricFamily(name, documentation, labels=labels)
     for key, value in counts.copy().items():
         family.add_metric(list(key) if isinstance(key, tuple) else [key], value)

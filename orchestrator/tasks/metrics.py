@@ -11,13 +11,12 @@ worker ids from workers: neither is under the operator's control).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 
-from orchestrator.metrics import QUEUE_BUCKETS, Histogram
+from orchestrator.metrics import QUEUE_BUCKETS, Histogram, counter
 from orchestrator.store import TaskRow
 from orchestrator.tasks.board import QueueStats
 from orchestrator.tasks.workers import WorkerSnapshot
@@ -79,17 +78,17 @@ class TaskMetrics:
     def collect(self) -> Iterator[Metric]:
         stats = self._stats()
         yield self.schedule_to_start.family()
-        yield _counter(
+        yield counter(
             "weir_tasks_scheduled", "Durable tasks created, by queue.", ["queue"], self._scheduled
         )
-        yield _counter(
+        yield counter(
             "weir_tasks_ended",
             "Durable tasks that ended, by queue and status (completed, failed, timed_out, "
             "cancelled).",
             ["queue", "status"],
             self._ended,
         )
-        yield _counter(
+        yield counter(
             "weir_task_answers_refused",
             "Answers for tasks that had already ended otherwise (a superseded attempt's token, "
             "a timed-out or cancelled task), by queue.",
@@ -135,10 +134,3 @@ class TaskMetrics:
             in_flight.add_metric(["other"], others[1])
         yield slots
         yield in_flight
-
-
-def _counter(name: str, documentation: str, labels: list[str], counts: Mapping[Any, int]) -> Metric:
-    family = CounterMetricFamily(name, documentation, labels=labels)
-    for key, value in list(counts.items()):
-        family.add_metric(list(key) if isinstance(key, tuple) else [str(key)], value)
-    return family
