@@ -74,6 +74,8 @@ class NodeAttempt:
     node: str
     visit: int
     attempt: int
+    item: int | None = None
+    """The item's index for an item of a node with ``map``."""
 
 
 class SubWorkflowLauncher(Protocol):

@@ -81,6 +81,12 @@ class NodeResult:
     route: str | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    item: int | None = None
+    """For a node with ``map``: the item's index (0-based) when this is one item's attempt; None
+    for the node's own records (its expansion, ``attempt`` 0 with status RUNNING and the items
+    as ``output``, and its final result)."""
+    reused_from: str | None = None
+    """Set on a record copied from another execution by a retry: that execution's id."""
 
 
 @dataclass(slots=True)
@@ -125,6 +131,7 @@ class RetryTimer:
     node: str
     visit: int
     attempt: int
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,7 @@ class NodeTimeoutTimer:
     node: str
     visit: int
     attempt: int
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +174,7 @@ class StartNode:
     node: str
     visit: int
     attempt: int
+    item: int | None = None
 
 
 @dataclass(slots=True)
@@ -173,6 +182,7 @@ class CancelNode:
     node: str
     visit: int
     attempt: int
+    item: int | None = None
 
 
 @dataclass(slots=True)
