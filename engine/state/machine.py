@@ -89,6 +89,7 @@ class NodeState:
         "outcome",
         "output",
         "queued",
+        "reused_from",
         "spec",
         "started_at",
         "status",
@@ -114,6 +115,7 @@ class NodeState:
         self.error: str | None = None
         self.started_at: float | None = None
         self.finished_at: float | None = None
+        self.reused_from: str | None = None  # its latest result was copied from this execution
 
 
 class ExecutionState:
@@ -363,6 +365,7 @@ class ExecutionState:
 
     def _finish_attempt(self, node: NodeState, r: NodeResult) -> None:
         self.journal.append(r)
+        node.reused_from = r.reused_from
         if r.attempt == 1 and r.started_at:
             node.started_at = r.started_at  # the driver's own start time beats the command's
         if r.status is _SKIPPED:

@@ -57,9 +57,11 @@ class NodeSummary(NamedTuple):
     error: str | None
     started_at: str | None
     finished_at: str | None
+    reused_from: str | None = None
+    """The execution whose result this node reuses (a retry), else None."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "status": str(self.status),
             "outcome": self.outcome,
             "attempts": self.attempts,
@@ -69,6 +71,9 @@ class NodeSummary(NamedTuple):
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
+        if self.reused_from is not None:
+            out["reused_from"] = self.reused_from
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,7 @@ class ExecutionResult:
                     node.error,
                     iso(node.started_at),
                     iso(node.finished_at),
+                    node.reused_from,
                 )
                 for node in state.nodes.values()
             },
@@ -288,6 +294,7 @@ def _node(data: Any) -> NodeSummary:
         data.get("error"),
         data.get("started_at"),
         data.get("finished_at"),
+        data.get("reused_from"),
     )
 
 
