@@ -29,6 +29,7 @@ from engine.state.events import (
     EvaluateOutputs,
     Event,
     Finish,
+    FinishMap,
     NodeFinished,
     NodeResult,
     NodeStatus,
@@ -86,7 +87,7 @@ class ExecutionDriver:
         self._clock = clock
         self._pending: deque[Stimulus] = deque()
         self._wake = asyncio.Event()
-        self._tasks: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._tasks: dict[tuple[str, int, int, int | None], asyncio.Task[None]] = {}
         self._outputs_task: asyncio.Task[None] | None = None
         self._timers: dict[Timer, asyncio.TimerHandle] = {}
         self._finish: Finish | None = None
@@ -149,11 +150,16 @@ class ExecutionDriver:
             if kind is StartNode:
                 assert isinstance(command, StartNode)
                 node = by_id[command.node]
-                result = runner.try_inline(ctx, node, command.visit, command.attempt)
+                if command.item is None:
+                    result = runner.try_inline(ctx, node, command.visit, command.attempt)
+                else:
+                    result = runner.try_inline(
+                        ctx, node, command.visit, command.attempt, command.item, command.value
+                    )
                 if result is not None:
                     self._pending.append(NodeFinished(result))
                 else:
-                    key = (command.node, command.visit, command.attempt)
+                    key = (command.node, command.visit, command.attempt, command.item)
                     self._tasks[key] = asyncio.create_task(
                         self._attempt(command), name=f"{self.id}/{key}"
                     )
@@ -174,9 +180,21 @@ class ExecutionDriver:
                     handle.cancel()
             elif kind is CancelNode:
                 assert isinstance(command, CancelNode)
-                task = self._tasks.pop((command.node, command.visit, command.attempt), None)
+                key = (command.node, command.visit, command.attempt, command.item)
+                task = self._tasks.pop(key, None)
                 if task is not None:
                     task.cancel()
+            elif kind is FinishMap:
+                assert isinstance(command, FinishMap)
+                node = by_id[command.node]
+                result = runner.try_finish_map(ctx, node, command)
+                if result is not None:
+                    self._pending.append(NodeFinished(result))
+                else:
+                    key = (command.node, command.visit, 1, None)
+                    self._tasks[key] = asyncio.create_task(
+                        self._finish_map(command), name=f"{self.id}/{key}"
+                    )
             elif kind is EvaluateOutputs:
                 self._evaluate_outputs()
             elif kind is Finish:
@@ -184,10 +202,12 @@ class ExecutionDriver:
                 self._finish = command
 
     async def _attempt(self, command: StartNode) -> None:
-        key = (command.node, command.visit, command.attempt)
+        key = (command.node, command.visit, command.attempt, command.item)
         try:
             node = self.definition.by_id[command.node]
-            result = await self._runner.run(self.context, node, command.visit, command.attempt)
+            result = await self._runner.run(
+                self.context, node, command.visit, command.attempt, command.item, command.value
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in an executor must fail the node, not the driver
@@ -202,7 +222,18 @@ class ExecutionDriver:
                 error=f"internal error: {exc!r}",
                 started_at=now,
                 finished_at=now,
+                item=command.item,
             )
+        finally:
+            self._tasks.pop(key, None)
+        self._pending.append(NodeFinished(result))
+        self._wake.set()
+
+    async def _finish_map(self, command: FinishMap) -> None:
+        key = (command.node, command.visit, 1, None)
+        try:
+            node = self.definition.by_id[command.node]
+            result = await self._runner.finish_map(self.context, node, command)
         finally:
             self._tasks.pop(key, None)
         self._pending.append(NodeFinished(result))

@@ -81,6 +81,7 @@ class Workflow:
         retry: Mapping[str, Any] | None = None,
         timeout: Duration | None = None,
         description: str | None = None,
+        map: Mapping[str, Any] | None = None,
     ) -> Workflow:
         """Add a node; keyword names and values are exactly the definition format's keys."""
         node: dict[str, Any] = {"id": id}
@@ -106,6 +107,7 @@ class Workflow:
             max_visits=max_visits,
             retry=dict(retry) if retry is not None else None,
             timeout=timeout,
+            map=dict(map) if map is not None else None,
         )
         self._doc["nodes"].append(node)
         return self

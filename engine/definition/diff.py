@@ -4,7 +4,7 @@
 changed: the executor's kind — ``lua``, ``http``, ``python``, ``workflow``, ``noop``, ``sleep`` —
 when its content changed, ``executor`` when the kind itself changed, then ``args``,
 ``depends_on``, ``trigger_rule``, ``when``, ``next``, ``max_visits``, ``retry``, ``timeout``,
-``description``) and workflow-level changes in ``other`` (inputs, outputs, timeout,
+``description``, ``map``) and workflow-level changes in ``other`` (inputs, outputs, timeout,
 concurrency, description, cron triggers added, removed or changed). Pure code: no I/O.
 
 ``can_continue`` answers: could an execution that is running on ``old`` go on with ``new``? A
@@ -20,6 +20,9 @@ checkpoint is a journal of node results replayed by node id through the state ma
   an execution that already looped more often than the new limit would fail on its next visit.
   A lower limit on a node that is never re-entered changes nothing (it runs at most once), and a
   higher limit never hurts; both are notes;
+- **blocks**: ``map`` added to or removed from a node: its checkpoint records (an expansion and
+  one record per item attempt, or plain attempts) would not fit the other shape. A changed
+  ``map`` (its items, concurrency, tolerate) is a note: the expansion is replayed as recorded;
 - **blocks**: a new input without a default — running executions were started without it;
 - **notes**, not blockers: changed executors, ``args``, ``retry``, ``timeout`` or
   ``description`` (runs that finished keep their outputs, later runs use the new definition);
@@ -128,6 +131,8 @@ def _node_fields(a: Node, b: Node) -> tuple[str, ...]:
     for name in ("max_visits", "retry", "timeout", "description"):
         if getattr(a, name) != getattr(b, name):
             fields.append(name)
+    if a.map != b.map:
+        fields.append("map")
     return tuple(fields)
 
 
@@ -142,6 +147,8 @@ def _why(field: str, a: Node, b: Node) -> str:
             f"trigger_rule changed ({a.trigger_rule} -> {b.trigger_rule}): the same dependency "
             "results could run or skip it differently"
         )
+    if field == "map":
+        return "map added or removed: the checkpoint's records of this node have the other shape"
     if field == "when":
         return (
             "when changed: the replay could run a node the checkpoint skipped, or skip one it ran"
@@ -269,6 +276,8 @@ def diff_definitions(old: Definition, new: Definition) -> DefinitionDiff:
             continue
         changed.append(NodeChange(a.id, fields))
         reasons.extend(f"node {a.id}: {_why(f, a, b)}" for f in fields if f in _BLOCKING)
+        if "map" in fields and (a.map is None) != (b.map is None):
+            reasons.append(f"node {a.id}: {_why('map', a, b)}")
         noted = [f for f in fields if f not in _BLOCKING and f != "max_visits"]
         if "max_visits" in fields:
             if b.max_visits < a.max_visits and a.id in old.transition_targets:

@@ -7,6 +7,7 @@ computed once, so the state machine only does lookups.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -64,6 +65,26 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    """``map``: run the node once per item of the list ``items`` renders to.
+
+    At most ``concurrency`` items run at once (None: no bound). The node fails once more items
+    failed than it tolerates: ``tolerate`` items, or ``tolerate_percent`` % of them (rounded down).
+    """
+
+    items: Template
+    concurrency: int | None = None
+    tolerate: int = 0
+    tolerate_percent: float | None = None
+
+    def allowed_failures(self, total: int) -> int:
+        """How many of ``total`` items may fail while the node still completes."""
+        if self.tolerate_percent is not None:
+            return math.floor(total * self.tolerate_percent / 100 + 1e-9)
+        return self.tolerate
 
 
 # --- executors -------------------------------------------------------------------------------
@@ -210,6 +231,9 @@ class Node:
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None
     description: str | None = None
+    map: MapSpec | None = None
+    """Set when the node runs once per item of a list (``retry`` and ``timeout`` then apply to
+    each item)."""
 
 
 @dataclass(frozen=True, slots=True)

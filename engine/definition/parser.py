@@ -26,6 +26,7 @@ from engine.definition.model import (
     HttpTask,
     InputParam,
     LuaTask,
+    MapSpec,
     Node,
     NoopTask,
     PythonTask,
@@ -36,12 +37,13 @@ from engine.definition.model import (
     Transitions,
     TriggerRule,
 )
-from engine.definition.schema import LuaDoc, NodeDoc, TaskDoc, TriggerDoc, WorkflowDoc
+from engine.definition.schema import LuaDoc, MapDoc, NodeDoc, TaskDoc, TriggerDoc, WorkflowDoc
 from engine.definition.triggers import build_trigger
 from engine.definition.values import type_error
 from engine.errors import DefinitionError, Issue
 from engine.lua import LuaCode, LuaSandbox
 from engine.templates import (
+    Const,
     Template,
     TemplateSyntaxError,
     compile_template,
@@ -73,6 +75,7 @@ _KNOWN_KEYS = {
     "type",
     "default",
     *TaskDoc.model_fields,
+    *MapDoc.model_fields,
 }
 
 
@@ -291,7 +294,25 @@ class _Builder:
             retry=RetryPolicy(**n.retry.model_dump()) if n.retry else NO_RETRY,
             timeout=n.timeout,
             description=n.description,
+            map=self._map(path, n),
         )
+
+    def _map(self, path: str, n: NodeDoc) -> MapSpec | None:
+        if n.map is None:
+            return None
+        m = n.map
+        items = self._template(m.items, f"{path}.map.items", chunkname=f"{n.id}.items")
+        if isinstance(items, Const) and not isinstance(items.value, list):
+            self.issues.append(
+                Issue(
+                    f"{path}.map.items",
+                    f'must be a list or a template such as "${{outputs.NODE.list}}", '
+                    f"got {type(items.value).__name__}",
+                )
+            )
+        if isinstance(m.tolerate, str):
+            return MapSpec(items, m.concurrency, 0, float(m.tolerate[:-1]))
+        return MapSpec(items, m.concurrency, m.tolerate)
 
     def _executor(self, path: str, n: NodeDoc) -> Executor:
         if n.lua is not None:

@@ -7,6 +7,7 @@ the result is converted to the frozen domain model of ``model.py``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -177,6 +178,51 @@ class TaskDoc(_Doc):
     )
 
 
+_PERCENT = re.compile(r"(100|[0-9]{1,2})(\.[0-9]+)?%")
+
+
+def _tolerate(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _PERCENT.fullmatch(value.strip()):
+        return value.strip()
+    raise ValueError(
+        f"invalid tolerate {value!r}: expected a count of items (0 or more) or a percentage "
+        'from "0%" to "100%"'
+    )
+
+
+Tolerate = Annotated[
+    int | str,
+    BeforeValidator(_tolerate),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^(100|[0-9]{1,2})(\.[0-9]+)?%$"},
+            ],
+            "description": 'A count of items, or a percentage like "10%".',
+        }
+    ),
+]
+
+
+class MapDoc(_Doc):
+    """Run the node once per item of a list known only at run time (docs/semantics.md, map)."""
+
+    items: Any = Field(
+        description='The list: a template such as "${outputs.list_files.files}", or a list.'
+    )
+    concurrency: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None, description="How many items may run at once; unbounded when not set."
+    )
+    tolerate: Tolerate = Field(
+        default=0,
+        description="How many items may fail before the node fails: a count, or a percentage "
+        'like "10%" of the items.',
+    )
+
+
 class EdgeDoc(_Doc):
     """A conditional edge; edges are tried lowest ``priority`` first, then in listed order."""
 
@@ -241,6 +287,7 @@ class NodeDoc(_Doc):
     max_visits: Annotated[int, Field(ge=1)] | None = None
     retry: RetryDoc | None = None
     timeout: Duration | None = None
+    map: MapDoc | None = None
 
     @field_validator("depends_on", mode="before")
     @classmethod

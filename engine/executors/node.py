@@ -38,8 +38,8 @@ from engine.errors import HttpTaskError, TaskError, TemplateError
 from engine.executors import http as http_executor
 from engine.executors import python as python_executor
 from engine.lua import ESCALATE, LuaCode, LuaError, LuaLimits, LuaSandbox, Scope
-from engine.state.events import NodeResult, NodeStatus
-from engine.templates import Const, Template, render, render_inline
+from engine.state.events import FinishMap, NodeResult, NodeStatus
+from engine.templates import Const, Expr, Template, render, render_inline
 
 _COMPLETED = NodeStatus.COMPLETED
 
@@ -153,9 +153,23 @@ class NodeRunner:
     # --- attempts ----------------------------------------------------------------------------
 
     def try_inline(
-        self, ctx: ExecutionContext, node: Node, visit: int, attempt: int
+        self,
+        ctx: ExecutionContext,
+        node: Node,
+        visit: int,
+        attempt: int,
+        item: int | None = None,
+        value: Any = None,
     ) -> NodeResult | None:
-        """The attempt's result if it can be had without waiting, else None."""
+        """The attempt's result if it can be had without waiting, else None.
+
+        For a node with ``map``: with ``item`` None, its expansion (a RUNNING record, attempt 0,
+        holding the items); else the attempt of item number ``item`` whose value is ``value``.
+        """
+        if node.map is not None:
+            if item is None:
+                return _drive(self._expand(ctx, node, visit, attempt, inline=True))
+            return _drive(self._attempt(ctx, node, visit, attempt, inline=True, each=(item, value)))
         task = node.executor
         kind = type(task)
         if (
@@ -186,9 +200,32 @@ class NodeRunner:
             )  # fmt: skip
         return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
 
-    async def run(self, ctx: ExecutionContext, node: Node, visit: int, attempt: int) -> NodeResult:
-        """Run the attempt; never raises for node failures (they become FAILED results)."""
+    async def run(
+        self,
+        ctx: ExecutionContext,
+        node: Node,
+        visit: int,
+        attempt: int,
+        item: int | None = None,
+        value: Any = None,
+    ) -> NodeResult:
+        """Run the attempt (see ``try_inline`` for ``item``); never raises for node failures
+        (they become FAILED results)."""
+        if node.map is not None:
+            if item is None:
+                return await self._expand(ctx, node, visit, attempt, inline=False)
+            return await self._attempt(ctx, node, visit, attempt, inline=False, each=(item, value))
         return await self._attempt(ctx, node, visit, attempt, inline=False)
+
+    def try_finish_map(
+        self, ctx: ExecutionContext, node: Node, finish: FinishMap
+    ) -> NodeResult | None:
+        """A mapped node's final result (its route evaluated) if it needs no waiting, else None."""
+        return _drive(self._finish_map(ctx, node, finish, inline=True))
+
+    async def finish_map(self, ctx: ExecutionContext, node: Node, finish: FinishMap) -> NodeResult:
+        """A mapped node's final result, attempt 1, with its ``next`` route evaluated."""
+        return await self._finish_map(ctx, node, finish, inline=False)
 
     def try_outputs_inline(self, ctx: ExecutionContext, template: Template) -> Any:
         """Rendered workflow outputs, or ``ESCALATE``; raises ``TaskError``."""
@@ -204,9 +241,18 @@ class NodeRunner:
             raise TemplateError(exc.message) from None
 
     async def _attempt(
-        self, ctx: ExecutionContext, node: Node, visit: int, attempt: int, *, inline: bool
+        self,
+        ctx: ExecutionContext,
+        node: Node,
+        visit: int,
+        attempt: int,
+        *,
+        inline: bool,
+        each: tuple[int, Any] | None = None,
     ) -> NodeResult:
         started = self._clock()
+        if each is not None:
+            return await self._item_attempt(ctx, node, visit, attempt, inline, each, started)
         scope = ctx.scope
         try:
             if node.when is not None and not _truthy(
@@ -223,7 +269,9 @@ class NodeRunner:
             args = await self._render("args", node.args, scope, inline)
             if not isinstance(args, dict):
                 raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
-            output = await self._execute(ctx, node, visit, attempt, args, inline)
+            output = await self._execute(
+                ctx, node, NodeAttempt(node.id, visit, attempt), args, inline, scope
+            )
             outcome = self._outcome(node, output)
         except _Escalate:
             raise
@@ -270,14 +318,109 @@ class NodeRunner:
             finished_at=self._clock(),
         )
 
-    async def _execute(
+    async def _item_attempt(
         self,
         ctx: ExecutionContext,
         node: Node,
         visit: int,
         attempt: int,
+        inline: bool,
+        each: tuple[int, Any],
+        started: float,
+    ) -> NodeResult:
+        """One item of a mapped node: ``args`` and the executor see ``item`` and ``index``; the
+        node's ``when`` and ``next`` belong to the node, not to its items."""
+        index, value = each
+        scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, None, {"item": value, "index": index})
+        try:
+            args = await self._render("args", node.args, scope, inline)
+            if not isinstance(args, dict):
+                raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
+            where = NodeAttempt(node.id, visit, attempt, index)
+            output = await self._execute(ctx, node, where, args, inline, scope)
+        except _Escalate:
+            raise
+        except TaskError as exc:
+            return NodeResult(
+                node.id, visit, attempt, NodeStatus.FAILED, None, FAIL, exc.message,
+                exc.retryable, None, started, self._clock(), index,
+            )  # fmt: skip
+        return NodeResult(
+            node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None,
+            started, self._clock(), index,
+        )  # fmt: skip
+
+    async def _expand(
+        self, ctx: ExecutionContext, node: Node, visit: int, attempt: int, *, inline: bool
+    ) -> NodeResult:
+        """Render a mapped node's items: its expansion record (attempt 0, RUNNING), or SKIPPED
+        when its ``when`` is false, or FAILED when they are not a list."""
+        spec = node.map
+        assert spec is not None
+        started = self._clock()
+        try:
+            if node.when is not None and not _truthy(
+                await self._phase("when", node.when, ctx.scope, inline)
+            ):
+                return NodeResult(
+                    node.id, visit, attempt, NodeStatus.SKIPPED,
+                    started_at=started, finished_at=self._clock(),
+                )  # fmt: skip
+            items = await self._render("map.items", spec.items, ctx.scope, inline)
+            if not isinstance(items, list):
+                raise TemplateError(
+                    f"map.items {_source(spec.items)} must be a list, got {_json_type(items)}"
+                )
+        except _Escalate:
+            raise
+        except TaskError as exc:
+            return NodeResult(
+                node.id, visit, attempt, NodeStatus.FAILED, None, FAIL, exc.message, False,
+                await self._route_failure(ctx, node, inline), started, self._clock(),
+            )  # fmt: skip
+        return NodeResult(
+            node.id, visit, 0, NodeStatus.RUNNING, items, started_at=started,
+            finished_at=self._clock(),
+        )  # fmt: skip
+
+    async def _finish_map(
+        self, ctx: ExecutionContext, node: Node, finish: FinishMap, *, inline: bool
+    ) -> NodeResult:
+        output = finish.output
+        if finish.status is _COMPLETED:
+            route = None
+            if node.next is not None and node.next.by_outcome is None:
+                try:
+                    route = await self._route(ctx, node, output, SUCCESS, inline)
+                except TaskError as exc:
+                    return self._map_failed(ctx, node, finish, exc.message, None)
+                if route is None:
+                    message = f"no edge of next matches outcome '{SUCCESS}'"
+                    route = await self._route_failure(ctx, node, inline)
+                    return self._map_failed(ctx, node, finish, message, route)
+            return NodeResult(
+                node.id, finish.visit, 1, _COMPLETED, output, SUCCESS, None, False, route,
+                finish.started_at, self._clock(),
+            )  # fmt: skip
+        route = await self._route_failure(ctx, node, inline)
+        return self._map_failed(ctx, node, finish, finish.error or "failed", route)
+
+    def _map_failed(
+        self, ctx: ExecutionContext, node: Node, finish: FinishMap, error: str, route: str | None
+    ) -> NodeResult:
+        return NodeResult(
+            node.id, finish.visit, 1, NodeStatus.FAILED, finish.output, FAIL, error, False, route,
+            finish.started_at, self._clock(),
+        )  # fmt: skip
+
+    async def _execute(
+        self,
+        ctx: ExecutionContext,
+        node: Node,
+        where: NodeAttempt,
         args: dict[str, Any],
         inline: bool,
+        scope: Scope,
     ) -> Any:
         task = node.executor
         kind = type(task)
@@ -285,7 +428,7 @@ class NodeRunner:
             return args or None
         if kind is LuaTask:
             assert isinstance(task, LuaTask)
-            scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, args)
+            scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, args, scope.each)
             limits = self._lua_limits(task, node)
             if inline:
                 value = self.sandbox.run_inline(task.code, scope, limits)
@@ -297,7 +440,7 @@ class NodeRunner:
             raise _Escalate
         if kind is HttpTask:
             assert isinstance(task, HttpTask)
-            return await self._http_call(ctx, node, task)
+            return await self._http_call(node, task, scope)
         if kind is PythonTask:
             assert isinstance(task, PythonTask)
             return await python_executor.call(task.target, args, self._thread_pool())
@@ -313,17 +456,16 @@ class NodeRunner:
                     "(weir run has none)",
                     retryable=False,
                 )
-            return await self.tasks.run_task(task, args, ctx, NodeAttempt(node.id, visit, attempt))
+            return await self.tasks.run_task(task, args, ctx, where)
         assert isinstance(task, SubWorkflowTask)
         if self.launcher is None:
             raise TaskError(
                 f"sub-workflow '{task.name}' needs an orchestrator, or `weir run --workflows DIR`",
                 retryable=False,
             )
-        return await self.launcher.run_child(task, args, ctx, NodeAttempt(node.id, visit, attempt))
+        return await self.launcher.run_child(task, args, ctx, where)
 
-    async def _http_call(self, ctx: ExecutionContext, node: Node, task: HttpTask) -> Any:
-        scope = ctx.scope
+    async def _http_call(self, node: Node, task: HttpTask, scope: Scope) -> Any:
         url = await self._render("http.url", task.url, scope, False)
         headers = await self._render("http.headers", task.headers, scope, False)
         body = await self._render("http.json", task.json_body, scope, False)
@@ -433,6 +575,26 @@ def _drive(coro: Coroutine[Any, Any, NodeResult]) -> NodeResult | None:
         return None
     coro.close()  # it awaited something real: not an inline attempt after all
     return None
+
+
+def _source(template: Template) -> str:
+    """How a template reads in a message: ``"${outputs.a.files}"``, or ``a literal``."""
+    if isinstance(template, Expr):
+        return f'"${{{template.code.source}}}"'
+    return "(a literal)" if isinstance(template, Const) else "(a template)"
+
+
+def _json_type(value: Any) -> str:
+    """A value's JSON type for a message: null, a boolean, a number, a string, an object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _truthy(value: Any) -> bool:

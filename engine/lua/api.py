@@ -36,6 +36,9 @@ class Scope:
     outputs: Mapping[str, Any]
     execution: Mapping[str, Any]
     args: Mapping[str, Any] | None = None
+    each: Mapping[str, Any] | None = None
+    """For an item of a node with ``map``: ``{"item": value, "index": i}``, which Lua sees as
+    the globals ``item`` and ``index`` (None: both are nil)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,6 +284,9 @@ local function lazy_mt(kind)
 end
 
 local SCOPE_MT = { inputs = lazy_mt(0), args = lazy_mt(1), execution = lazy_mt(2), outputs = lazy_mt(3) }
+-- ``item`` and ``index``: the current item of a node with ``map`` (nil elsewhere), read from kind 4.
+local py_each = py_getters[5]
+local EACH = { item = true, index = true }
 
 -- A call's environment starts empty: the scope proxies and _G are made on first use and library
 -- globals are copied in on first use, so a call pays only for the names it touches.
@@ -295,6 +298,14 @@ local ENV_MT = {
       v = raw_setmetatable({}, mt)
     elseif k == "_G" then
       v = env
+    elseif EACH[k] then
+      local err
+      v, err = py_each(k)
+      if err ~= nil then
+        if err == MEMERR then return halt("memory") end
+        raw_error(err, 2)
+      end
+      if v == nil then return nil end
     else
       v = BASE[k]
       if v == nil then return nil end

@@ -45,8 +45,9 @@ LUA_IDSIZE: Final = 60  # Lua truncates chunk names in messages to LUA_IDSIZE - 
 
 _POSITION = re.compile(r".*?:(\d+): (.*)\Z", re.S)
 _EMPTY: Mapping[str, Any] = {}
-_NO_SCOPE: tuple[Mapping[str, Any], ...] = (_EMPTY, _EMPTY, _EMPTY, _EMPTY)
-SCOPE_NAMES: Final = ("inputs", "args", "execution", "outputs")  # the kinds prelude.lua uses
+_NO_SCOPE: tuple[Mapping[str, Any], ...] = (_EMPTY, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+# The kinds prelude.lua uses; the last holds the globals ``item`` and ``index`` of a map's item.
+SCOPE_NAMES: Final = ("inputs", "args", "execution", "outputs", "item")
 
 
 class Cancellable(Protocol):
@@ -253,11 +254,13 @@ class Runtime:
         fn = self.compile(code)
         runtime = self._lua
         args = scope.args
+        each = scope.each
         self._scope = (
             scope.inputs,
             _EMPTY if args is None else args,
             scope.execution,
             scope.outputs,
+            _EMPTY if each is None else each,
         )
         self._chunkname = code.chunkname
         self._bad_value = False

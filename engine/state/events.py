@@ -171,10 +171,15 @@ class Event:
 
 @dataclass(slots=True)
 class StartNode:
+    """Run one attempt; for a node with ``map``: its expansion (``item`` None: render the items
+    and answer with the expansion record), or one item's attempt (``item`` its index, ``value``
+    the item)."""
+
     node: str
     visit: int
     attempt: int
     item: int | None = None
+    value: Any = None
 
 
 @dataclass(slots=True)
@@ -183,6 +188,20 @@ class CancelNode:
     visit: int
     attempt: int
     item: int | None = None
+
+
+@dataclass(slots=True)
+class FinishMap:
+    """The items of a mapped node's visit are done (or too many failed): answer with the node's
+    final result, attempt 1, routing ``next`` as any attempt does. ``status`` is COMPLETED (with
+    the items' outputs in order) or FAILED (with ``error``)."""
+
+    node: str
+    visit: int
+    status: NodeStatus
+    output: Any
+    error: str | None
+    started_at: float
 
 
 @dataclass(slots=True)
@@ -219,4 +238,6 @@ class Finish:
     error: ExecutionError | None
 
 
-Command = StartNode | CancelNode | StartTimer | CancelTimer | Event | EvaluateOutputs | Finish
+Command = (
+    StartNode | CancelNode | FinishMap | StartTimer | CancelTimer | Event | EvaluateOutputs | Finish
+)

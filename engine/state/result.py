@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from engine.state.events import ExecutionStatus, NodeStatus
+from engine.state.items import MapState
 from engine.state.machine import ExecutionState
 
 
@@ -46,6 +47,30 @@ def _iso_second(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+class ItemSummary(NamedTuple):
+    """One item of a node with ``map``: its index, status, attempts, output or error."""
+
+    item_index: int
+    """Its place in the list (0-based); ``index`` in JSON and in Lua."""
+    status: NodeStatus
+    attempts: int
+    output: Any
+    error: str | None
+    started_at: str | None
+    finished_at: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.item_index,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "output": self.output,
+            "error": self.error,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
 class NodeSummary(NamedTuple):
     """One node of a result: its latest visit, the attempts of that visit, how many visits."""
 
@@ -59,6 +84,8 @@ class NodeSummary(NamedTuple):
     finished_at: str | None
     reused_from: str | None = None
     """The execution whose result this node reuses (a retry), else None."""
+    items: tuple[ItemSummary, ...] | None = None
+    """A node with ``map``: its latest visit's items, once expanded (else None)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -73,6 +100,8 @@ class NodeSummary(NamedTuple):
         }
         if self.reused_from is not None:
             out["reused_from"] = self.reused_from
+        if self.items is not None:
+            out["items"] = [item.to_json() for item in self.items]
         return out
 
 
@@ -177,6 +206,7 @@ class ExecutionResult:
                     iso(node.started_at),
                     iso(node.finished_at),
                     node.reused_from,
+                    _items(node.items) if node.items is not None else None,
                 )
                 for node in state.nodes.values()
             },
@@ -295,6 +325,35 @@ def _node(data: Any) -> NodeSummary:
         data.get("started_at"),
         data.get("finished_at"),
         data.get("reused_from"),
+        tuple(_item(i) for i in data["items"]) if data.get("items") is not None else None,
+    )
+
+
+def _items(ms: MapState) -> tuple[ItemSummary, ...]:
+    return tuple(
+        ItemSummary(
+            index,
+            item.status,
+            item.attempt,
+            item.output,
+            item.error,
+            iso(item.started_at),
+            iso(item.finished_at),
+        )
+        for index, item in enumerate(ms.states)
+    )
+
+
+def _item(data: Any) -> ItemSummary:
+    data = _mapping(data)
+    return ItemSummary(
+        int(data["index"]),
+        NodeStatus(data["status"]),
+        int(data.get("attempts") or 0),
+        data.get("output"),
+        data.get("error"),
+        data.get("started_at"),
+        data.get("finished_at"),
     )
 
 
