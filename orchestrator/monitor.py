@@ -34,6 +34,8 @@ _SEVERITY = {
     "execution.failed": Severity.ERROR,
     "node.failed": Severity.WARNING,
     "node.retrying": Severity.WARNING,
+    "item.failed": Severity.WARNING,
+    "item.retrying": Severity.WARNING,
     "engine.left": Severity.WARNING,
     "engine.unhealthy": Severity.WARNING,
     "execution.failover": Severity.WARNING,

@@ -141,6 +141,7 @@ class _Progress:
         self.rows: dict[str, dict[str, Any]] = {
             n: {"status": "pending", "attempt": 0, "visits": 0, "note": ""} for n in node_ids
         }
+        self.items: dict[str, list[int]] = {}  # a mapped node: [total, completed, failed]
         self.execution: str | None = None
         self.live: Live | None = None
         self._last_refresh = 0.0
@@ -163,6 +164,10 @@ class _Progress:
             self.execution = event.execution_id
         if event.execution_id != self.execution:
             return  # a sub-workflow's event
+        kind = event.type
+        if kind.startswith("item.") or kind == "node.mapped":
+            self._on_item(event)
+            return
         if event.node is not None and event.node in self.rows:
             row = self.rows[event.node]
             row["status"] = (
@@ -174,15 +179,9 @@ class _Progress:
             data = event.data or {}
             row["note"] = str(data.get("error") or data.get("reason") or data.get("outcome") or "")
         if self.live is not None:
-            now = time.monotonic()
-            if now - self._last_refresh > 0.1:
-                self._last_refresh = now
-                self.live.update(self._table(), refresh=True)
+            self._refresh()
         else:
-            stamp = (
-                time.strftime("%H:%M:%S", time.localtime(event.at))
-                + f".{int(event.at % 1 * 1000):03d}"
-            )
+            stamp = _stamp(event.at)
             where = f" {event.node}" if event.node else ""
             extra = ""
             if event.data:
@@ -191,6 +190,39 @@ class _Progress:
                 )
                 extra = f" ({note})" if note else ""
             self.console.print(f"{stamp} {event.type}{where}{extra}", markup=False, highlight=False)
+
+    def _on_item(self, event: Event) -> None:
+        """A mapped node's progress: "37/100 items" in its row, a line per finished item."""
+        node, data = event.node or "", event.data or {}
+        counts = self.items.setdefault(node, [0, 0, 0])
+        if event.type == "node.mapped":
+            self.items[node] = counts = [int(data.get("items", 0)), 0, 0]
+        elif event.type == "item.completed":
+            counts[1] += 1
+        elif event.type == "item.failed":
+            counts[2] += 1
+        progress = item_progress(*counts)
+        if node in self.rows:
+            self.rows[node]["note"] = progress
+        if self.live is not None:
+            self._refresh()
+        elif event.type != "item.started":
+            note = data.get("error")
+            self.console.print(
+                f"{_stamp(event.at)} {event.type} {node} item {data.get('item', '')} "
+                f"({progress}{'; ' + str(note) if note else ''})"
+                if event.type != "node.mapped"
+                else f"{_stamp(event.at)} node.mapped {node} ({counts[0]} items)",
+                markup=False,
+                highlight=False,
+            )
+
+    def _refresh(self) -> None:
+        assert self.live is not None
+        now = time.monotonic()
+        if now - self._last_refresh > 0.1:
+            self._last_refresh = now
+            self.live.update(self._table(), refresh=True)
 
     def _table(self) -> Table:
         table = Table(title=f"{self.workflow} {self.execution or ''}", title_justify="left")
@@ -206,6 +238,16 @@ class _Progress:
                 row["note"][:60],
             )
         return table
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
+
+
+def item_progress(total: int, completed: int, failed: int) -> str:
+    """``37/100 items`` (``, 2 failed`` when some failed): how far a mapped node is."""
+    text = f"{completed + failed}/{total} items"
+    return f"{text}, {failed} failed" if failed else text
 
 
 def _summary(result: dict[str, Any], console: Console) -> None:

@@ -16,7 +16,7 @@ from weir.proto.v1 import orchestrator_pb2 as pb
 
 from engine.server import codec
 from engine.state.result import iso
-from orchestrator.cli.run import _STYLE
+from orchestrator.cli.run import _STYLE, item_progress
 
 T = TypeVar("T")
 SEVERITIES = ("debug", "info", "warning", "error")
@@ -155,7 +155,9 @@ def describe(e: EventView) -> str:
     data = e.data if isinstance(e.data, dict) else {}
     if not data:
         return short(e.data) if e.data else ""
-    if e.type == "node.retrying":
+    if e.type == "node.mapped":
+        return f"{data.get('items', 0)} items"
+    if e.type in ("node.retrying", "item.retrying"):
         parts = [_error_text(data.get("error") or "failed")]
         if "next_attempt" in data:
             delay = data.get("delay")
@@ -166,6 +168,10 @@ def describe(e: EventView) -> str:
         return short(_error_text(data["error"]))
     if "reason" in data:
         return short(data["reason"])
+    if e.type == "item.completed":
+        return short(data.get("output")) if data.get("output") is not None else ""
+    if e.type == "item.started":
+        return ""
     if e.type == "node.completed":
         outcome = data.get("outcome") or ""
         output = data.get("output")
@@ -180,7 +186,9 @@ def where(e: EventView) -> str:
     """``node[visit/attempt]`` for a node's event, else empty."""
     if e.node is None:
         return ""
-    return f"{e.node}[{e.visit}/{e.attempt}]" if e.visit or e.attempt else e.node
+    at = f"{e.node}[{e.visit}/{e.attempt}]" if e.visit or e.attempt else e.node
+    item = e.data.get("item") if isinstance(e.data, dict) and e.type.startswith("item.") else None
+    return f"{at} item {item}" if item is not None else at
 
 
 def event_line(e: EventView, tz: tzinfo | None = None) -> Text:
@@ -271,7 +279,8 @@ def timeline(events: Sequence[EventView]) -> list[TimelineEntry]:
         if e.node is None:
             order.append(e)
             continue
-        key = (e.node, e.visit, e.attempt)
+        # a mapped node's items belong to the node's run (its attempt is always 1)
+        key = (e.node, e.visit, 1 if e.type.startswith("item.") else e.attempt)
         if key not in runs:
             runs[key] = []
             order.append(key)
@@ -351,8 +360,10 @@ def _run_lines(run: NodeRunView, children: Sequence[dict[str, Any]], tz: tzinfo 
     elif data.get("reason"):
         details.append(("reason", short(data["reason"])))
     for e in run.events:
-        if e.type not in _RUN_END and e.type != "node.started":
-            details.append((e.type, f"{clock(e.at, tz)} {describe(e)}".rstrip()))
+        if e.type not in _RUN_END and e.type != "node.started" and e.type != "node.mapped":
+            if not e.type.startswith("item."):
+                details.append((e.type, f"{clock(e.at, tz)} {describe(e)}".rstrip()))
+    details.extend(_items_lines(run.events))
     for child in children:
         if child["node"] == run.node:
             details.append(
@@ -366,6 +377,27 @@ def _run_lines(run: NodeRunView, children: Sequence[dict[str, Any]], tz: tzinfo 
         head.append(f"\n                {label}: ", style="dim")
         head.append(text, style=style)
     return head
+
+
+def _items_lines(events: Sequence[EventView]) -> list[tuple[str, str]]:
+    """A mapped node's items in a run: how many finished, and the failed ones' errors."""
+    mapped = next((e for e in events if e.type == "node.mapped"), None)
+    if mapped is None:
+        return []
+    total = int((mapped.data or {}).get("items", 0)) if isinstance(mapped.data, dict) else 0
+    completed = sum(e.type == "item.completed" for e in events)
+    failures = [e for e in events if e.type == "item.failed"]
+    retries = sum(e.type == "item.retrying" for e in events)
+    summary = item_progress(total, completed, len(failures))
+    if retries:
+        summary += f", {retries} retries"
+    lines = [("items", summary)]
+    for e in failures[:10]:
+        item = e.data.get("item") if isinstance(e.data, dict) else "?"
+        lines.append((f"item {item}", describe(e)))
+    if len(failures) > 10:
+        lines.append(("items", f"and {len(failures) - 10} more failed"))
+    return lines
 
 
 def logs_lines(
