@@ -70,6 +70,7 @@ class Workflow:
         http: Mapping[str, Any] | None = None,
         python: str | None = None,
         workflow: Mapping[str, str] | None = None,
+        task: str | Mapping[str, Any] | None = None,
         noop: bool = False,
         sleep: Duration | None = None,
         args: Mapping[str, Any] | None = None,
@@ -94,6 +95,7 @@ class Workflow:
             http=dict(http) if http is not None else None,
             python=python,
             workflow=dict(workflow) if workflow is not None else None,
+            task=task if not isinstance(task, Mapping) else dict(task),
             sleep=sleep,
             args=dict(args) if args else None,
             depends_on=[depends_on]

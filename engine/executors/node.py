@@ -367,6 +367,8 @@ class NodeRunner:
                     started_at=started, finished_at=self._clock(),
                 )  # fmt: skip
             items = await self._render("map.items", spec.items, ctx.scope, inline)
+            if items == {}:
+                items = []  # Lua's empty table: an empty list as much as an empty object
             if not isinstance(items, list):
                 raise TemplateError(
                     f"map.items {_source(spec.items)} must be a list, got {_json_type(items)}"
