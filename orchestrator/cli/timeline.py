@@ -360,9 +360,9 @@ def _run_lines(run: NodeRunView, children: Sequence[dict[str, Any]], tz: tzinfo 
     elif data.get("reason"):
         details.append(("reason", short(data["reason"])))
     for e in run.events:
-        if e.type not in _RUN_END and e.type != "node.started" and e.type != "node.mapped":
-            if not e.type.startswith("item."):
-                details.append((e.type, f"{clock(e.at, tz)} {describe(e)}".rstrip()))
+        own = e.type not in _RUN_END and e.type not in ("node.started", "node.mapped")
+        if own and not e.type.startswith("item."):
+            details.append((e.type, f"{clock(e.at, tz)} {describe(e)}".rstrip()))
     details.extend(_items_lines(run.events))
     for child in children:
         if child["node"] == run.node:

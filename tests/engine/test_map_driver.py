@@ -24,7 +24,7 @@ async def test_lua_items_see_item_and_index_in_args_and_code() -> None:
             depends_on="list",
             map={"items": "${outputs.list.files}"},
             args={"name": "${item}", "n": "${index}", "label": "${index}:${item}"},
-            lua="return {upper = string.upper(args.name), n = args.n, i = index, label = args.label}",
+            lua="return {upper = args.name:upper(), n = args.n, i = index, label = args.label}",
         )
         .node("count", depends_on="each", lua="return #outputs.each")
         .build()
