@@ -140,6 +140,33 @@ async def test_order_batch_runs_two_orders_as_sub_workflows() -> None:
     assert result["outputs"] == {"confirmed": 1, "total": 156.0}
 
 
+async def test_orders_map_runs_a_sub_workflow_per_order_and_tolerates_one_failure() -> None:
+    workflows = LocalWorkflows.from_directory(EXAMPLES)
+    definition = load_file(EXAMPLES / "orders-map.yaml")
+    result = (await run_workflow(definition, {}, workflows=workflows)).to_json()
+    assert result["status"] == "completed", result["error"]
+    assert result["outputs"] == {"orders": 4, "confirmed": 2, "total": 84.0}
+    process = result["nodes"]["process"]
+    assert [i["status"] for i in process["items"]] == [
+        "completed",
+        "completed",
+        "failed",
+        "completed",
+    ]
+    assert "amount must be positive" in process["items"][2]["error"]
+    assert [o and o["status"] for o in process["output"]] == [
+        "confirmed",
+        "compensated",
+        None,
+        "confirmed",
+    ]
+    assert len(result["children"]) == 4
+    two_failures = {"orders": [{"id": "X", "amount": -1}, {"id": "Y", "amount": 0}]}
+    result = (await run_workflow(definition, two_failures, workflows=workflows)).to_json()
+    assert result["status"] == "failed"
+    assert result["error"]["message"].startswith("2 of 2 items failed (tolerate 1)")
+
+
 async def test_task_nodes_in_process_fail_saying_they_need_workers() -> None:
     result = await run("user-onboarding.yaml", user_email="ada@example.com")
     assert result["status"] == "failed"
