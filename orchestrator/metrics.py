@@ -209,7 +209,7 @@ class OrchestratorMetrics:
     def node_recorded(self, record: ExecutionRecord, result: NodeResult) -> None:
         wf = record.wf
         node = wf.definition.by_id.get(result.node) if wf is not None else None
-        if node is None:
+        if node is None or result.status is NodeStatus.RUNNING:  # a map's expansion: no attempt
             return
         key = (type(node.executor), result.status)
         series = self._node_series.get(key)

@@ -33,6 +33,7 @@ _KINDS: dict[type, str] = {
     SleepTask: "sleep",
 }
 _FAILED = NodeStatus.FAILED
+_RUNNING = NodeStatus.RUNNING
 NODE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600)
 """Node run durations, seconds: from an inline Lua call to an hour-long HTTP call or sleep."""
 
@@ -163,7 +164,10 @@ class EngineMetrics:
         self._node_children: dict[tuple[type, NodeStatus], tuple[Any, Any]] = {}
 
     def node_finished(self, node: Node, result: NodeResult) -> None:
-        """One attempt of ``node`` ended here (not one replayed from a checkpoint)."""
+        """One attempt of ``node`` (or of one of its items) ended here (not one replayed from a
+        checkpoint); a mapped node's expansion record is not an attempt."""
+        if result.status is _RUNNING:
+            return
         children = self._node_children.get((type(node.executor), result.status))
         if children is None:
             kind, status = executor_kind(node), str(result.status)
