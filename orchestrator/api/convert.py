@@ -110,6 +110,21 @@ def execution_to_pb(record: ExecutionRecord, result: ExecutionResult) -> pb.Exec
             run.error = node.error
         _set_iso(run.started_at, node.started_at)
         _set_iso(run.finished_at, node.finished_at)
+        if node.reused_from is not None:
+            run.reused_from = node.reused_from
+        if node.items is not None:
+            run.mapped = True
+            for item in node.items:
+                pi = run.items.add(
+                    index=item.item_index,
+                    status=codec.NODE_STATUS_TO_PB[item.status],
+                    attempts=item.attempts,
+                    output_json=codec.to_json(item.output),
+                )
+                if item.error is not None:
+                    pi.error = item.error
+                _set_iso(pi.started_at, item.started_at)
+                _set_iso(pi.finished_at, item.finished_at)
     return m
 
 
@@ -168,6 +183,21 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
             "started_at": iso(run.started_at, run.HasField("started_at")),
             "finished_at": iso(run.finished_at, run.HasField("finished_at")),
         }
+        if run.reused_from:
+            nodes[node_id]["reused_from"] = run.reused_from
+        if run.mapped:
+            nodes[node_id]["items"] = [
+                {
+                    "index": item.index,
+                    "status": str(codec.NODE_STATUS_FROM_PB[item.status]),
+                    "attempts": item.attempts,
+                    "output": codec.from_json(item.output_json),
+                    "error": item.error if item.HasField("error") else None,
+                    "started_at": iso(item.started_at, item.HasField("started_at")),
+                    "finished_at": iso(item.finished_at, item.HasField("finished_at")),
+                }
+                for item in run.items
+            ]
     out: dict[str, Any] = {
         "id": m.id,
         "workflow": m.workflow,

@@ -56,6 +56,7 @@ CASES = [
     ("approval-flow.yaml", {"actions_url": None}),
     ("order-batch.yaml", {}),  # two order-processing children, each placed on its own
     ("order-batch.yaml", {"second_in_stock": False}),
+    ("orders-map.yaml", {}),  # a sub-workflow per item of a map
 ]
 
 

@@ -648,16 +648,27 @@ class NodeRun(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    MAPPED_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    REUSED_FROM_FIELD_NUMBER: _builtins.int
     status: _engine_pb2.NodeStatus.ValueType
     outcome: _builtins.str
     attempts: _builtins.int
     visits: _builtins.int
     output_json: _builtins.bytes
     error: _builtins.str
+    mapped: _builtins.bool
+    """A node with `map`: its latest visit's items, once expanded (`mapped` tells an empty list
+    from a node that has no items).
+    """
+    reused_from: _builtins.str
+    """Set when a retry reused this node's result: the execution where it ran."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___MapItem]: ...
     def __init__(
         self,
         *,
@@ -669,10 +680,13 @@ class NodeRun(_message.Message):
         error: _builtins.str | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        mapped: _builtins.bool = ...,
+        items: _abc.Iterable[Global___MapItem] | None = ...,
+        reused_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_outcome", b"_outcome", "error", b"error", "finished_at", b"finished_at", "outcome", b"outcome", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_outcome", b"_outcome", "attempts", b"attempts", "error", b"error", "finished_at", b"finished_at", "outcome", b"outcome", "output_json", b"output_json", "started_at", b"started_at", "status", b"status", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_outcome", b"_outcome", "attempts", b"attempts", "error", b"error", "finished_at", b"finished_at", "items", b"items", "mapped", b"mapped", "outcome", b"outcome", "output_json", b"output_json", "reused_from", b"reused_from", "started_at", b"started_at", "status", b"status", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
@@ -684,6 +698,49 @@ class NodeRun(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__outcome) -> _WhichOneofReturnType__outcome | None: ...
 
 Global___NodeRun: _TypeAlias = NodeRun  # noqa: Y015
+
+@_typing.final
+class MapItem(_message.Message):
+    """One item of a node with `map`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    OUTPUT_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    status: _engine_pb2.NodeStatus.ValueType
+    attempts: _builtins.int
+    output_json: _builtins.bytes
+    error: _builtins.str
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        status: _engine_pb2.NodeStatus.ValueType = ...,
+        attempts: _builtins.int = ...,
+        output_json: _builtins.bytes = ...,
+        error: _builtins.str | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "error", b"error", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "attempts", b"attempts", "error", b"error", "finished_at", b"finished_at", "index", b"index", "output_json", b"output_json", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
+    _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+
+Global___MapItem: _TypeAlias = MapItem  # noqa: Y015
 
 @_typing.final
 class Execution(_message.Message):
