@@ -166,12 +166,36 @@ class NodeRunner:
         For a node with ``map``: with ``item`` None, its expansion (a RUNNING record, attempt 0,
         holding the items); else the attempt of item number ``item`` whose value is ``value``.
         """
+        task = node.executor
+        kind = type(task)
         if node.map is not None:
             if item is None:
                 return _drive(self._expand(ctx, node, visit, attempt, inline=True))
+            if (kind is NoopTask or kind is LuaTask) and type(node.args) is Const:
+                # The common item, as the common node below: nothing to render.
+                started = self._clock()
+                output = node.args.value or None
+                if kind is LuaTask:
+                    assert isinstance(task, LuaTask)
+                    each = {"item": value, "index": item}
+                    scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, node.args.value, each)
+                    try:
+                        output = self.sandbox.run_inline(
+                            task.code, scope, self._lua_limits(task, node)
+                        )
+                    except TaskError:
+                        output = ESCALATE
+                    if output is ESCALATE:  # failures and long runs take the general path
+                        return _drive(
+                            self._attempt(
+                                ctx, node, visit, attempt, inline=True, each=(item, value)
+                            )
+                        )
+                return NodeResult(
+                    node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None,
+                    started, self._clock(), item,
+                )  # fmt: skip
             return _drive(self._attempt(ctx, node, visit, attempt, inline=True, each=(item, value)))
-        task = node.executor
-        kind = type(task)
         if (
             (kind is NoopTask or kind is LuaTask)
             and node.when is None
