@@ -8,7 +8,10 @@
         ├── QueueFull          every engine is busy and the wait queue is at its limit
         └── FailedPrecondition the request is valid but the current state forbids it (a
             │                  deprecated version, a version still in use)
-            └── TaskEnded      an answer for a task that already ended otherwise
+            ├── TaskEnded      an answer for a task that already ended otherwise
+            └── NotRetryable   a retry of an execution that is running, already retried,
+                               completed (without a node to rerun from), or whose version
+                               was deleted
 
     RpcError = weir.ApiError   a call to the orchestrator failed (client side; has a status)
 
@@ -49,6 +52,10 @@ class FailedPrecondition(OrchestratorError):
 class TaskEnded(FailedPrecondition):
     """An answer for a task that ended otherwise (superseded attempt, timeout, cancellation,
     another answer)."""
+
+
+class NotRetryable(FailedPrecondition):
+    """A retry the execution's state forbids; the message says why and what to do instead."""
 
 
 RpcError = ApiError

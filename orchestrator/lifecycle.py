@@ -15,6 +15,10 @@ an execution's checkpoint, status and result (see ``executions/record.py`` for w
   their checkpoints: finished nodes are replayed, never run again; nodes that were running start
   over. When an engine reconnects it lists the executions it kept (``held``): one whose lease is
   still current is attached again instead of being re-placed; a stale one is cancelled.
+* **Retries.** ``create_retry`` makes a new execution of a finished one's version and inputs
+  whose checkpoint starts with the records a ``ReusePlan`` reuses, journaled with it; it is
+  queued (``enqueue``) only once that is durable, so a crash never places a retry whose reused
+  records are lost. Its engine replays them like any checkpoint (docs/retry.md).
 * **Ends.** An execution ends when its engine reports its result, or here when no engine runs
   it (cancelled while queued, refused as invalid, its version deleted): ``end_here`` builds the
   result from the checkpoint. Either way it gets exactly one end event, its unfinished children
@@ -33,6 +37,7 @@ from engine.server import codec
 from engine.state.events import Cancel, ExecutionStatus, NodeResult
 from engine.state.machine import ExecutionState
 from engine.state.result import ExecutionResult, ResultError
+from engine.state.reuse import ReusePlan
 from orchestrator.children import SubWorkflows
 from orchestrator.engines.messages import (
     ChildRequested,
@@ -128,6 +133,66 @@ class Lifecycle:
         )
         self._placement.enqueue(record)
         return record
+
+    def create_retry(
+        self, original: ExecutionRecord, wf: WorkflowVersion, plan: ReusePlan
+    ) -> ExecutionRecord:
+        """A retry of ``original`` (finished, pinned to ``wf``): a new execution with the same
+        inputs and routing key whose checkpoint starts with ``plan.records``, journaled with
+        them and announced (``execution.queued``, a ``node.reused`` per reused node), but not
+        queued: the caller queues it with ``enqueue`` once it is durable."""
+        record = ExecutionRecord(
+            id=str(uuid.uuid4()),
+            name=wf.name,
+            version=wf.version,
+            wf=wf,
+            inputs=original.inputs,
+            inputs_json=original.inputs_json,
+            routing_key=original.routing_key,
+            created_at=self._clock(),
+            retry_of=original.id,
+        )
+        self._table.add(record)
+        self._journal.save(record)
+        last: dict[str, NodeResult] = {}
+        for result in plan.records:
+            record.checkpoint.add(result)
+            self._journal.node_run(record, result, None)
+            if result.item is None:
+                last[result.node] = result
+        reused = ", ".join(plan.reused) or "none"
+        partial = f"; completed items of {', '.join(plan.partial)}" if plan.partial else ""
+        announce(
+            self._monitor,
+            record,
+            "execution.queued",
+            message=f"{wf.name} {wf.version} queued as a retry of {original.id} "
+            f"(reused: {reused}{partial})",
+            data={
+                "retry_of": original.id,
+                "reused": list(plan.reused),
+                "partial": list(plan.partial),
+                "records": len(plan.records),
+            },
+        )
+        for node_id in plan.reused:
+            r = last[node_id]
+            announce(
+                self._monitor,
+                record,
+                "node.reused",
+                node=node_id,
+                visit=r.visit,
+                attempt=r.attempt,
+                message=f"{r.status} in {r.reused_from}",
+                data={"reused_from": r.reused_from, "status": str(r.status), "outcome": r.outcome},
+            )
+        return record
+
+    def enqueue(self, record: ExecutionRecord) -> None:
+        """Queue an execution ``create_retry`` made (unless it ended meanwhile)."""
+        if not record.finished:
+            self._placement.enqueue(record)
 
     def resume(self, record: ExecutionRecord) -> None:
         """Carry on with an unfinished execution read back from the store (a restart)."""
@@ -360,7 +425,8 @@ class Lifecycle:
             )
         if record.children:
             self._cancel_children(record, f"parent {record.id} ended ({result.status})")
-        record.end(result.with_links(*self._children.links(record)), now)
+        linked = result.with_links(*self._children.links(record))
+        record.end(linked.with_retries(record.retry_of, record.retried_by), now)
         self._placement.release(record)
         self._journal.save(record)
         self.ended(record)
@@ -376,7 +442,7 @@ class Lifecycle:
         """End an execution that no engine is running (cancelled while queued, refused)."""
         now = self._clock()
         state = self.replay(record)
-        if record.placement.placements and not error:
+        if self._ran(record) and not error:
             state.handle(Cancel(now, reason))  # nodes that were running show cancelled
         status = ExecutionStatus.FAILED if error else ExecutionStatus.CANCELLED
         result = ExecutionResult.of(
@@ -399,16 +465,23 @@ class Lifecycle:
     # --- reading -----------------------------------------------------------------------------
 
     @staticmethod
-    def replay(record: ExecutionRecord) -> ExecutionState:
+    def _ran(record: ExecutionRecord) -> bool:
+        """Whether it was placed, or has a checkpoint to replay (a retry not yet placed)."""
+        return bool(record.placement.placements or record.checkpoint.runs)
+
+    @classmethod
+    def replay(cls, record: ExecutionRecord) -> ExecutionState:
         """The execution's state rebuilt from its checkpoint (untouched if it never ran)."""
         state = ExecutionState(record.workflow.definition, record.id)
-        if record.placement.placements:
+        if cls._ran(record):
             state.resume(record.checkpoint.runs, record.placement.started_at or record.created_at)
         return state
 
     def result(self, record: ExecutionRecord) -> ExecutionResult:
-        """The result as it stands: final, or rebuilt from the checkpoint."""
+        """The result as it stands: final, or rebuilt from the checkpoint; with its links."""
         if record.result is not None:
-            return record.result
-        current = ExecutionResult.of(self.replay(record), record.inputs, status=record.status)
-        return current.with_links(*self._children.links(record))
+            result = record.result
+        else:
+            current = ExecutionResult.of(self.replay(record), record.inputs, status=record.status)
+            result = current.with_links(*self._children.links(record))
+        return result.with_retries(record.retry_of, record.retried_by)

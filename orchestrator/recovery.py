@@ -55,7 +55,8 @@ async def recover(
     rows = await store.unfinished_executions()
     if not rows:
         return 0
-    journals = await store.node_runs([r.id for r in rows if r.placements])
+    # A retry has a checkpoint (the records it reuses) before it was ever placed.
+    journals = await store.node_runs([r.id for r in rows if r.placements or r.retry_of])
     recovered: list[ExecutionRecord] = []
     for row in rows:
         record = from_row(row, pinned(registry, row.workflow, row.version), journals.get(row.id))

@@ -41,6 +41,8 @@ def to_row(record: ExecutionRecord) -> ExecutionRow:
         deadline=placement.deadline,
         cancel_reason=record.cancel_reason,
         result_json=codec.to_json(record.result.to_json()) if record.result is not None else None,
+        retry_of=record.retry_of,
+        retried_by=record.retried_by,
     )
 
 
@@ -76,6 +78,8 @@ def from_row(
         status=ExecutionStatus(row.status),
         cancel_reason=row.cancel_reason,
         finished_at=row.finished_at,
+        retry_of=row.retry_of,
+        retried_by=row.retried_by,
     )
     if row.result_json is not None:
         data = codec.from_json(row.result_json, f"execution {row.id} result")

@@ -7,7 +7,8 @@ wire message, ``weir run``, the APIs, the store). ``from_json`` reads one back (
 report, a stored result) and says what is wrong with one that does not have the shape.
 
 The orchestrator adds what only it knows with ``with_links`` (the parent and children of a
-sub-workflow) instead of patching keys.
+sub-workflow) and ``with_retries`` (the execution a retry retries, the retry made of one)
+instead of patching keys.
 
 Times are kept as the result shows them (ISO 8601 UTC text, ``iso``): a result is a document, and
 converting thousands of node times back and forth would cost more than it gives. Node summaries
@@ -170,6 +171,10 @@ class ExecutionResult:
     """Node runs in the order they finished (a loop shows every visit)."""
     parent: ParentRef | None = None
     children: tuple[ChildRef, ...] = ()
+    retry_of: str | None = None
+    """The execution this one retries (docs/retry.md)."""
+    retried_by: str | None = None
+    """The retry made of this execution."""
 
     @classmethod
     def of(
@@ -234,6 +239,12 @@ class ExecutionResult:
             return self
         return dataclasses.replace(self, parent=parent, children=children)
 
+    def with_retries(self, retry_of: str | None, retried_by: str | None) -> ExecutionResult:
+        """The same result naming the execution it retries and its retry (the orchestrator's)."""
+        if retry_of == self.retry_of and retried_by == self.retried_by:
+            return self
+        return dataclasses.replace(self, retry_of=retry_of, retried_by=retried_by)
+
     def failure_message(self) -> str:
         """For a parent's node: ``node X: message``, or the status when there is no error."""
         if self.error is None:
@@ -244,7 +255,8 @@ class ExecutionResult:
     # --- JSON, at the edges -------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """The result object of ARCHITECTURE.md (``parent`` and ``children`` only when set)."""
+        """The result object of ARCHITECTURE.md (``parent``, ``children``, ``retry_of`` and
+        ``retried_by`` only when set)."""
         error = self.error
         out: dict[str, Any] = {
             "id": self.id,
@@ -263,6 +275,10 @@ class ExecutionResult:
             out["parent"] = {"execution": self.parent.execution, "node": self.parent.node}
         if self.children:
             out["children"] = [child.to_json() for child in self.children]
+        if self.retry_of is not None:
+            out["retry_of"] = self.retry_of
+        if self.retried_by is not None:
+            out["retried_by"] = self.retried_by
         return out
 
     @classmethod
@@ -293,6 +309,8 @@ class ExecutionResult:
                 if parent
                 else None,
                 children=tuple(_child(c) for c in data.get("children") or ()),
+                retry_of=_optional_text(data.get("retry_of")),
+                retried_by=_optional_text(data.get("retried_by")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -303,6 +321,10 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected text, got {type(value).__name__}")
     return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -79,6 +79,8 @@ def execution_to_pb(record: ExecutionRecord, result: ExecutionResult) -> pb.Exec
         engine_id=record.placement.engine_name,
         placements=record.placement.placements,
         idempotency_key=record.idempotency_key or "",
+        retry_of=result.retry_of or "",
+        retried_by=result.retried_by or "",
     )
     codec.set_time(m.created_at, record.created_at)
     if result.parent is not None:
@@ -136,6 +138,8 @@ def summary_to_pb(row: ExecutionRow) -> pb.ExecutionSummary:
         status=codec.EXECUTION_STATUS_TO_PB[ExecutionStatus(row.status)],
         engine_id=row.engine_name or row.engine,
         parent_execution_id=row.parent_id or "",
+        retry_of=row.retry_of or "",
+        retried_by=row.retried_by or "",
     )
     codec.set_time(m.created_at, row.created_at)
     if row.finished_at is not None:
@@ -230,6 +234,10 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
             }
             for c in m.children
         ]
+    if m.retry_of:
+        out["retry_of"] = m.retry_of
+    if m.retried_by:
+        out["retried_by"] = m.retried_by
     return out
 
 

@@ -20,6 +20,7 @@ from orchestrator.errors import (
     AlreadyExists,
     FailedPrecondition,
     NotFound,
+    NotRetryable,
     QueueFull,
     TaskEnded,
     VersionConflict,
@@ -47,6 +48,7 @@ ERRORS: list[tuple[type[Exception], ErrorKind]] = [
     (AlreadyExists, ErrorKind(grpc.StatusCode.ALREADY_EXISTS, 409, "already_exists")),
     (VersionConflict, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "version_conflict")),
     (TaskEnded, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "task_ended")),
+    (NotRetryable, ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "not_retryable")),
     (
         FailedPrecondition,
         ErrorKind(grpc.StatusCode.FAILED_PRECONDITION, 409, "failed_precondition"),

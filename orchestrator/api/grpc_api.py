@@ -173,6 +173,16 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         except Exception as exc:
             await abort(context, exc)
 
+    async def RetryExecution(
+        self, request: pb.RetryExecutionRequest, context: Context
+    ) -> pb.Execution:
+        try:
+            _require(id=request.id)
+            record = await self.api.executions.retry(request.id, request.from_node or None)
+            return convert.execution_to_pb(record, self.api.executions.result(record))
+        except Exception as exc:
+            await abort(context, exc)
+
     async def WatchEvents(  # type: ignore[override]  # the generated stubs know only generators
         self, request: pb.WatchEventsRequest, context: Context
     ) -> None:

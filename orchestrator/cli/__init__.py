@@ -17,7 +17,7 @@ import grpc
 
 from engine.errors import WeirError
 from orchestrator.cli.events import events, logs
-from orchestrator.cli.remote import apply, cancel, engines, get, list_, start
+from orchestrator.cli.remote import apply, cancel, engines, get, list_, retry, start
 from orchestrator.cli.run import run
 from orchestrator.cli.serve import engine, orchestrator
 from orchestrator.cli.tasks import tasks, workers
@@ -70,6 +70,7 @@ main.add_command(run)
 for _command in (
     apply,
     start,
+    retry,
     get,
     list_,
     cancel,

@@ -1,9 +1,10 @@
-"""Commands that talk to a running orchestrator: apply, start, get, list, cancel, engines.
+"""Commands that talk to a running orchestrator: apply, start, retry, get, list, cancel,
+engines.
 
 The server address comes from ``--server`` or ``WEIR_SERVER`` (default ``127.0.0.1:50051``).
-``start --wait`` shows progress like ``weir run`` and exits like it: 0 completed, 1 failed or
-cancelled; 2 for invalid input (the server's message says which field or id), 3 when the
-orchestrator cannot be reached.
+``start --wait`` (and ``retry --wait``) shows progress like ``weir run`` and exits like it: 0
+completed, 1 failed or cancelled; 2 for invalid input or a refusal (the server's message says
+which field, id or state), 3 when the orchestrator cannot be reached.
 """
 
 from __future__ import annotations
@@ -131,16 +132,55 @@ def start(
         )
         if not wait:
             return execution_from_pb(started)
-        err = Console(stderr=True, soft_wrap=True)
-        progress = _Progress(f"{wf.name} {wf.version}", list(wf.nodes), err)
-        progress.execution = started.id
-        with progress:
-            async for event in client.events(execution_id=started.id):
-                progress.on_event(_event(event))
-        return execution_from_pb(await client.execution(started.id))
+        return await _follow(client, started, wf)
 
-    result = _client_call(server, call)
-    if not wait:
+    _print_started(_client_call(server, call), wait, output_format)
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option(
+    "--from",
+    "from_node",
+    default="",
+    metavar="NODE",
+    help="Run NODE and everything after it again too (needed for a completed execution).",
+)
+@click.option("--wait", "-w", is_flag=True, help="Show progress and wait for the result.")
+@output_option
+@server_option
+def retry(
+    execution_id: str, from_node: str, wait: bool, output_format: str, server: str | None
+) -> None:
+    """Retry an ended execution: a new execution with the same version and inputs that reuses
+    the results of the nodes that finished and runs the rest. Print its id, or its result with
+    --wait."""
+
+    async def call(client: Client) -> dict[str, Any]:
+        started = await client.retry(execution_id, from_node=from_node)
+        if not wait:
+            return execution_from_pb(started)
+        wf = await client.workflow(started.workflow, started.version)
+        return await _follow(client, started, wf)
+
+    _print_started(_client_call(server, call), wait, output_format)
+
+
+async def _follow(client: Client, started: pb.Execution, wf: pb.Workflow) -> dict[str, Any]:
+    """Show the execution's progress on stderr until it ends; return its result."""
+    err = Console(stderr=True, soft_wrap=True)
+    progress = _Progress(f"{wf.name} {wf.version}", list(wf.nodes), err)
+    progress.execution = started.id
+    with progress:
+        async for event in client.events(execution_id=started.id):
+            progress.on_event(_event(event))
+    return execution_from_pb(await client.execution(started.id))
+
+
+def _print_started(result: dict[str, Any], waited: bool, output_format: str) -> None:
+    """The new execution's id (or its JSON); with ``waited`` its result, exiting 1 unless it
+    completed."""
+    if not waited:
         if output_format == "json":
             click.echo(json.dumps(result, indent=2))
         else:
@@ -201,6 +241,9 @@ def get_execution(execution_id: str, output_format: str, server: str | None) -> 
     parent = result.get("parent")
     if parent:
         console.print(f"parent: {parent['execution']} (node {parent['node']})")
+    for key, label in (("retry_of", "retry of"), ("retried_by", "retried by")):
+        if result.get(key):
+            console.print(f"{label}: {result[key]}")
     for child in result.get("children") or ():
         console.print(
             f"child: {child['id']} {child['workflow']} {child['version']} "
@@ -208,9 +251,10 @@ def get_execution(execution_id: str, output_format: str, server: str | None) -> 
         )
     table = Table("node", "status", "outcome", "attempts", "visits", "error")
     for node_id, node in result["nodes"].items():
+        reused = f" (reused from {node['reused_from']})" if node.get("reused_from") else ""
         table.add_row(
             node_id,
-            node["status"],
+            node["status"] + reused,
             node["outcome"] or "",
             str(node["attempts"]),
             str(node["visits"]),
@@ -287,13 +331,18 @@ def list_executions(
             "status": str(codec.EXECUTION_STATUS_FROM_PB[r.status]),
             "engine": r.engine_id or None,
             "parent": r.parent_execution_id or None,
+            "retry_of": r.retry_of or None,
+            "retried_by": r.retried_by or None,
         }
         for r in rows
     ]
     if output_format == "json":
         click.echo(json.dumps(items, indent=2))
         return
-    columns = ("id", "workflow", "version", "status", "engine", "parent")
+    columns: tuple[str, ...] = ("id", "workflow", "version", "status", "engine", "parent")
+    for link in ("retry_of", "retried_by"):  # only when a listed execution has one
+        if any(item[link] for item in items):
+            columns += (link,)
     table = Table(*columns)
     for item in items:
         table.add_row(*(str(item[k] or "") for k in columns))
@@ -344,4 +393,4 @@ def engines(output_format: str, server: str | None) -> None:
     Console().print(table)
 
 
-__all__ = ["apply", "cancel", "engines", "get", "list_", "start"]
+__all__ = ["apply", "cancel", "engines", "get", "list_", "retry", "start"]

@@ -15,6 +15,8 @@ fields                                     what they are                        
 ``end_published``, ``result``,             is set once the end is durable
 ``finished_at``, ``done``
 ``children``                               the sub-workflow executions it started       the table
+``retried_by``                             the retry made of it (``retry_of`` is        the service
+                                           identity: the execution it retries)          (retry)
 =========================================  ===========================================  ==========
 
 A part changes another part's fields only by asking that part (``Placement.enqueue``,
@@ -143,6 +145,10 @@ class ExecutionRecord:
     """Set once the end is durable: waiters, the parent and clients hear of it then."""
     children: list[str] = field(default_factory=list)
     """Ids of the sub-workflow executions it started, oldest first (kept by the table)."""
+    retry_of: str | None = None
+    """For a retry: the execution it retries (docs/retry.md)."""
+    retried_by: str | None = None
+    """The retry made of it, once there is one (at most one per execution)."""
 
     @property
     def finished(self) -> bool:

@@ -7,6 +7,10 @@
   concurrent calls with one key are serialised.
 * ``get`` finds an execution in memory, else reads it back from the store (not kept in memory).
 * ``list_executions`` reads the store after everything written so far is committed.
+* ``retry`` makes a new execution of an ended one's version and inputs that reuses what the
+  original finished (``engine.state.reuse``) and runs the rest, and links the two both ways
+  (docs/retry.md). One retry per execution: a second one is refused naming the first (two
+  retries of one execution would repeat the same side effects concurrently); retry the retry.
 """
 
 from __future__ import annotations
@@ -16,17 +20,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.definition.values import resolve_inputs
-from engine.state.events import ExecutionStatus
+from engine.errors import InputError, Issue
+from engine.state.events import ExecutionStatus, NodeResult
 from engine.state.result import ExecutionResult
-from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound
+from engine.state.reuse import ReusePlan, plan_reuse
+from orchestrator.errors import AlreadyExists, FailedPrecondition, NotFound, NotRetryable
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.executions.table import ExecutionTable
 from orchestrator.journal import Journal
 from orchestrator.lifecycle import Lifecycle
 from orchestrator.placement import Placement
 from orchestrator.recovery import pinned
-from orchestrator.registry import Registry
-from orchestrator.rows import from_row
+from orchestrator.registry import Registry, WorkflowVersion
+from orchestrator.rows import from_row, node_result
 from orchestrator.store import ExecutionRow, Store
 
 MAX_PAGE = 1000
@@ -53,6 +59,7 @@ class ExecutionService:
         self._placement = placement
         self._journal = journal
         self._key_locks: dict[str, asyncio.Lock] = {}
+        self._retry_locks: dict[str, asyncio.Lock] = {}
 
     async def start(
         self,
@@ -176,6 +183,80 @@ class ExecutionService:
         if not record.finished:
             self._lifecycle.cancel(record, reason or "cancelled by request")
         return record
+
+    async def retry(self, execution_id: str, from_node: str | None = None) -> ExecutionRecord:
+        """A new execution of an ended one's version and inputs that reuses the results of
+        every node that finished well in it and runs the rest: from the nodes that did not, and
+        from ``from_node`` (and what follows it) when given. Returns once the retry, its reused
+        records and the original's link to it are durable; it is queued then.
+
+        Raises NotFound, NotRetryable (still running, already retried, version deleted,
+        completed without ``from_node``, nothing to run again), InputError (no such node) or
+        QueueFull.
+        """
+        lock = self._retry_locks.setdefault(execution_id, asyncio.Lock())
+        try:
+            async with lock:
+                await self._journal.durable()  # an earlier retry's link is readable now
+                original = await self.get(execution_id)
+                wf, plan = await self._plan_retry(original, from_node)
+                self._placement.check_room()
+                record = self._lifecycle.create_retry(original, wf, plan)
+                original.retried_by = record.id
+                self._journal.save(original)
+                await self._journal.durable()
+                self._lifecycle.enqueue(record)
+                # Placement runs at the next turn of the loop: let it, and answer once its row
+                # is durable too, as a start does (an orchestrator killed right after the answer
+                # then finds the retry on the engine it was sent to, under that lease).
+                await asyncio.sleep(0)
+                await self._journal.durable()
+                return record
+        finally:
+            if not lock.locked():
+                self._retry_locks.pop(execution_id, None)
+
+    async def _plan_retry(
+        self, original: ExecutionRecord, from_node: str | None
+    ) -> tuple[WorkflowVersion, ReusePlan]:
+        """Check that ``original`` can be retried and plan what its retry reuses."""
+        what = f"execution {original.id}"
+        if not original.finished:
+            raise NotRetryable(
+                f"{what} is still {original.status}: only an ended execution can be retried "
+                "(wait for it, or cancel it first)"
+            )
+        if original.retried_by is not None:
+            raise NotRetryable(
+                f"{what} was already retried by execution {original.retried_by}: "
+                "retry that one instead"
+            )
+        wf = pinned(self._registry, original.name, original.version)
+        if wf is None:
+            raise NotRetryable(
+                f"{what} cannot be retried: its workflow {original.name} version "
+                f"{original.version} was deleted"
+            )
+        if from_node is not None and from_node not in wf.definition.by_id:
+            raise InputError(
+                [Issue("from", f"workflow {wf.name} {wf.version} has no node {from_node!r}")]
+            )
+        if original.status is ExecutionStatus.COMPLETED and from_node is None:
+            raise NotRetryable(
+                f'{what} completed: name the node to run again from with --from (REST: "from")'
+            )
+        journal = original.checkpoint.runs or await self._stored_journal(original.id)
+        plan = plan_reuse(wf.definition, journal, original.id, from_node)
+        if not plan.start:
+            raise NotRetryable(
+                f"every node of {what} completed, so a retry would only repeat it: name the "
+                "node to run again from with --from"
+            )
+        return wf, plan
+
+    async def _stored_journal(self, execution_id: str) -> list[NodeResult]:
+        rows = (await self._store.node_runs([execution_id])).get(execution_id, [])
+        return [node_result(row) for row in rows]
 
     async def wait(self, execution_id: str) -> ExecutionRecord:
         """Return once the execution's end is durable."""

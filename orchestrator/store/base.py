@@ -78,6 +78,10 @@ class ExecutionRow:
     cancel_reason: str | None = None
     result_json: bytes | None = None
     """The result object of ARCHITECTURE.md, once finished."""
+    retry_of: str | None = None
+    """For a retry: the execution it retries (fixed at creation)."""
+    retried_by: str | None = None
+    """The retry of this execution, once one was made (docs/retry.md)."""
 
     @property
     def finished(self) -> bool:

@@ -61,6 +61,8 @@ executions = sa.Table(
     sa.Column("deadline", sa.Double, nullable=True),
     sa.Column("cancel_reason", sa.Text, nullable=True),
     sa.Column("result_json", sa.LargeBinary, nullable=True),
+    sa.Column("retry_of", sa.Text, nullable=True),
+    sa.Column("retried_by", sa.Text, nullable=True),
     sa.UniqueConstraint("idempotency_key", name="uq_executions_idempotency_key"),
     sa.UniqueConstraint("child_key", name="uq_executions_child_key"),
 )
@@ -78,6 +80,7 @@ EXECUTION_IDENTITY = frozenset(
         "parent_node",
         "child_key",
         "depth",
+        "retry_of",
     }
 )
 """Columns of an execution fixed when it is created: an upsert never rewrites them."""

@@ -167,6 +167,8 @@ async def test_an_execution_round_trips_every_field(store: Store) -> None:
         deadline=1700000600.0,
         cancel_reason="by user",
         result_json=b'{"status": "completed", "bytes": "\x00\xff"}',
+        retry_of="e0",
+        retried_by="e3",
     )
     bare = execution("e2")
     store.put_execution(full)
@@ -188,6 +190,21 @@ async def test_the_latest_put_wins_within_a_batch_and_across_batches(store: Stor
     await store.durable()
     assert await store.get_execution("e1") == done
     assert [r.id for r in await store.unfinished_executions()] == ["e2"]
+
+
+async def test_a_later_put_records_the_retry_of_a_finished_execution(store: Store) -> None:
+    store.put_execution(finished("e1", 5.0, result_json=b"{}"))
+    store.put_execution(execution("e2", retry_of="e1"))
+    await store.durable()
+    store.put_execution(finished("e1", 5.0, result_json=b"{}", retried_by="e2"))
+    await store.durable()
+    assert (await store.get_execution("e1")) == finished(
+        "e1", 5.0, result_json=b"{}", retried_by="e2"
+    )
+    retry = await store.get_execution("e2")
+    assert retry is not None and (retry.retry_of, retry.retried_by) == ("e1", None)
+    listed = {r.id: (r.retry_of, r.retried_by) for r in await store.list_executions()}
+    assert listed == {"e1": (None, "e2"), "e2": ("e1", None)}
 
 
 async def test_node_runs_ignore_duplicates_and_come_back_in_position_order(store: Store) -> None:
@@ -703,7 +720,7 @@ async def test_a_reopened_store_keeps_everything_and_migrating_again_is_a_no_op(
             versions = (
                 await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
             ).all()
-        assert [v[0] for v in versions] == ["0003"]
+        assert [v[0] for v in versions] == ["0005"]
         assert await store.load_workflows() == [wf]
         assert await store.trigger_states() == [TriggerRow("w", "0", 1.0, 2.0, "o")]
         assert await store.get_execution("e1") == execution("e1", idempotency_key="k")
@@ -916,7 +933,7 @@ async def test_a_relative_sqlite_path_is_relative_to_the_working_directory(
     async with _opened(SqlStore("sqlite:///weir.db")):
         pass
     with contextlib.closing(sqlite3.connect(tmp_path / "weir.db")) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
 
 
 async def test_an_unreachable_postgres_is_refused_quickly() -> None:

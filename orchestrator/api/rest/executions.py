@@ -24,6 +24,7 @@ from orchestrator.api.rest.models import (
     ExecutionOut,
     ExecutionPage,
     ExecutionSummaryOut,
+    RetryIn,
     StartIn,
     TriggerRunIn,
     TriggerRunOut,
@@ -205,6 +206,33 @@ async def get_execution(execution_id: ExecutionId, api: Api) -> ExecutionOut:
 )
 async def cancel(execution_id: ExecutionId, api: Api, body: CancelIn | None = None) -> ExecutionOut:
     record = await api.executions.cancel(execution_id, body.reason if body else "")
+    return _result(api, record)
+
+
+@router.post(
+    "/api/v1/executions/{execution_id}/retry",
+    status_code=201,
+    response_model=ExecutionOut,
+    summary="Retry an ended execution",
+    description="A new execution of the same version with the same inputs that reuses the "
+    "results of the nodes that finished and runs the rest (from `from` too, when given); "
+    "its `retry_of` names the original, whose `retried_by` names it. 409 `not_retryable` "
+    "while the execution runs, once it was retried, when its version was deleted, or for a "
+    "completed one without `from`; 422 for an unknown `from`.",
+    responses={200: {"model": ExecutionOut, "description": "With `wait`: it has ended."}},
+)
+async def retry(
+    execution_id: ExecutionId,
+    response: Response,
+    api: Api,
+    body: RetryIn | None = None,
+    wait: Wait = False,
+    wait_timeout: Timeout = 30.0,
+) -> ExecutionOut:
+    record = await api.executions.retry(execution_id, body.from_node if body else None)
+    if wait and await _wait(record, wait_timeout):
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/executions/{record.id}"
     return _result(api, record)
 
 

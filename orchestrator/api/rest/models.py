@@ -156,6 +156,8 @@ class ExecutionSummaryOut(BaseModel):
     engine: str
     parent_id: str | None
     parent_node: str | None
+    retry_of: str | None = Field(default=None, description="The execution this one retries.")
+    retried_by: str | None = Field(default=None, description="The retry made of this one.")
 
     @classmethod
     def of(cls, row: ExecutionRow) -> ExecutionSummaryOut:
@@ -170,6 +172,8 @@ class ExecutionSummaryOut(BaseModel):
             engine=row.engine_name,
             parent_id=row.parent_id,
             parent_node=row.parent_node,
+            retry_of=row.retry_of,
+            retried_by=row.retried_by,
         )
 
 
@@ -177,6 +181,17 @@ class ExecutionPage(BaseModel):
     executions: list[ExecutionSummaryOut]
     next_page_token: str | None = Field(
         description="Pass as `page_token` for the next page; null on the last one."
+    )
+
+
+class RetryIn(_In):
+    from_node: str | None = Field(
+        default=None,
+        alias="from",
+        min_length=1,
+        max_length=200,
+        description="Run this node and everything after it again too; required for a "
+        "completed execution. Without it, only what did not finish runs again.",
     )
 
 

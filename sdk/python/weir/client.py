@@ -142,6 +142,19 @@ class Client:
         )
         return response
 
+    async def retry(self, execution_id: str, *, from_node: str = "") -> pb.Execution:
+        """A new execution of an ended one's version and inputs that reuses the results of the
+        nodes that finished in it and runs the rest: the ones that did not finish, and with
+        ``from_node`` that node and what follows it too. The new execution's ``retry_of``
+        names the original, and the original's ``retried_by`` the new one.
+
+            retry = await client.retry(failed.id)
+            done = await client.wait(retry.id)
+        """
+        request = pb.RetryExecutionRequest(id=execution_id, from_node=from_node)
+        response: pb.Execution = await self._call(self._stub.RetryExecution, request)
+        return response
+
     async def engines(self) -> list[pb.EngineInfo]:
         response = await self._call(self._stub.ListEngines, pb.ListEnginesRequest())
         return list(response.engines)

@@ -523,6 +523,29 @@ class CancelExecutionRequest(_message.Message):
 Global___CancelExecutionRequest: _TypeAlias = CancelExecutionRequest  # noqa: Y015
 
 @_typing.final
+class RetryExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FROM_NODE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    from_node: _builtins.str
+    """Run this node and everything after it again too (empty: only what did not finish)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        from_node: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_node", b"from_node", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryExecutionRequest: _TypeAlias = RetryExecutionRequest  # noqa: Y015
+
+@_typing.final
 class ListExecutionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -584,12 +607,17 @@ class ExecutionSummary(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     PARENT_EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    RETRY_OF_FIELD_NUMBER: _builtins.int
+    RETRIED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workflow: _builtins.str
     version: _builtins.str
     status: _engine_pb2.ExecutionStatus.ValueType
     engine_id: _builtins.str
     parent_execution_id: _builtins.str
+    retry_of: _builtins.str
+    """The execution it retries, and the retry made of it (empty when none)."""
+    retried_by: _builtins.str
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -605,10 +633,12 @@ class ExecutionSummary(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         parent_execution_id: _builtins.str = ...,
+        retry_of: _builtins.str = ...,
+        retried_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "engine_id", b"engine_id", "finished_at", b"finished_at", "id", b"id", "parent_execution_id", b"parent_execution_id", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "engine_id", b"engine_id", "finished_at", b"finished_at", "id", b"id", "parent_execution_id", b"parent_execution_id", "retried_by", b"retried_by", "retry_of", b"retry_of", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -787,6 +817,8 @@ class Execution(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     CHILDREN_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    RETRY_OF_FIELD_NUMBER: _builtins.int
+    RETRIED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workflow: _builtins.str
     version: _builtins.str
@@ -798,6 +830,9 @@ class Execution(_message.Message):
     placements: _builtins.int
     """How many times it was placed: more than 1 after a failover."""
     idempotency_key: _builtins.str
+    retry_of: _builtins.str
+    """The execution it retries, and the retry made of it (empty when none)."""
+    retried_by: _builtins.str
     @_builtins.property
     def error(self) -> Global___ExecutionError: ...
     @_builtins.property
@@ -845,10 +880,12 @@ class Execution(_message.Message):
         parent: Global___ParentLink | None = ...,
         children: _abc.Iterable[Global___ChildLink] | None = ...,
         idempotency_key: _builtins.str = ...,
+        retry_of: _builtins.str = ...,
+        retried_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "parent", b"parent", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "children", b"children", "created_at", b"created_at", "engine_id", b"engine_id", "error", b"error", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "node_order", b"node_order", "nodes", b"nodes", "outputs_json", b"outputs_json", "parent", b"parent", "path", b"path", "placements", b"placements", "started_at", b"started_at", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "children", b"children", "created_at", b"created_at", "engine_id", b"engine_id", "error", b"error", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "node_order", b"node_order", "nodes", b"nodes", "outputs_json", b"outputs_json", "parent", b"parent", "path", b"path", "placements", b"placements", "retried_by", b"retried_by", "retry_of", b"retry_of", "started_at", b"started_at", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015

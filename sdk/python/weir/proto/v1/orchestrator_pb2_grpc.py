@@ -89,6 +89,11 @@ class OrchestratorStub:
                 request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
                 response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
                 _registered_method=True)
+        self.RetryExecution = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/RetryExecution',
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RetryExecutionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/weir.orchestrator.v1.Orchestrator/WatchEvents',
                 request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
@@ -195,6 +200,16 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryExecution(self, request, context):
+        """A new execution of an ended one's version and inputs that reuses the results of the nodes
+        that finished in it and runs the rest (docs/retry.md). FAILED_PRECONDITION while it runs,
+        once it was retried (retry the retry), when its version was deleted, and for a completed
+        one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchEvents(self, request, context):
         """Events from the log and live, in batches; see WatchEventsRequest.
         """
@@ -284,6 +299,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
             'CancelExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelExecution,
                     request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
+            ),
+            'RetryExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryExecution,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RetryExecutionRequest.FromString,
                     response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
@@ -608,6 +628,33 @@ class Orchestrator:
             target,
             '/weir.orchestrator.v1.Orchestrator/CancelExecution',
             weir_dot_proto_dot_v1_dot_orchestrator__pb2.CancelExecutionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/RetryExecution',
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.RetryExecutionRequest.SerializeToString,
             weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
             options,
             channel_credentials,

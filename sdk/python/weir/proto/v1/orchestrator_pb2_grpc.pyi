@@ -60,6 +60,12 @@ class OrchestratorStub:
     GetExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetExecutionRequest, _orchestrator_pb2.Execution]
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListExecutionsRequest, _orchestrator_pb2.ListExecutionsResponse]
     CancelExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.Execution]
+    RetryExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RetryExecutionRequest, _orchestrator_pb2.Execution]
+    """A new execution of an ended one's version and inputs that reuses the results of the nodes
+    that finished in it and runs the rest (docs/retry.md). FAILED_PRECONDITION while it runs,
+    once it was retried (retry the retry), when its version was deleted, and for a completed
+    one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
+    """
     WatchEvents: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]
     """Events from the log and live, in batches; see WatchEventsRequest."""
     ListTriggers: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListTriggersRequest, _orchestrator_pb2.ListTriggersResponse]
@@ -97,6 +103,12 @@ class OrchestratorAsyncStub(OrchestratorStub):
     GetExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetExecutionRequest, _orchestrator_pb2.Execution]  # type: ignore[assignment]
     ListExecutions: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListExecutionsRequest, _orchestrator_pb2.ListExecutionsResponse]  # type: ignore[assignment]
     CancelExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelExecutionRequest, _orchestrator_pb2.Execution]  # type: ignore[assignment]
+    RetryExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.RetryExecutionRequest, _orchestrator_pb2.Execution]  # type: ignore[assignment]
+    """A new execution of an ended one's version and inputs that reuses the results of the nodes
+    that finished in it and runs the rest (docs/retry.md). FAILED_PRECONDITION while it runs,
+    once it was retried (retry the retry), when its version was deleted, and for a completed
+    one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
+    """
     WatchEvents: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Events from the log and live, in batches; see WatchEventsRequest."""
     ListTriggers: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListTriggersRequest, _orchestrator_pb2.ListTriggersResponse]  # type: ignore[assignment]
@@ -197,6 +209,18 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.CancelExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.Execution, _abc.Awaitable[_orchestrator_pb2.Execution]]: ...
+
+    @_abc_1.abstractmethod
+    def RetryExecution(
+        self,
+        request: _orchestrator_pb2.RetryExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.Execution, _abc.Awaitable[_orchestrator_pb2.Execution]]:
+        """A new execution of an ended one's version and inputs that reuses the results of the nodes
+        that finished in it and runs the rest (docs/retry.md). FAILED_PRECONDITION while it runs,
+        once it was retried (retry the retry), when its version was deleted, and for a completed
+        one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
+        """
 
     @_abc_1.abstractmethod
     def WatchEvents(
