@@ -28,6 +28,7 @@ _RUN_END = {
     "node.retrying": "retrying",
     "node.skipped": "skipped",
     "node.cancelled": "cancelled",
+    "node.reused": "reused",
 }
 MAX_LIMIT = 10_000
 """The most events the server returns for one non-following read."""
@@ -296,7 +297,8 @@ def parse_iso(value: str | None) -> float | None:
 
 
 def logs_header(result: dict[str, Any], tz: tzinfo | None = None) -> list[Text]:
-    """Workflow, version, status, times, engine, parent, error, inputs, outputs, children."""
+    """Workflow, version, status, times, engine, parent, retry links, error, inputs, outputs,
+    children."""
     status = result["status"]
     lines = [
         Text.assemble(
@@ -319,6 +321,9 @@ def logs_header(result: dict[str, Any], tz: tzinfo | None = None) -> list[Text]:
     parent = result.get("parent")
     if parent:
         lines.append(Text(f"parent {parent['execution']} (node {parent['node']})"))
+    for key, label in (("retry_of", "retry of"), ("retried_by", "retried by")):
+        if result.get(key):
+            lines.append(Text(f"{label} {result[key]}"))
     if result.get("inputs"):
         lines.append(Text(f"inputs {short(result['inputs'])}"))
     if result.get("error"):
@@ -355,6 +360,8 @@ def _run_lines(run: NodeRunView, children: Sequence[dict[str, Any]], tz: tzinfo 
             details.append(("output", short(data["output"])))
     elif end is not None and end.type == "node.retrying":
         details.append(("retry", describe(end)))
+    elif run.state == "reused":
+        details.append(("from", f"execution {data.get('reused_from')} ({data.get('status')})"))
     elif data.get("error"):
         details.append(("error", short(_error_text(data["error"]))))
     elif data.get("reason"):

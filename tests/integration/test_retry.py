@@ -160,6 +160,10 @@ def test_weir_retry_completes_and_the_first_steps_ran_once(one: Cluster, hits: H
     assert queued["data"]["reused"] == ["extract", "transform"]
     reused = [e["node"] for e in events["events"] if e["type"] == "node.reused"]
     assert reused == ["extract", "transform"]
+    logs = weir(cluster, "logs", retry["id"])
+    assert logs.returncode == 0, logs.stderr
+    assert f"retry of {original['id']}" in logs.stdout
+    assert "extract[1/1]  reused" in logs.stdout and f"execution {original['id']}" in logs.stdout
 
     # The retry completed: only --from runs something again, and only from that node on.
     again = weir(cluster, "retry", retry["id"])

@@ -351,6 +351,29 @@ def test_logs_lines_of_a_queued_execution() -> None:
     ]
 
 
+def test_logs_lines_of_a_retry_show_its_links_and_reused_nodes() -> None:
+    events = [
+        view(1, "execution.queued", 0.0, message="flow 1.0.0 queued as a retry of o-1"),
+        view(
+            2,
+            "node.reused",
+            0.0,
+            node="a",
+            visit=1,
+            attempt=2,
+            message="completed in o-1",
+            data={"reused_from": "o-1", "status": "completed", "outcome": "SUCCESS"},
+        ),
+    ]
+    retry = result("running", finished_at=None, retry_of="o-1", retried_by="r-2")
+    lines = [line.plain for line in logs_lines(retry, events, UTC)]
+    assert lines[3:5] == ["retry of o-1", "retried by r-2"]
+    assert (
+        lines[-1]
+        == "  08:00:00.000  a[1/2]  reused\n                from: execution o-1 (completed)"
+    )
+
+
 def test_logs_json() -> None:
     document = json.loads(logs_json(result("completed"), RETRY_EVENTS[:2]))
     assert document["execution"]["status"] == "completed"
