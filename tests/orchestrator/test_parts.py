@@ -191,6 +191,18 @@ def test_a_result_renders_to_the_documented_json_and_reads_back_the_same() -> No
     assert again.nodes["a"].status is NodeStatus.PENDING
 
 
+def test_a_result_names_its_retry_links_and_reads_them_back() -> None:
+    plain = ExecutionResult.of(_state(), {})
+    assert plain.with_retries(None, None) is plain
+    linked = plain.with_retries("o1", "r2")
+    data = linked.to_json()
+    assert (data["retry_of"], data["retried_by"]) == ("o1", "r2")
+    assert "retry_of" not in plain.to_json() and "retried_by" not in plain.to_json()
+    assert ExecutionResult.from_json(json.loads(json.dumps(data))) == linked
+    with pytest.raises(ResultFormatError, match="expected text"):
+        ExecutionResult.from_json({**data, "retry_of": 3})
+
+
 def test_a_result_without_links_leaves_them_out_and_a_failure_says_where() -> None:
     failed = ExecutionResult.of(_state(), {}).failed("the engine crashed")
     data = failed.to_json()
