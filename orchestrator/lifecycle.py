@@ -156,8 +156,8 @@ class Lifecycle:
         self._journal.save(record)
         last: dict[str, NodeResult] = {}
         for result in plan.records:
-            record.checkpoint.add(result)
-            self._journal.node_run(record, result, None)
+            if record.checkpoint.add(result):
+                self._journal.node_run(record, result, None)
             if result.item is None:
                 last[result.node] = result
         reused = ", ".join(plan.reused) or "none"
