@@ -164,6 +164,8 @@ class EngineMetrics:
 
     def node_finished(self, node: Node, result: NodeResult) -> None:
         """One attempt of ``node`` ended here (not one replayed from a checkpoint)."""
+        if not result.status.terminal:
+            return  # a map's expansion (status RUNNING): no attempt ended
         children = self._node_children.get((type(node.executor), result.status))
         if children is None:
             kind, status = executor_kind(node), str(result.status)
