@@ -30,8 +30,9 @@ big under load:
   sends each statement with asyncpg's pipelined ``executemany`` of one prepared statement;
 * each batch statement is compiled once to the driver's SQL, and rows become parameter tuples
   through one ``attrgetter`` (only the latest put of an execution or a task is converted), so
-  SQLAlchemy does no per-row work. Column types' own conversions are therefore not applied: the
-  one such type, ``tables.Item`` (None is stored as -1), is converted here.
+  SQLAlchemy does no per-row work. Column types' own conversions are therefore not applied (the
+  drivers take the values as they are), except ``tables.Item``'s (None is stored as -1), which
+  ``_BatchStatement`` applies itself.
 """
 
 from __future__ import annotations
