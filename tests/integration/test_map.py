@@ -15,8 +15,8 @@ from engine.definition import loads
 from engine.local import run_workflow
 from orchestrator.api.convert import execution_from_pb
 from tests.integration.cluster import Cluster
-from tests.support.hits import Hits, hits_server
 from tests.integration.test_tasks import WORKER_APP
+from tests.support.hits import Hits, hits_server
 from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
