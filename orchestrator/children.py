@@ -1,9 +1,10 @@
 """``SubWorkflows``: parents and children, for ``workflow`` nodes.
 
 A ``workflow`` node's attempt asks its engine for a child (``ChildRequested``); the child is an
-ordinary execution with a ``ParentLink`` (``parent/node/visit/attempt``), found again by that key
-— in memory, else in the store — so a request re-sent after a reconnect or a failover gets the
-same child instead of a second one. ``plan`` decides what a request needs: nothing (the child
+ordinary execution with a ``ParentLink`` (``parent/node/visit/attempt``, with the item's index
+before the attempt for an item of a node with ``map``), found again by that key — in memory,
+else in the store — so a request re-sent after a reconnect or a failover gets the same child
+instead of a second one. ``plan`` decides what a request needs: nothing (the child
 exists; if it has ended, its parent is answered again now), or a new child — its workflow version
 (the greatest in the requested range) and its checked inputs — which the ``Lifecycle`` creates.
 A request that cannot be met (the parent is ending, the nesting is too deep, no such workflow,
@@ -72,7 +73,7 @@ class SubWorkflows:
     def known(self, parent: ExecutionRecord, request: ChildRequested) -> bool:
         """True when nothing needs to be looked up: the child is in memory (answered again if
         it has ended) or already being looked up."""
-        at = ParentLink(parent.id, request.node, request.visit, request.attempt)
+        at = ParentLink(parent.id, request.node, request.visit, request.attempt, request.item)
         child = self._table.by_child_key(at.key)
         if child is not None:
             if child.done.is_set():
@@ -82,7 +83,7 @@ class SubWorkflows:
 
     async def plan(self, parent: ExecutionRecord, request: ChildRequested) -> ChildPlan | None:
         """What to do about a request ``known`` said needs looking up; see the module docstring."""
-        at = ParentLink(parent.id, request.node, request.visit, request.attempt)
+        at = ParentLink(parent.id, request.node, request.visit, request.attempt, request.item)
         self._lookups.add(at.key)
         try:
             row = await self._store.find_execution(child_key=at.key)
@@ -157,6 +158,7 @@ class SubWorkflows:
                 status=status,
                 outputs_json=codec.to_json(outputs) if outputs is not None else b"",
                 error=error,
+                item=at.item,
             )
         )
 

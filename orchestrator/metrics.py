@@ -207,9 +207,11 @@ class OrchestratorMetrics:
         self.queue_wait.observe(self._queue_wait, waited if waited > 0 else 0.0)
 
     def node_recorded(self, record: ExecutionRecord, result: NodeResult) -> None:
+        if not result.status.terminal or result.reused_from is not None:
+            return  # a map's expansion (no attempt ended), or a record that ran elsewhere
         wf = record.wf
         node = wf.definition.by_id.get(result.node) if wf is not None else None
-        if node is None or result.status is NodeStatus.RUNNING:  # a map's expansion: no attempt
+        if node is None:
             return
         key = (type(node.executor), result.status)
         series = self._node_series.get(key)

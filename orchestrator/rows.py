@@ -113,6 +113,8 @@ def node_run_row(
         route=result.route,
         started_at=result.started_at,
         finished_at=result.finished_at,
+        item=result.item,
+        reused_from=result.reused_from,
     )
 
 
@@ -131,6 +133,8 @@ def node_result(row: NodeRunRow) -> NodeResult:
         route=row.route,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        item=row.item,
+        reused_from=row.reused_from,
     )
 
 

@@ -1,6 +1,7 @@
 """The benchmarks are not tests, but they must keep running: ``scripts/bench --quick`` and the
 offline half of ``scripts/bench compare`` (weir only: the peers need their own venv and the
-package registry), plus the arithmetic the comparison table rests on."""
+package registry), plus the arithmetic the comparison table rests on and the check that stops
+``scripts/bench map`` on a wrong result."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_compare  # noqa: E402
+import bench_map  # noqa: E402
 
 
 def run(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -56,6 +58,36 @@ def test_workers_quick_runs_tasks_through_a_worker_beside_the_python_node() -> N
         figures = row[len(label) :].split()
         assert float(figures[0]) > 0 and "failed" not in row, row
     assert "ratio task / python" in proc.stdout and "targets:" in proc.stdout
+
+
+@pytest.mark.integration
+def test_map_quick_runs_static_and_mapped_in_process_and_through_a_cluster() -> None:
+    proc = run("map", "--quick", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    for label in bench_map.LABELS.values():
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(label))
+        figures = row[len(label) :].split()
+        assert len(figures) == 4 and all(float(f) > 0 for f in figures), row
+    assert "target (issue 16): mapped / static <= 1.5" in proc.stdout
+    for mode in ("weir run", "engine only", "cluster"):
+        assert any(line.split()[:-2] == mode.split() for line in proc.stdout.splitlines()), mode
+
+
+def _mapped_result(indices: list[int], output: object) -> dict[str, object]:
+    done = {"status": "completed", "output": None}
+    items = [{"index": i, "status": "completed"} for i in indices]
+    return {
+        "status": "completed",
+        "nodes": {"start": done, "each": {**done, "output": output, "items": items}, "join": done},
+    }
+
+
+def test_map_check_accepts_every_item_once_and_refuses_a_duplicate_or_a_short_output() -> None:
+    bench_map.check("t", "mapped", 3, bench_map.from_json(_mapped_result([2, 0, 1], [1, 2, 3])))
+    with pytest.raises(bench_map.WrongResult, match=r"3 items, 2 distinct indices"):
+        bench_map.check("t", "mapped", 3, bench_map.from_json(_mapped_result([0, 0, 2], [1] * 3)))
+    with pytest.raises(bench_map.WrongResult, match=r"expected a list of 3, got 2"):
+        bench_map.check("t", "mapped", 3, bench_map.from_json(_mapped_result([0, 1, 2], [1, 2])))
 
 
 def test_compare_rejects_an_unknown_system_by_name() -> None:

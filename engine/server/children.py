@@ -3,9 +3,9 @@
 It is the node runner's ``SubWorkflowLauncher``. A ``workflow`` node's attempt puts a
 ``start_child`` request on its execution's run (``session.ask``: written on the run's stream,
 kept while the run is detached, asked again when it is attached) and waits for the
-``child_finished`` with the same (execution, lease, node, visit, attempt), which ``answer`` hands
-over. The child's outputs are the node's output; a child that did not complete fails the
-attempt, without retry.
+``child_finished`` with the same (execution, lease, node, visit, item, attempt), which
+``answer`` hands over. The child's outputs are the node's output; a child that did not complete
+fails the attempt, without retry.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ChildRequests:
         run = self._running(parent.id)
         if run is None or run.driver.context is not parent:
             raise TaskError(f"execution {parent.id} no longer runs here", retryable=False)
-        key = (attempt.node, attempt.visit, attempt.attempt)
+        key = (attempt.node, attempt.visit, attempt.item, attempt.attempt)
         wait = ChildWait(
             pb.StartChild(
                 execution_id=run.id,
@@ -54,6 +54,7 @@ class ChildRequests:
                 workflow=task.name,
                 version_range=task.version,
                 inputs_json=codec.to_json(inputs),
+                item=attempt.item,
             ),
             asyncio.get_running_loop().create_future(),
         )
@@ -70,7 +71,6 @@ class ChildRequests:
     def answer(self, m: pb.ChildFinished) -> None:
         """A ``child_finished`` from the orchestrator: wake the attempt waiting for it."""
         run = self._running(m.execution_id)
-        wait = (
-            run.children.get((m.node, m.visit, m.attempt)) if run and run.lease == m.lease else None
-        )
+        key = (m.node, m.visit, m.item if m.HasField("item") else None, m.attempt)
+        wait = run.children.get(key) if run and run.lease == m.lease else None
         hand_over(wait, m, f"child_finished for {m.execution_id} lease {m.lease} {m.node}")

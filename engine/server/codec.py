@@ -102,14 +102,31 @@ def fill_result(m: pb.NodeResult, execution_id: str, lease: int, r: NodeResult) 
         m.route = r.route
     set_time(m.started_at, r.started_at)
     set_time(m.finished_at, r.finished_at)
+    if r.item is not None:
+        m.item = r.item
+    if r.reused_from is not None:
+        m.reused_from = r.reused_from
+
+
+_ENDS = (NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED)
 
 
 def result_from_pb(m: pb.NodeResult) -> NodeResult:
-    """Raises ``CodecError`` for a status that cannot end an attempt or for bad output JSON."""
+    """Raises ``CodecError`` for a record that is neither the end of an attempt nor a map's
+    expansion (attempt 0, status RUNNING, no item), or for bad output JSON."""
     status = NODE_STATUS_FROM_PB.get(m.status)
-    if status not in (NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED):
+    item = m.item if m.HasField("item") else None
+    if not m.node or m.visit < 1:
+        raise CodecError(f"node result {m.node!r}: node, visit and attempt are required")
+    if status is NodeStatus.RUNNING:
+        if m.attempt != 0 or item is not None:
+            raise CodecError(
+                f"node result {m.node!r}: status RUNNING is only a map's expansion "
+                "(attempt 0, no item)"
+            )
+    elif status not in _ENDS:
         raise CodecError(f"node result {m.node!r}: status {m.status} cannot end an attempt")
-    if not m.node or m.visit < 1 or m.attempt < 1:
+    elif m.attempt < 1:
         raise CodecError(f"node result {m.node!r}: node, visit and attempt are required")
     return NodeResult(
         m.node,
@@ -123,6 +140,8 @@ def result_from_pb(m: pb.NodeResult) -> NodeResult:
         route=m.route if m.HasField("route") else None,
         started_at=seconds(m.started_at),
         finished_at=seconds(m.finished_at),
+        item=item,
+        reused_from=m.reused_from or None,
     )
 
 

@@ -18,9 +18,9 @@ orchestrator cancels, or nobody claims in time, is cancelled and forgotten witho
 Sub-workflows: ``children`` (``ChildRequests``, ``children.py``) is the node runner's
 ``SubWorkflowLauncher``. A ``workflow`` node's attempt sends ``start_child`` on its execution's
 stream (kept while detached, asked again on attach) and waits for ``child_finished`` with the
-same (execution, lease, node, visit, attempt). ``task`` nodes do the same through ``tasks``
-(``TaskRequests``, ``tasks.py``): ``schedule_task``, answered by ``task_finished``. Definitions are
-parsed once per digest (``DefinitionCache``, ``definitions.py``).
+same (execution, lease, node, visit, item, attempt). ``task`` nodes do the same through
+``tasks`` (``TaskRequests``, ``tasks.py``): ``schedule_task``, answered by ``task_finished``.
+Definitions are parsed once per digest (``DefinitionCache``, ``definitions.py``).
 
 Runs: the service keeps one record per execution placed here, a ``Run`` (``session.py``), in one
 table by execution id. Where a run stands is two facts on it. Its ``phase``::

@@ -36,8 +36,9 @@ from engine.state.events import Event, NodeResult
 
 log = logging.getLogger(__name__)
 
-ChildKey = tuple[str, int, int]
-"""A node attempt asking the orchestrator for something: (node, visit, attempt)."""
+ChildKey = tuple[str, int, int | None, int]
+"""A node attempt asking the orchestrator for something: (node, visit, item, attempt); ``item``
+is the item's index for an item of a node with ``map``, else None."""
 Request = TypeVar("Request", pb.StartChild, pb.ScheduleTask)
 Answer = TypeVar("Answer", pb.ChildFinished, pb.TaskFinished)
 

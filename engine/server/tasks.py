@@ -3,7 +3,7 @@
 It is the node runner's ``TaskScheduler``. A ``task`` node's attempt puts a ``schedule_task``
 request on its execution's run (``session.ask``: written on the run's stream, kept while the
 run is detached, asked again when it is attached) and waits for the ``task_finished`` with the
-same (execution, lease, node, visit, attempt), which ``answer`` hands over. The orchestrator
+same (execution, lease, node, visit, item, attempt), which ``answer`` hands over. The orchestrator
 finds the same task when it is asked again (after a reconnect or on another engine after a
 failover), so a node attempt has one task whatever happens to its engine. A completed task's
 output is the node's output; a failed or timed-out one fails the attempt, and its ``retryable``
@@ -45,7 +45,7 @@ class TaskRequests:
         run = self._running(ctx.id)
         if run is None or run.driver.context is not ctx:
             raise TaskError(f"execution {ctx.id} no longer runs here", retryable=False)
-        key = (attempt.node, attempt.visit, attempt.attempt)
+        key = (attempt.node, attempt.visit, attempt.item, attempt.attempt)
         wait = TaskWait(
             pb.ScheduleTask(
                 execution_id=run.id,
@@ -58,6 +58,7 @@ class TaskRequests:
                 timeout_s=task.timeout or 0.0,
                 heartbeat_s=task.heartbeat or 0.0,
                 schedule_to_start_s=task.schedule_to_start or 0.0,
+                item=attempt.item,
             ),
             asyncio.get_running_loop().create_future(),
         )
@@ -75,9 +76,6 @@ class TaskRequests:
     def answer(self, m: pb.TaskFinished) -> None:
         """A ``task_finished`` from the orchestrator: wake the attempt waiting for it."""
         run = self._running(m.execution_id)
-        wait = (
-            run.task_waits.get((m.node, m.visit, m.attempt))
-            if run and run.lease == m.lease
-            else None
-        )
+        key = (m.node, m.visit, m.item if m.HasField("item") else None, m.attempt)
+        wait = run.task_waits.get(key) if run and run.lease == m.lease else None
         hand_over(wait, m, f"task_finished for {m.execution_id} lease {m.lease} {m.node}")

@@ -68,6 +68,7 @@ def task_info(row: TaskRow) -> wpb.TaskInfo:
         heartbeat_at=row.heartbeat_at or 0.0,
         idempotency_key=row.idempotency_key,
         deliveries=row.deliveries,
+        item=row.item,
     )
 
 

@@ -104,6 +104,7 @@ def report_from_pb(message: pb.FromEngine, stream: int) -> tuple[EngineReport, l
                 sc.workflow,
                 sc.version_range,
                 sc.inputs_json,
+                sc.item if sc.HasField("item") else None,
             )
             for sc in message.start_child
         ],
@@ -119,6 +120,7 @@ def report_from_pb(message: pb.FromEngine, stream: int) -> tuple[EngineReport, l
                 st.timeout_s,
                 st.heartbeat_s,
                 st.schedule_to_start_s,
+                st.item if st.HasField("item") else None,
             )
             for st in message.schedule_task
         ],
@@ -156,6 +158,7 @@ def answer_to_pb(answer: ChildAnswer) -> pb.ChildFinished:
         status=codec.EXECUTION_STATUS_TO_PB[str(answer.status)],
         outputs_json=answer.outputs_json,
         error=answer.error,
+        item=answer.item,
     )
 
 
@@ -170,4 +173,5 @@ def task_answer_to_pb(answer: TaskAnswer) -> pb.TaskFinished:
         output_json=answer.output_json,
         error=answer.error,
         retryable=answer.retryable,
+        item=answer.item,
     )

@@ -111,6 +111,8 @@ class ChildRequested:
     workflow: str
     version_range: str
     inputs_json: bytes
+    item: int | None = None
+    """The item's index for an item of a node with ``map``."""
 
 
 @dataclass(slots=True)
@@ -128,6 +130,8 @@ class TaskRequested:
     timeout: float
     heartbeat: float
     schedule_to_start: float
+    item: int | None = None
+    """The item's index for an item of a node with ``map``."""
 
 
 @dataclass(slots=True)
@@ -179,6 +183,8 @@ class ChildAnswer:
     status: ExecutionStatus
     outputs_json: bytes
     error: str
+    item: int | None = None
+    """The item's index for an item of a node with ``map``."""
 
 
 @dataclass(slots=True)
@@ -195,6 +201,8 @@ class TaskAnswer:
     output_json: bytes
     error: str
     retryable: bool
+    item: int | None = None
+    """The item's index for an item of a node with ``map``."""
 
 
 # --- ports -----------------------------------------------------------------------------------

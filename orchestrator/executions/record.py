@@ -40,20 +40,35 @@ from orchestrator.registry import WorkflowVersion
 
 @dataclass(frozen=True, slots=True)
 class ParentLink:
-    """The node attempt of a parent execution that started a child."""
+    """The node attempt of a parent execution that started a child (``item``: the item's index
+    for an item of a node with ``map``)."""
 
     execution_id: str
     node: str
     visit: int
     attempt: int
+    item: int | None = None
 
     @property
     def key(self) -> str:
-        """Unique per node attempt: starting the same child twice finds the first one."""
-        return f"{self.execution_id}/{self.node}/{self.visit}/{self.attempt}"
+        """Unique per node attempt: starting the same child twice finds the first one.
+
+        ``parent/node/visit/attempt``, or ``parent/node/visit/item/attempt`` for an item: a key
+        without an item is the one earlier versions stored, so a request re-sent across an
+        upgrade still finds its child.
+        """
+        if self.item is None:
+            return f"{self.execution_id}/{self.node}/{self.visit}/{self.attempt}"
+        return f"{self.execution_id}/{self.node}/{self.visit}/{self.item}/{self.attempt}"
 
     @classmethod
     def from_key(cls, key: str) -> ParentLink:
+        """The link of ``key``, either form. They cannot be confused: a node id never starts
+        with a digit, so in a key without an item the part before the visit is not a number."""
+        parts = key.rsplit("/", 4)
+        if len(parts) == 5 and parts[2].isdigit():
+            execution_id, node, visit, item, attempt = parts
+            return cls(execution_id, node, int(visit), int(attempt), int(item))
         execution_id, node, visit, attempt = key.rsplit("/", 3)
         return cls(execution_id, node, int(visit), int(attempt))
 
@@ -96,12 +111,14 @@ class Checkpoint:
     """The node runs engines reported, in order: what a new placement replays."""
 
     runs: list[NodeResult] = field(default_factory=list)
-    seen: set[tuple[str, int, int]] = field(default_factory=set)
-    """(node, visit, attempt) of every run, so that a re-sent one is recognised."""
+    seen: set[tuple[str, int, int | None, int]] = field(default_factory=set)
+    """(node, visit, item, attempt) of every run, so that a re-sent one is recognised (a node
+    with ``map`` has its expansion, its items' attempts and its final result: ``attempt``
+    alone does not tell them apart)."""
 
     def add(self, result: NodeResult) -> bool:
         """Append ``result`` unless that node run is known; return whether it was new."""
-        key = (result.node, result.visit, result.attempt)
+        key = (result.node, result.visit, result.item, result.attempt)
         if key in self.seen:
             return False
         self.seen.add(key)

@@ -64,7 +64,8 @@ class ExecutionRow:
     parent_id: str | None = None
     parent_node: str | None = None
     child_key: str | None = None
-    """For a child: ``parent/node/visit/attempt``, unique, so a re-sent start finds it."""
+    """For a child: ``parent/node/visit/attempt`` (``parent/node/visit/item/attempt`` for an item
+    of a node with ``map``; ``ParentLink.key``), unique, so a re-sent start finds it."""
     depth: int = 0
     engine: str = ""
     """The engine link it is placed on (or last ran on); empty while queued."""
@@ -90,7 +91,14 @@ class ExecutionRow:
 
 @dataclass(slots=True)
 class NodeRunRow:
-    """One attempt of one visit of one node: the checkpoint record."""
+    """One attempt of one visit of one node: the checkpoint record (``NodeResult``).
+
+    Keyed by (execution_id, node, visit, item, attempt). A node with ``map`` has several records
+    per visit: its expansion (``attempt`` 0, status running, the list of items as its output,
+    ``item`` None), one per attempt of each item (``attempt`` 1, 2, ..., ``item`` the item's
+    index), and its final result (``attempt`` 1, ``item`` None). SQL stores ``item`` None as -1,
+    so that it can be part of the primary key.
+    """
 
     execution_id: str
     position: int
@@ -99,7 +107,7 @@ class NodeRunRow:
     visit: int
     attempt: int
     status: str
-    """A ``NodeStatus`` value: completed, failed, skipped."""
+    """A ``NodeStatus`` value: completed, failed, skipped; running for a map's expansion."""
     output_json: bytes | None = None
     outcome: str | None = None
     error: str | None = None
@@ -107,16 +115,21 @@ class NodeRunRow:
     route: str | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    item: int | None = None
+    """The item's index (0-based) for one item's attempt of a node with ``map``, else None."""
+    reused_from: str | None = None
+    """Set on a record copied from another execution by a retry: that execution's id."""
 
 
 @dataclass(slots=True)
 class TaskRow:
-    """One durable task: one attempt of one visit of one ``task`` node, done by a worker.
+    """One durable task: one attempt of one visit of one ``task`` node (of one item, for a node
+    with ``map``), done by a worker.
 
-    Keyed by ``token`` (what the worker completes it with); ``(execution_id, node, visit,
-    attempt)`` is unique too. The identity -- token, execution, workflow, node, visit, attempt,
-    queue, args, created_at, idempotency key and the three timeouts -- is fixed by the first put;
-    the rest is its progress.
+    Keyed by ``token`` (what the worker completes it with); ``(execution_id, node, visit, item,
+    attempt)`` is unique too (SQL stores ``item`` None as -1). The identity -- token, execution,
+    workflow, node, visit, item, attempt, queue, args, created_at, idempotency key and the three
+    timeouts -- is fixed by the first put; the rest is its progress.
     """
 
     token: str
@@ -147,6 +160,8 @@ class TaskRow:
     error: str | None = None
     retryable: bool = False
     details_json: bytes | None = None
+    item: int | None = None
+    """The item's index (0-based) for a task of an item of a node with ``map``, else None."""
 
     def copy(self) -> TaskRow:
         """A copy to hand to a group-committed write (the original keeps changing): field by
@@ -176,6 +191,7 @@ class TaskRow:
             self.error,
             self.retryable,
             self.details_json,
+            self.item,
         )
 
     @property
@@ -183,7 +199,7 @@ class TaskRow:
         return self.status not in UNFINISHED_TASK_STATUSES
 
 
-TASK_KEY = ("execution_id", "node", "visit", "attempt")
+TASK_KEY = ("execution_id", "node", "visit", "item", "attempt")
 """A task's other unique key, besides its token: ``find_task``'s."""
 TASK_IDENTITY = frozenset(
     {
@@ -278,13 +294,14 @@ class Store(Protocol):
         """Insert or update the task by its token (the latest put of a batch wins).
 
         Its identity (see ``TaskRow``) is fixed by the first put; later puts of the token must
-        carry the same key (execution, node, visit, attempt) and update the rest. A put of
+        carry the same key (execution, node, visit, item, attempt) and update the rest. A put of
         another token whose key is already stored is ignored: the task keeps its first token
         (``find_task`` says which), and the batch commits.
         """
 
     def add_node_run(self, row: NodeRunRow) -> None:
-        """Insert a node run; one already stored with the same key is left as it is."""
+        """Insert a node run; one already stored with the same key (execution, node, visit,
+        item, attempt) is left as it is."""
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         """Append events to the log."""
@@ -345,9 +362,10 @@ class Store(Protocol):
     async def get_task(self, token: str) -> TaskRow | None: ...
 
     async def find_task(
-        self, execution_id: str, node: str, visit: int, attempt: int
+        self, execution_id: str, node: str, visit: int, attempt: int, *, item: int | None = None
     ) -> TaskRow | None:
-        """The task of that attempt of that visit of that node, if any."""
+        """The task of that attempt of that visit of that node (of that item, for a node with
+        ``map``), if any."""
 
     async def list_tasks(
         self, *, queue: str = "", status: str = "", execution_id: str = "", limit: int = 100

@@ -30,13 +30,16 @@ big under load:
   sends each statement with asyncpg's pipelined ``executemany`` of one prepared statement;
 * each batch statement is compiled once to the driver's SQL, and rows become parameter tuples
   through one ``attrgetter`` (only the latest put of an execution or a task is converted), so
-  SQLAlchemy does no per-row work.
+  SQLAlchemy does no per-row work. Column types' own conversions are therefore not applied (the
+  drivers take the values as they are), except ``tables.Item``'s (None is stored as -1), which
+  ``_BatchStatement`` applies itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -108,6 +111,14 @@ class _BatchStatement:
         names = compiled.positiontup
         assert names, "a batch statement has positional parameters"
         get = attrgetter(*names)
+        columns = statement.table.c
+        items = [
+            i
+            for i, name in enumerate(names)
+            if name in columns and isinstance(columns[name].type, t.Item)
+        ]
+        if items:
+            return cls(compiled.string, functools.partial(_with_items, get, items))
         return cls(compiled.string, get if len(names) > 1 else lambda row: (get(row),))
 
     def rows(self, rows: Iterable[Any]) -> list[tuple[Any, ...]]:
@@ -131,6 +142,16 @@ class _BatchStatement:
             start += n
 
 
+def _with_items(
+    get: Callable[[Any], tuple[Any, ...]], items: list[int], row: Any
+) -> tuple[Any, ...]:
+    """``get(row)`` with the ``tables.Item`` parameters at ``items`` converted (None is -1)."""
+    values = list(get(row))
+    for i in items:
+        values[i] = t.item_to_db(values[i])
+    return tuple(values)
+
+
 def _statements(
     insert: Callable[[sa.Table], Any],
 ) -> tuple[sa.Insert, sa.Insert, sa.Insert, sa.Insert]:
@@ -145,10 +166,10 @@ def _statements(
             if c.name not in t.EXECUTION_IDENTITY
         },
     )
-    # Tasks conflict on their key (execution, node, visit, attempt), not on the token: a put of
-    # the token stored under that key updates it, and a put of another token for a key already
-    # stored matches no row of the WHERE and is ignored instead of failing the whole batch
-    # (PostgreSQL's ON CONFLICT takes one arbiter, so the token cannot be a second one).
+    # Tasks conflict on their key (execution, node, visit, item, attempt), not on the token: a
+    # put of the token stored under that key updates it, and a put of another token for a key
+    # already stored matches no row of the WHERE and is ignored instead of failing the whole
+    # batch (PostgreSQL's ON CONFLICT takes one arbiter, so the token cannot be a second one).
     ta = insert(t.tasks)
     upsert_tasks = ta.on_conflict_do_update(
         index_elements=[t.tasks.c[name] for name in TASK_KEY],

@@ -47,8 +47,12 @@ _TASK_PROGRESS = tuple(f.name for f in dataclasses.fields(TaskRow) if f.name not
 """What a later put of a task changes."""
 
 
-def _task_key(row: TaskRow) -> tuple[str, str, int, int]:
-    return row.execution_id, row.node, row.visit, row.attempt
+_TaskKey = tuple[str, str, int, int | None, int]
+"""(execution, node, visit, item, attempt)."""
+
+
+def _task_key(row: TaskRow) -> _TaskKey:
+    return row.execution_id, row.node, row.visit, row.item, row.attempt
 
 
 class MemoryStore:
@@ -63,13 +67,14 @@ class MemoryStore:
         self._executions: dict[str, ExecutionRow] = {}
         self._by_idempotency_key: dict[str, str] = {}
         self._by_child_key: dict[str, str] = {}
-        self._node_runs: dict[str, dict[tuple[str, int, int], tuple[Any, ...]]] = {}
+        self._node_runs: dict[str, dict[tuple[str, int, int | None, int], tuple[Any, ...]]] = {}
+        """Each execution's node runs by (node, visit, item, attempt)."""
         self._events: list[tuple[Any, ...]] = []  # EventRow fields, ordered by seq
         self._seqs: list[int] = []
         self._triggers: dict[tuple[str, str], TriggerRow] = {}
         self._tasks: dict[str, TaskRow] = {}
-        self._task_tokens: dict[tuple[str, str, int, int], str] = {}
-        """Each task's token by its key (execution, node, visit, attempt)."""
+        self._task_tokens: dict[_TaskKey, str] = {}
+        """Each task's token by its key (execution, node, visit, item, attempt)."""
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -109,7 +114,7 @@ class MemoryStore:
 
     def add_node_run(self, row: NodeRunRow) -> None:
         journal = self._node_runs.setdefault(row.execution_id, {})
-        journal.setdefault((row.node, row.visit, row.attempt), _NODE_RUN(row))
+        journal.setdefault((row.node, row.visit, row.item, row.attempt), _NODE_RUN(row))
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         seqs = self._seqs
@@ -256,9 +261,9 @@ class MemoryStore:
         return None if row is None else copy.copy(row)
 
     async def find_task(
-        self, execution_id: str, node: str, visit: int, attempt: int
+        self, execution_id: str, node: str, visit: int, attempt: int, *, item: int | None = None
     ) -> TaskRow | None:
-        token = self._task_tokens.get((execution_id, node, visit, attempt))
+        token = self._task_tokens.get((execution_id, node, visit, item, attempt))
         return None if token is None else await self.get_task(token)
 
     async def list_tasks(

@@ -386,11 +386,12 @@ class SqlStore:
         return await self._one_task(sa.select(t.tasks).where(t.tasks.c.token == token))
 
     async def find_task(
-        self, execution_id: str, node: str, visit: int, attempt: int
+        self, execution_id: str, node: str, visit: int, attempt: int, *, item: int | None = None
     ) -> TaskRow | None:
         k = t.tasks.c
         key = (k.execution_id == execution_id, k.node == node, k.visit == visit)
-        return await self._one_task(sa.select(t.tasks).where(*key, k.attempt == attempt))
+        at = (k.item == t.item_to_db(item), k.attempt == attempt)
+        return await self._one_task(sa.select(t.tasks).where(*key, *at))
 
     async def _one_task(self, query: sa.Select[Any]) -> TaskRow | None:
         async with self._connect() as conn:

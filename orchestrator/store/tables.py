@@ -11,6 +11,8 @@ commit, and a stray row (a late duplicate result of a pruned execution) must nev
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from engine.state.events import ExecutionStatus
@@ -21,6 +23,34 @@ migrations wrote them into the partial index."""
 """Execution statuses that are final."""
 
 metadata = sa.MetaData()
+
+NO_ITEM = -1
+"""What the ``item`` columns hold for None (a node without ``map``, or a mapped node's own
+record): a column of a primary key or a unique constraint cannot be NULL usefully, since NULLs
+are never equal to each other."""
+
+
+def item_to_db(item: int | None) -> int:
+    return NO_ITEM if item is None else item
+
+
+class Item(sa.types.TypeDecorator[int | None]):
+    """The ``item`` columns: None in Python is ``NO_ITEM`` in the database.
+
+    SQLAlchemy applies it to every query and result of ``SqlStore``; the group commit, which
+    sends its compiled statements' parameters itself, converts with ``item_to_db``. Compare
+    with ``item_to_db(item)``, never with None (``column == None`` is ``IS NULL``).
+    """
+
+    impl = sa.Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: sa.Dialect) -> int:
+        return item_to_db(value)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> int | None:
+        return None if value is None or value == NO_ITEM else int(value)
+
 
 # SQLite makes an ``INTEGER PRIMARY KEY`` the rowid; BIGINT would not be.
 _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -91,6 +121,9 @@ node_runs = sa.Table(
     sa.Column("execution_id", sa.Text, primary_key=True),
     sa.Column("node", sa.Text, primary_key=True),
     sa.Column("visit", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column(
+        "item", Item, primary_key=True, autoincrement=False, server_default=sa.text(str(NO_ITEM))
+    ),
     sa.Column("attempt", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
@@ -101,6 +134,7 @@ node_runs = sa.Table(
     sa.Column("route", sa.Text, nullable=True),
     sa.Column("started_at", sa.Double, nullable=False),
     sa.Column("finished_at", sa.Double, nullable=False),
+    sa.Column("reused_from", sa.Text, nullable=True),
 )
 
 events = sa.Table(
@@ -161,8 +195,9 @@ tasks = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("retryable", sa.Boolean, nullable=False),
     sa.Column("details_json", sa.LargeBinary, nullable=True),
+    sa.Column("item", Item, nullable=False, server_default=sa.text(str(NO_ITEM))),
     # The key of find_task; its index also serves lookups and prune's deletes by execution.
-    sa.UniqueConstraint("execution_id", "node", "visit", "attempt", name="uq_tasks_key"),
+    sa.UniqueConstraint("execution_id", "node", "visit", "item", "attempt", name="uq_tasks_key"),
 )
 
 TABLES = ("workflows", "executions", "node_runs", "events", "triggers", "tasks")

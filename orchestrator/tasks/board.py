@@ -1,10 +1,11 @@
 """``TaskBoard``: durable tasks of ``task`` nodes, from the engine's request to their answer.
 
 A ``task`` node's attempt asks its engine, which asks the orchestrator (``TaskRequested``). The
-board finds the task of that (execution, node, visit, attempt) — in memory, or in the store for
-an execution older than this process — so a request re-sent after a reconnect or a failover
-re-joins the same task; otherwise it creates one with a fresh token, writes it, and offers it to
-workers only once it is durable. Each token's task moves::
+board finds the task of that (execution, node, visit, item, attempt) (``rows.py``; ``item`` for a
+node with ``map``) — in memory, or in the store for an execution older than this process — so a
+request re-sent after a reconnect or a failover re-joins the same task; otherwise it creates one
+with a fresh token, writes it, and offers it to workers only once it is durable. Each token's
+task moves::
 
     pending --a worker takes it--> running --answer--> completed | failed
        ^                              |
@@ -31,7 +32,6 @@ import asyncio
 import collections
 import enum
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from weir.proto.v1 import worker_pb2 as wpb
 
 from engine.state.events import ExecutionStatus
-from orchestrator.engines.messages import TaskAnswer, TaskRequested
+from orchestrator.engines.messages import TaskRequested
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.executions.table import ExecutionTable
 from orchestrator.journal import Journal
@@ -49,6 +49,7 @@ from orchestrator.signals import Signal
 from orchestrator.store import Store, TaskRow
 from orchestrator.supervise import Supervisor
 from orchestrator.tasks import deadlines
+from orchestrator.tasks.rows import TaskKey, answer, describe, new_task, request_key, task_key
 from orchestrator.tasks.workers import WorkerHub, WorkerSession, task_to_pb
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,6 @@ FINISHED_KEPT = 10_000
 RELEASE_PAUSE = 1.0
 """Seconds a worker that gave tasks back gets no new ones."""
 """Ended tasks kept in memory (answers to duplicates and re-asks without a store read)."""
-
-TaskKey = tuple[str, str, int, int]
-"""(execution, node, visit, attempt)."""
 
 
 class Verdict(enum.Enum):
@@ -118,7 +116,7 @@ class TaskBoard:
         self._open: dict[str, TaskRow] = {}
         """Unfinished tasks by token."""
         self._by_key: dict[TaskKey, TaskRow] = {}
-        """Unfinished and kept finished tasks by (execution, node, visit, attempt)."""
+        """Unfinished and kept finished tasks by (execution, node, visit, item, attempt)."""
         self._by_execution: dict[str, set[str]] = {}
         """Tokens of each execution's unfinished tasks."""
         self._finished: collections.OrderedDict[str, TaskRow] = collections.OrderedDict()
@@ -200,7 +198,7 @@ class TaskBoard:
 
     def requested(self, record: ExecutionRecord, request: TaskRequested) -> None:
         """A ``task`` node attempt of ``record`` (placed where the request came from) asks."""
-        key = (record.id, request.node, request.visit, request.attempt)
+        key = request_key(record.id, request)
         row = self._by_key.get(key)
         if row is not None:
             if row.finished:
@@ -216,8 +214,9 @@ class TaskBoard:
         self._create(record, request)
 
     async def _look_up(self, record: ExecutionRecord, request: TaskRequested, key: TaskKey) -> None:
+        execution_id, node, visit, item, attempt = key
         try:
-            row = await self._store.find_task(*key)
+            row = await self._store.find_task(execution_id, node, visit, attempt, item=item)
         finally:
             self._lookups.discard(key)
         if key in self._by_key or record.finished:
@@ -234,23 +233,7 @@ class TaskBoard:
             self._make_pending(row)
 
     def _create(self, record: ExecutionRecord, request: TaskRequested) -> None:
-        now = self._clock()
-        row = TaskRow(
-            token=secrets.token_hex(16),  # 128 bits; never starts with "-" (a CLI option)
-            execution_id=record.id,
-            workflow=record.name,
-            node=request.node,
-            visit=request.visit,
-            attempt=request.attempt,
-            queue=request.queue,
-            args_json=request.args_json,
-            status="pending",
-            created_at=now,
-            idempotency_key=f"{record.id}/{request.node}/{request.visit}",
-            schedule_to_start_s=request.schedule_to_start,
-            timeout_s=request.timeout,
-            heartbeat_s=request.heartbeat,
-        )
+        row = new_task(record.id, record.name, request, self._clock())
         self._add(row)
         self._journal.task(row.copy())
         self._publish(row, "task.scheduled", f"task on queue {row.queue} scheduled")
@@ -259,7 +242,7 @@ class TaskBoard:
 
     def _add(self, row: TaskRow) -> None:
         self._open[row.token] = row
-        self._by_key[row.execution_id, row.node, row.visit, row.attempt] = row
+        self._by_key[task_key(row)] = row
         self._by_execution.setdefault(row.execution_id, set()).add(row.token)
 
     def _offer(self, row: TaskRow) -> None:
@@ -366,7 +349,7 @@ class TaskBoard:
             row.started_at = None
             self._journal.task(row.copy())
             log.info(
-                "task %s of %s (%s): offered again, %s", row.node, row.execution_id, row.queue, why
+                "%s of %s (%s): offered again, %s", describe(row), row.execution_id, row.queue, why
             )
             self._make_pending(row, first=True)  # which hands it on, if a worker is free
 
@@ -449,7 +432,7 @@ class TaskBoard:
         return Answered(
             Verdict.REFUSED,
             row,
-            f"task {row.node} (attempt {row.attempt}) of execution {row.execution_id} is "
+            f"{describe(row)} (attempt {row.attempt}) of execution {row.execution_id} is "
             f"already {row.status.replace('_', ' ')}{why}",
         )
 
@@ -489,7 +472,7 @@ class TaskBoard:
             running = self._table.get(old.execution_id)
             if running is not None and not running.finished:  # it may ask for it again
                 self._forgot.add(old.execution_id)
-            key = (old.execution_id, old.node, old.visit, old.attempt)
+            key = task_key(old)
             if self._by_key.get(key) is old:
                 del self._by_key[key]
 
@@ -499,19 +482,7 @@ class TaskBoard:
         link = self._placement.engine_of(record) if record is not None else None
         if record is None or link is None:
             return  # ended, or not placed now: its engine asks again when it gets there
-        link.task_finished(
-            TaskAnswer(
-                execution_id=record.id,
-                lease=record.placement.lease,
-                node=row.node,
-                visit=row.visit,
-                attempt=row.attempt,
-                completed=row.status == "completed",
-                output_json=row.output_json or b"null",
-                error=row.error or "",
-                retryable=row.retryable,
-            )
-        )
+        link.task_finished(answer(row, record.placement.lease))
 
     # --- executions that end -----------------------------------------------------------------
 
@@ -572,6 +543,8 @@ class TaskBoard:
     def _publish(self, row: TaskRow, type_: str, message: str, *, worker: bool = False) -> None:
         record = self._table.get(row.execution_id)
         data: dict[str, object] = {"queue": row.queue}
+        if row.item is not None:
+            data["item"] = row.item
         if worker or row.worker:
             data["worker"] = row.worker
         self._monitor.publish(

@@ -211,4 +211,5 @@ def task_to_pb(row: TaskRow) -> wpb.Task:
         idempotency_key=row.idempotency_key,
         deadline=(row.started_at or 0.0) + row.timeout_s if row.timeout_s else 0.0,
         heartbeat_timeout_s=row.heartbeat_s,
+        item=row.item,
     )

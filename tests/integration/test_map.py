@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from engine.definition import loads
 from engine.local import run_workflow
 from orchestrator.api.convert import execution_from_pb
 from tests.integration.cluster import Cluster
+from tests.integration.test_tasks import WORKER_APP
 from tests.support.hits import Hits, hits_server
 from tests.support.poll import eventually
 
@@ -188,3 +190,48 @@ async def test_kill_9_the_orchestrator_mid_map_no_item_runs_twice(cluster: Clust
         assert result["placements"] == 1  # re-attached, not re-placed
         assert hits.of(started.id) == {f"each/{i}": 1 for i in range(items)}
         assert [i["status"] for i in result["nodes"]["each"]["items"]] == ["completed"] * items
+
+
+async def test_task_items_are_done_by_a_worker_each_with_its_own_task(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    log = tmp_path / "work.log"
+    cluster.start_engine("e1")
+    cluster.start_orchestrator()
+    flow = json.dumps(
+        {
+            "name": "task-map",
+            "version": "1.0.0",
+            "nodes": [
+                {
+                    "id": "each",
+                    "map": {"items": [3, 1, 4, 1, 5], "concurrency": 2},
+                    "task": "work",
+                    "args": {"n": "${item}", "delay": 0.05},
+                }
+            ],
+            "outputs": {"doubled": "${outputs.each}"},
+        }
+    )
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        cluster.start_process(
+            "w1",
+            ["worker", str(WORKER_APP), "--id", "w1", "--slots", "8"],
+            {"WEIR_SERVER": cluster.address, "WORK_LOG": str(log), "SLOTS": "8"},
+        )
+        await eventually(lambda: _joined(client), what="the worker joined", within=20)
+        await client.register(flow)
+        started = await client.start("task-map", {})
+        result = execution_from_pb(await client.wait(started.id))
+    assert result["status"] == "completed", result["error"]
+    assert result["outputs"] == {"doubled": [{"n": 6}, {"n": 2}, {"n": 8}, {"n": 2}, {"n": 10}]}
+    starts = [json.loads(line) for line in log.read_text().splitlines() if '"start"' in line]
+    assert len(starts) == 5 == len({s["token"] for s in starts})  # one task per item
+    keys = {s["key"] for s in starts}
+    assert keys == {f"{started.id}/each/1/{i}" for i in range(5)}  # an idempotency key per item
+    assert max(s["running"] for s in starts) <= 2  # the map's concurrency, not the worker's slots
+
+
+async def _joined(client: Any) -> bool:
+    return len(await client.workers()) >= 1

@@ -121,6 +121,35 @@ def test_run_text_output() -> None:
     )  # plain progress lines when stderr is not a terminal
 
 
+def test_run_shows_a_mapped_node_s_items(tmp_path: Path) -> None:
+    flow = tmp_path / "map.yaml"
+    flow.write_text(
+        "name: m\nversion: 1.0.0\nnodes:\n"
+        "  - id: each\n"
+        "    map: {items: [a, b, c], concurrency: 1, tolerate: 1}\n"
+        "    lua: if item == 'b' then error('no b') end return item\n"
+    )
+    proc = weir("run", str(flow))
+    assert proc.returncode == 0, proc.stderr
+    no_traceback(proc)
+    assert "node.mapped each (3 items)" in proc.stderr
+    assert "item.completed each item 0 (1/3 items)" in proc.stderr
+    assert "item.failed each item 1 (2/3 items, 1 failed; each:1: no b)" in proc.stderr
+    assert "item.completed each item 2 (3/3 items, 1 failed)" in proc.stderr
+
+
+def test_validate_names_the_map_field(tmp_path: Path) -> None:
+    items, tolerate = tmp_path / "items.yaml", tmp_path / "tolerate.yaml"
+    node = "name: m\nversion: 1.0.0\nnodes:\n  - id: each\n    lua: return 1\n    map: "
+    items.write_text(node + "{items: 3}\n")
+    tolerate.write_text(node + "{items: [1], tolerate: '150%'}\n")
+    proc = weir("validate", str(items), str(tolerate))
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "nodes[0].map.items: must be a list" in proc.stdout + proc.stderr
+    assert "nodes[0].map.tolerate: invalid tolerate '150%'" in proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

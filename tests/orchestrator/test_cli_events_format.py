@@ -483,3 +483,34 @@ def test_trigger_json_and_row() -> None:
         "2027-01-15 07:59",
         "6bca9cdf",
     )
+
+
+MAP_EVENTS = [
+    view(1, "execution.started", 0.1),
+    view(2, "node.started", 0.1, node="m", visit=1, attempt=1),
+    view(3, "node.mapped", 0.1, node="m", visit=1, attempt=1, data={"items": 100}),
+    *[
+        view(10 + i, "item.completed", 0.2, node="m", visit=1, attempt=1, data={"item": i})
+        for i in range(35)
+    ],
+    view(50, "item.retrying", 0.2, node="m", visit=1, attempt=1, data={"item": 40, "error": "x"}),
+    view(
+        51, "item.failed", 0.3, node="m", visit=1, attempt=2, data={"item": 40, "error": "m:1: no"}
+    ),
+    view(52, "item.failed", 0.3, node="m", visit=1, attempt=1, data={"item": 41, "error": "gone"}),
+]
+
+
+def test_logs_show_a_mapped_node_s_items_in_its_run() -> None:
+    lines = [line.plain for line in logs_lines(result("running"), MAP_EVENTS, UTC)]
+    assert lines[-1] == (
+        "  08:00:00.100  m[1/1]  running\n"
+        "                items: 37/100 items, 2 failed, 1 retries\n"
+        "                item 40: m:1: no\n"
+        "                item 41: gone"
+    )
+    retried = [e for e in timeline(MAP_EVENTS) if isinstance(e, NodeRunView)]
+    assert len(retried) == 1  # an item's second attempt belongs to the node's run
+    line = event_line(MAP_EVENTS[-1], UTC).plain
+    assert "m[1/1] item 41" in line and line.endswith("gone")
+    assert describe(MAP_EVENTS[2]) == "100 items"

@@ -15,11 +15,18 @@ from typing import Any
 
 import pytest
 
-from engine.state.events import ExecutionStatus
+from engine.state.events import ExecutionStatus, NodeResult, NodeStatus
 from engine.state.result import ExecutionResult
 from orchestrator.discovery.static import StaticDiscovery
-from orchestrator.engines.messages import ChildRequested, Ended, EngineReport, ExecuteOrder
+from orchestrator.engines.messages import (
+    ChildRequested,
+    Ended,
+    EngineReport,
+    ExecuteOrder,
+    NodeReported,
+)
 from orchestrator.ring import make_balancer
+from orchestrator.rows import node_result
 from orchestrator.store import open_store
 from orchestrator.wiring import Orchestrator
 from tests.support.engines import running_engine
@@ -121,6 +128,58 @@ async def test_a_child_request_resent_after_retention_pruned_the_child_starts_ag
     assert again.id != first.id and again.parent is not None and again.parent.node == "call"
     await core.executions.cancel(parent.id)  # the stream's messages are still applied
     assert (await core.executions.get(parent.id)).cancel_reason is not None
+
+
+async def test_two_items_of_one_workflow_node_attempt_start_a_child_each_answered_apart(
+    core: Orchestrator,
+) -> None:
+    await core.workflows.register(CHILD)
+    await core.workflows.register(PARENT)
+    engine = _engine(core)
+    parent = await core.executions.start("parent")
+    lease = (await _order(engine, parent.id)).lease
+    asks = [
+        ChildRequested(parent.id, lease, "call", 1, 1, "child", "*", b"{}", item=i) for i in (0, 1)
+    ]
+    core.lifecycle.report(engine, _report(2, children=asks))
+    kids = [
+        await eventually(lambda i=i: core.table.by_child_key(f"{parent.id}/call/1/{i}/1"))
+        for i in (0, 1)
+    ]
+    assert kids[0].id != kids[1].id
+    assert [k.parent.item if k.parent else "-" for k in kids] == [0, 1]
+    core.lifecycle.report(engine, _report(3, children=[asks[1]]))  # re-sent: the same child
+    assert {c.id for c in core.table.children_of(parent)} == {k.id for k in kids}
+    stored = await core.store.get_execution(kids[1].id)
+    assert stored is not None and stored.child_key == f"{parent.id}/call/1/1/1"
+
+    child_lease = (await _order(engine, kids[1].id)).lease
+    final = _completed(core, kids[1].id)
+    core.lifecycle.report(engine, _report(4, ended=[Ended(kids[1].id, child_lease, final)]))
+    await eventually(lambda: engine.answers, what="the parent told")
+    assert [(a.item, a.child_id) for a in engine.answers] == [(1, kids[1].id)]
+
+
+async def test_the_records_of_a_mapped_node_are_journaled_once_each(core: Orchestrator) -> None:
+    await core.workflows.register(CHILD)
+    engine = _engine(core)
+    record = await core.executions.start("child")
+    lease = (await _order(engine, record.id)).lease
+    done = NodeStatus.COMPLETED
+    journal = [
+        NodeResult("one", 1, 0, NodeStatus.RUNNING, output=["a", "b"]),
+        NodeResult("one", 1, 1, done, output="A", item=0),
+        NodeResult("one", 1, 1, NodeStatus.FAILED, error="boom", retryable=True, item=1),
+        NodeResult("one", 1, 2, done, output="B", item=1),
+        NodeResult("one", 1, 1, done, output=["A", "B"]),
+    ]
+    reports = [NodeReported(record.id, lease, r, None) for r in journal]
+    core.lifecycle.report(engine, _report(2, nodes=reports[:3]))
+    core.lifecycle.report(engine, _report(3, nodes=reports[1:]))  # partly re-sent
+    assert record.checkpoint.runs == journal
+    await core.store.durable()
+    rows = (await core.store.node_runs([record.id]))[record.id]
+    assert [node_result(row) for row in rows] == journal
 
 
 async def test_a_report_from_an_older_lease_or_another_engine_is_counted_and_ignored(

@@ -237,6 +237,35 @@ async def test_node_runs_ignore_duplicates_and_come_back_in_position_order(store
     assert await store.node_runs([]) == {}
 
 
+async def test_node_runs_of_a_mapped_node_are_keyed_by_item_and_keep_reused_from(
+    store: Store,
+) -> None:
+    store.put_execution(execution("e1"))
+    expansion = run("e1", 0, "m", attempt=0, status="running", output_json=b'["x", "y"]')
+    item0 = run("e1", 1, "m", item=0, output_json=b'"X"')
+    item1 = run("e1", 2, "m", item=1, status="failed", error="boom", retryable=True)
+    item1_again = run("e1", 3, "m", item=1, attempt=2, output_json=b'"Y"')
+    final = run("e1", 4, "m", output_json=b'["X", "Y"]')  # attempt 1 too, but of the node
+    reused = run("e1", 5, "n", reused_from="e0", output_json=b"{}")
+    for row in (expansion, item0, item1, item1_again, final, reused):
+        store.add_node_run(row)
+    store.add_node_run(replace(item0, position=9, status="failed"))  # same key, same batch
+    await store.durable()
+    store.add_node_run(replace(item1, position=10))  # same key, later batch
+    store.add_node_run(replace(final, position=11, item=None))
+    await store.durable()
+    journal = (await store.node_runs(["e1"]))["e1"]
+    assert journal == [expansion, item0, item1, item1_again, final, reused]
+    assert [(r.item, r.attempt) for r in journal[:5]] == [
+        (None, 0),
+        (0, 1),
+        (1, 1),
+        (1, 2),
+        (None, 1),
+    ]
+    assert journal[5].reused_from == "e0"
+
+
 async def test_durable_makes_writes_visible_and_returns_at_once_when_nothing_is_queued(
     store: Store,
 ) -> None:
@@ -592,6 +621,29 @@ async def test_a_second_token_for_a_stored_key_is_ignored_and_its_batch_commits(
     assert {t.token for t in await store.list_tasks()} == {"t1", "t3", "t4"}
 
 
+async def test_the_tasks_of_two_items_of_one_node_attempt_are_two_tasks(store: Store) -> None:
+    node = task("t0")
+    first = task("t1", item=0, idempotency_key="e1/a/1/0")
+    second = task("t2", item=1, idempotency_key="e1/a/1/1")
+    for row in (node, first, second):
+        store.put_task(row)
+    store.put_task(task("t3", item=1))  # the key of t2 (e1, a, 1, item 1, 1): ignored
+    await store.durable()
+    assert await store.find_task("e1", "a", 1, 1) == node
+    assert await store.find_task("e1", "a", 1, 1, item=0) == first
+    assert await store.find_task("e1", "a", 1, 1, item=1) == second
+    assert await store.find_task("e1", "a", 1, 1, item=2) is None
+    assert await store.find_task("e1", "a", 1, 2, item=0) is None
+    assert await store.get_task("t3") is None
+    # a later put updates the task of its item only
+    done = replace(second, status="completed", finished_at=3.0, output_json=b"1")
+    store.put_task(done)
+    await store.durable()
+    assert await store.find_task("e1", "a", 1, 1, item=1) == done
+    assert await store.get_task("t1") == first
+    assert {(t.token, t.item) for t in await store.unfinished_tasks()} == {("t0", None), ("t1", 0)}
+
+
 async def test_list_tasks_filters_newest_first_with_a_limit(store: Store) -> None:
     rows = []
     for i in range(24):
@@ -778,37 +830,136 @@ async def test_the_migrations_create_the_schema_the_queries_are_written_for(
             assert "tasks" in tables.TABLES
 
 
-async def test_a_database_of_revision_0001_is_upgraded(sql_url: str) -> None:
+async def _at_revision(sql_url: str, revision: str, *statements: tuple[str, Any]) -> None:
+    """Migrate the database at ``sql_url`` up (or down) to ``revision`` with Alembic, then run
+    ``statements`` (SQL text, parameters) in the same transaction."""
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from orchestrator.store.diagnose import parse_url
     from orchestrator.store.sql import MIGRATIONS
 
-    def upgrade_to_0001(connection: sa.Connection) -> None:
+    def migrate(connection: sa.Connection) -> None:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is not None and current > revision:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
 
     engine = create_async_engine(parse_url(sql_url)[0])
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(upgrade_to_0001)
-            await conn.execute(
-                sa.text(
-                    "INSERT INTO triggers (workflow, trigger, last_fire_at, next_fire_at, owner) "
-                    "VALUES ('w', 'nightly', 1.0, 2.0, 'o')"
-                )
-            )
+            await conn.run_sync(migrate)
+            for sql, params in statements:
+                await conn.execute(sa.text(sql), params)
     finally:
         await engine.dispose()
+
+
+async def test_a_database_of_revision_0001_is_upgraded(sql_url: str) -> None:
+    await _at_revision(
+        sql_url,
+        "0001",
+        (
+            "INSERT INTO triggers (workflow, trigger, last_fire_at, next_fire_at, owner) "
+            "VALUES ('w', 'nightly', 1.0, 2.0, 'o')",
+            {},
+        ),
+    )
     async with _opened(SqlStore(sql_url)) as store:
         assert await store.trigger_states() == [TriggerRow("w", "nightly", 1.0, 2.0, "o")]
         assert await store.claim_trigger(
             "w", "nightly", expected_next=2.0, new_next=3.0, schedule="s", owner="p"
         )
+
+
+_INSERT_NODE_RUN_0003 = (
+    "INSERT INTO node_runs (execution_id, node, visit, attempt, position, status, output_json,"
+    " retryable, started_at, finished_at) VALUES (:e, :node, 1, :attempt, :position, :status,"
+    " :output, :retryable, 1.0, 2.0)"
+)
+_INSERT_TASK_0003 = (
+    "INSERT INTO tasks (token, execution_id, workflow, node, visit, attempt, queue, args_json,"
+    " status, created_at, idempotency_key, worker, deliveries, schedule_to_start_s, timeout_s,"
+    " heartbeat_s, retryable) VALUES (:token, 'e1', 'w', :node, 1, 1, 'q', :args, :status, 1.0,"
+    " '', '', 0, 0.0, 0.0, 0.0, :retryable)"
+)
+
+
+async def test_a_database_of_revision_0003_keeps_its_node_runs_and_tasks_when_upgraded(
+    sql_url: str,
+) -> None:
+    await _at_revision(
+        sql_url,
+        "0003",
+        *(
+            (_INSERT_NODE_RUN_0003, {"e": "e1", "node": node, "attempt": attempt, **values})
+            for node, attempt, values in (
+                ("a", 1, {"position": 0, "status": "failed", "output": None, "retryable": True}),
+                (
+                    "a",
+                    2,
+                    {"position": 1, "status": "completed", "output": b"1", "retryable": False},
+                ),
+            )
+        ),
+        *(
+            (_INSERT_TASK_0003, {"token": token, "node": node, "args": b"{}", **values})
+            for token, node, values in (
+                ("t1", "a", {"status": "pending", "retryable": False}),
+                ("t2", "b", {"status": "failed", "retryable": True}),
+            )
+        ),
+    )
+    old = [
+        run("e1", 0, status="failed", retryable=True, started_at=1.0, finished_at=2.0),
+        run("e1", 1, attempt=2, output_json=b"1", started_at=1.0, finished_at=2.0),
+    ]
+    async with _opened(SqlStore(sql_url)) as store:
+        assert (await store.node_runs(["e1"]))["e1"] == old
+        assert await store.find_task("e1", "a", 1, 1) == task("t1", args_json=b"{}")
+        assert await store.find_task("e1", "b", 1, 1) == task(
+            "t2", node="b", args_json=b"{}", status="failed", retryable=True
+        )
+        assert await store.find_task("e1", "a", 1, 1, item=0) is None
+        # the new keys: an item's records and tasks beside the node's own
+        store.add_node_run(run("e1", 2, item=0))
+        store.add_node_run(run("e1", 3, item=0, reused_from="e0"))  # same key: ignored
+        store.put_task(task("t3", item=0))
+        await store.durable()
+        assert (await store.node_runs(["e1"]))["e1"] == [*old, run("e1", 2, item=0)]
+        assert await store.find_task("e1", "a", 1, 1, item=0) == task("t3", item=0)
+        assert store.engine is not None
+        async with store.engine.connect() as conn:
+
+            def keys(connection: sa.Connection) -> tuple[list[str], list[list[str]]]:
+                inspector = sa.inspect(connection)
+                return (
+                    inspector.get_pk_constraint("node_runs")["constrained_columns"],
+                    [u["column_names"] for u in inspector.get_unique_constraints("tasks")],
+                )
+
+            node_run_key, task_keys = await conn.run_sync(keys)
+        assert node_run_key == ["execution_id", "node", "visit", "item", "attempt"]
+        assert task_keys == [["execution_id", "node", "visit", "item", "attempt"]]
+
+
+async def test_a_downgrade_to_0003_drops_the_items_and_keeps_the_rest(sql_url: str) -> None:
+    async with _opened(SqlStore(sql_url)) as store:
+        for row in (run("e1", 0), run("e1", 1, item=0), run("e1", 2, item=1)):
+            store.add_node_run(row)
+        store.put_task(task("t1"))
+        store.put_task(task("t2", item=0))
+    await _at_revision(sql_url, "0003")
+    await _at_revision(sql_url, "0004")
+    async with _opened(SqlStore(sql_url)) as store:
+        assert (await store.node_runs(["e1"]))["e1"] == [run("e1", 0)]
+        assert [t.token for t in await store.list_tasks()] == ["t1"]
 
 
 async def test_sqlite_runs_in_wal_mode_with_synchronous_normal(tmp_path: Path) -> None:

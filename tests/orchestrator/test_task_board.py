@@ -65,7 +65,9 @@ async def _order(engine: FakeEngine, execution_id: str) -> ExecuteOrder:
     return order
 
 
-def _ask(execution_id: str, lease: int, attempt: int = 1, **deadlines: float) -> TaskRequested:
+def _ask(
+    execution_id: str, lease: int, attempt: int = 1, item: int | None = None, **deadlines: float
+) -> TaskRequested:
     return TaskRequested(
         execution_id,
         lease,
@@ -73,10 +75,11 @@ def _ask(execution_id: str, lease: int, attempt: int = 1, **deadlines: float) ->
         1,
         attempt,
         "send_email",
-        b'{"to":"a@b.c"}',
+        b'{"to":"a@b.c"}' if item is None else b'{"to":"%d@b.c"}' % item,
         deadlines.get("timeout", 0.0),
         deadlines.get("heartbeat", 0.0),
         deadlines.get("schedule_to_start", 0.0),
+        item=item,
     )
 
 
@@ -133,6 +136,39 @@ async def test_the_same_request_again_joins_the_same_task_and_an_ended_one_is_an
     _report(engine, core, tasks=[_ask(execution_id, lease)])
     await eventually(lambda: len(engine.task_answers) == 2, what="answered again")
     assert len(await core.tasks.list_tasks(execution_id=execution_id)) == 1
+
+
+async def test_the_items_of_one_node_attempt_get_a_task_each_and_their_own_answer(
+    core: Orchestrator,
+) -> None:
+    engine = _engine(core)
+    execution = await core.executions.start("mail")
+    lease = (await _order(engine, execution.id)).lease
+    _report(engine, core, tasks=[_ask(execution.id, lease, item=i) for i in (0, 1)])
+    _report(engine, core, tasks=[_ask(execution.id, lease, item=1)])  # re-sent: the same task
+    worker = _worker(core)
+    await eventually(lambda: len(worker.outbox.tasks) == 2, what="both items pushed")
+    pushed = {t.item: t for t in worker.outbox.tasks}
+    assert set(pushed) == {0, 1} and all(t.HasField("item") for t in pushed.values())
+    assert json.loads(pushed[1].args_json) == {"to": "1@b.c"}
+    assert [pushed[i].idempotency_key for i in (0, 1)] == [
+        f"{execution.id}/send/1/0",
+        f"{execution.id}/send/1/1",
+    ]
+    stored = await core.tasks.list_tasks(execution_id=execution.id)
+    assert sorted((t.item, t.attempt) for t in stored) == [(0, 1), (1, 1)]
+
+    await core.tasks.complete(pushed[1].token, b'"one"')
+    answers = await eventually(lambda: engine.task_answers, what="the engine told")
+    assert [(a.item, a.attempt, a.output_json) for a in answers] == [(1, 1, b'"one"')]
+    await core.tasks.fail(pushed[0].token, "bounced")
+    await eventually(lambda: len(engine.task_answers) == 2, what="the other item told")
+    assert (engine.task_answers[1].item, engine.task_answers[1].completed) == (0, False)
+    # after a restart the store tells them apart too
+    for item in (0, 1):
+        row = await core.store.find_task(execution.id, "send", 1, 1, item=item)
+        assert row is not None and row.token == pushed[item].token
+    assert await core.store.find_task(execution.id, "send", 1, 1) is None
 
 
 async def test_answers_are_idempotent_and_fenced(core: Orchestrator) -> None:

@@ -140,6 +140,7 @@ async def test_the_context_goes_to_the_parameter_annotated_with_it(
             "node": ctx.node,
             "visit": ctx.visit,
             "attempt": ctx.attempt,
+            "item": ctx.item,
             "queue": ctx.queue,
             "idempotency_key": ctx.idempotency_key,
             "deadline": ctx.deadline,
@@ -150,12 +151,13 @@ async def test_the_context_goes_to_the_parameter_annotated_with_it(
 
     @worker.task("ainfo")
     async def ainfo(context: weir.TaskContext, /) -> list[Any]:
-        return [context.token, context.deadline, context.heartbeat_timeout]
+        return [context.token, context.deadline, context.heartbeat_timeout, context.item]
 
     async with worker:
         await eventually(lambda: fake.connected)
         timed = task("t2", "ainfo")
         timed.deadline, timed.heartbeat_timeout_s, timed.attempt = 1234.5, 3.0, 2
+        timed.item = 0  # an item of a node with map: 0 is an index, not "none"
         fake.push(task("t1", "info", x=7), timed)
         await eventually(lambda: len(fake.results) == 2)
     assert fake.result("t1").output == {  # type: ignore[union-attr]
@@ -166,6 +168,7 @@ async def test_the_context_goes_to_the_parameter_annotated_with_it(
         "node": "node-t1",
         "visit": 1,
         "attempt": 1,
+        "item": None,
         "queue": "info",
         "idempotency_key": "key-t1",
         "deadline": None,
@@ -173,7 +176,7 @@ async def test_the_context_goes_to_the_parameter_annotated_with_it(
         "args": {"x": 7},
         "cancelled": False,
     }
-    assert fake.result("t2").output == ["t2", 1234.5, 3.0]  # type: ignore[union-attr]
+    assert fake.result("t2").output == ["t2", 1234.5, 3.0, 0]  # type: ignore[union-attr]
 
 
 async def test_an_exception_fails_the_task_retryably_with_its_type_and_message(

@@ -38,13 +38,18 @@ class TaskOut(BaseModel):
     workflow: str
     node: str
     visit: int
+    item: int | None = Field(
+        default=None, description="The item's index for a task of an item of a node with `map`."
+    )
     attempt: int
     queue: str
     args: Any
     status: TaskStatusName
     worker: str | None
     deliveries: int = Field(description="Times it was handed to a worker.")
-    idempotency_key: str = Field(description="The same for every attempt of one node visit.")
+    idempotency_key: str = Field(
+        description="The same for every attempt of one node visit (of one item, with `map`)."
+    )
     output: Any = None
     error: str | None = None
     details: Any = None
@@ -61,6 +66,7 @@ class TaskOut(BaseModel):
             workflow=row.workflow,
             node=row.node,
             visit=row.visit,
+            item=row.item,
             attempt=row.attempt,
             queue=row.queue,
             args=codec.from_json(row.args_json, "args"),

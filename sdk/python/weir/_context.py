@@ -86,6 +86,8 @@ class TaskContext:
     none; ``heartbeat_timeout`` the seconds the task may stay silent before the server gives up
     on it (``None``: no heartbeat required). ``idempotency_key`` is the same for every attempt of
     one visit of one node: use it for side effects that must happen once (an email, a payment).
+    ``item`` is the item's index (0-based) when the node has ``map`` (it runs once per item; each
+    item has its own ``idempotency_key``), else ``None``.
     """
 
     token: str = ""
@@ -101,6 +103,9 @@ class TaskContext:
     heartbeat_timeout: float | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
     """The task's arguments, as the handler received them."""
+    item: int | None = None
+    """The item's index for a task of an item of a node with ``map``; None otherwise (last, so
+    that contexts built with positional arguments before it existed still work)."""
     _cancellation: _Cancellation = field(default_factory=_Cancellation, repr=False)
     _beat: Callable[[bytes], None] = field(default=_nowhere, repr=False)
 

@@ -177,6 +177,7 @@ class Dispatcher:
             node=task.node,
             visit=task.visit,
             attempt=task.attempt,
+            item=task.item if task.HasField("item") else None,
             queue=task.queue,
             idempotency_key=task.idempotency_key,
             deadline=task.deadline or None,

@@ -1,7 +1,7 @@
 """Retries: an execution names the execution it retries and the retry made of it.
 
 Revision ID: 0005
-Revises: 0003 (0004 once the node-run item columns are merged)
+Revises: 0004
 Create Date: 2026-03-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

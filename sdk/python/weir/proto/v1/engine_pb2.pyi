@@ -248,6 +248,7 @@ class ChildFinished(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     OUTPUTS_JSON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     """The parent execution, its lease and the node attempt that asked for the child."""
     lease: _builtins.int
@@ -260,6 +261,8 @@ class ChildFinished(_message.Message):
     """The child's outputs when it completed."""
     error: _builtins.str
     """Why it did not complete (or could not be started), for the parent node's error."""
+    item: _builtins.int
+    """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
     def __init__(
         self,
         *,
@@ -272,12 +275,15 @@ class ChildFinished(_message.Message):
         status: Global___ExecutionStatus.ValueType = ...,
         outputs_json: _builtins.bytes = ...,
         error: _builtins.str = ...,
+        item: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "child_id", b"child_id", "error", b"error", "execution_id", b"execution_id", "lease", b"lease", "node", b"node", "outputs_json", b"outputs_json", "status", b"status", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "attempt", b"attempt", "child_id", b"child_id", "error", b"error", "execution_id", b"execution_id", "item", b"item", "lease", b"lease", "node", b"node", "outputs_json", b"outputs_json", "status", b"status", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___ChildFinished: _TypeAlias = ChildFinished  # noqa: Y015
 
@@ -298,6 +304,7 @@ class TaskFinished(_message.Message):
     OUTPUT_JSON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     lease: _builtins.int
     node: _builtins.str
@@ -307,6 +314,8 @@ class TaskFinished(_message.Message):
     output_json: _builtins.bytes
     error: _builtins.str
     retryable: _builtins.bool
+    item: _builtins.int
+    """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
     def __init__(
         self,
         *,
@@ -319,12 +328,15 @@ class TaskFinished(_message.Message):
         output_json: _builtins.bytes = ...,
         error: _builtins.str = ...,
         retryable: _builtins.bool = ...,
+        item: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "completed", b"completed", "error", b"error", "execution_id", b"execution_id", "lease", b"lease", "node", b"node", "output_json", b"output_json", "retryable", b"retryable", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "attempt", b"attempt", "completed", b"completed", "error", b"error", "execution_id", b"execution_id", "item", b"item", "lease", b"lease", "node", b"node", "output_json", b"output_json", "retryable", b"retryable", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___TaskFinished: _TypeAlias = TaskFinished  # noqa: Y015
 
@@ -499,6 +511,7 @@ class StartChild(_message.Message):
     WORKFLOW_FIELD_NUMBER: _builtins.int
     VERSION_RANGE_FIELD_NUMBER: _builtins.int
     INPUTS_JSON_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     lease: _builtins.int
     node: _builtins.str
@@ -508,6 +521,8 @@ class StartChild(_message.Message):
     version_range: _builtins.str
     """A version range: `^1.2`, `~1.2.3`, `1.2.3`, `*`."""
     inputs_json: _builtins.bytes
+    item: _builtins.int
+    """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
     def __init__(
         self,
         *,
@@ -519,12 +534,15 @@ class StartChild(_message.Message):
         workflow: _builtins.str = ...,
         version_range: _builtins.str = ...,
         inputs_json: _builtins.bytes = ...,
+        item: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "execution_id", b"execution_id", "inputs_json", b"inputs_json", "lease", b"lease", "node", b"node", "version_range", b"version_range", "visit", b"visit", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "attempt", b"attempt", "execution_id", b"execution_id", "inputs_json", b"inputs_json", "item", b"item", "lease", b"lease", "node", b"node", "version_range", b"version_range", "visit", b"visit", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___StartChild: _TypeAlias = StartChild  # noqa: Y015
 
@@ -548,6 +566,7 @@ class ScheduleTask(_message.Message):
     TIMEOUT_S_FIELD_NUMBER: _builtins.int
     HEARTBEAT_S_FIELD_NUMBER: _builtins.int
     SCHEDULE_TO_START_S_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     lease: _builtins.int
     node: _builtins.str
@@ -559,6 +578,8 @@ class ScheduleTask(_message.Message):
     """Seconds; 0 when not set."""
     heartbeat_s: _builtins.float
     schedule_to_start_s: _builtins.float
+    item: _builtins.int
+    """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
     def __init__(
         self,
         *,
@@ -572,12 +593,15 @@ class ScheduleTask(_message.Message):
         timeout_s: _builtins.float = ...,
         heartbeat_s: _builtins.float = ...,
         schedule_to_start_s: _builtins.float = ...,
+        item: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args_json", b"args_json", "attempt", b"attempt", "execution_id", b"execution_id", "heartbeat_s", b"heartbeat_s", "lease", b"lease", "node", b"node", "queue", b"queue", "schedule_to_start_s", b"schedule_to_start_s", "timeout_s", b"timeout_s", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "execution_id", b"execution_id", "heartbeat_s", b"heartbeat_s", "item", b"item", "lease", b"lease", "node", b"node", "queue", b"queue", "schedule_to_start_s", b"schedule_to_start_s", "timeout_s", b"timeout_s", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___ScheduleTask: _TypeAlias = ScheduleTask  # noqa: Y015
 
@@ -626,6 +650,8 @@ class NodeResult(_message.Message):
     ROUTE_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
+    REUSED_FROM_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     lease: _builtins.int
     node: _builtins.str
@@ -637,6 +663,13 @@ class NodeResult(_message.Message):
     error: _builtins.str
     retryable: _builtins.bool
     route: _builtins.str
+    item: _builtins.int
+    """For a node with `map`: the item's index (0-based) on one item's attempt; unset on the
+    node's own records (its expansion: attempt 0, status RUNNING, the items as output; and its
+    final result). (node, visit, item, attempt) identifies a record.
+    """
+    reused_from: _builtins.str
+    """Set on a record copied from another execution by a retry: that execution's id."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -657,19 +690,25 @@ class NodeResult(_message.Message):
         route: _builtins.str | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        item: _builtins.int | None = ...,
+        reused_from: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_outcome", b"_outcome", "_route", b"_route", "error", b"error", "finished_at", b"finished_at", "outcome", b"outcome", "route", b"route", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_item", b"_item", "_outcome", b"_outcome", "_route", b"_route", "error", b"error", "finished_at", b"finished_at", "item", b"item", "outcome", b"outcome", "route", b"route", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_outcome", b"_outcome", "_route", b"_route", "attempt", b"attempt", "error", b"error", "execution_id", b"execution_id", "finished_at", b"finished_at", "lease", b"lease", "node", b"node", "outcome", b"outcome", "output_json", b"output_json", "retryable", b"retryable", "route", b"route", "started_at", b"started_at", "status", b"status", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_item", b"_item", "_outcome", b"_outcome", "_route", b"_route", "attempt", b"attempt", "error", b"error", "execution_id", b"execution_id", "finished_at", b"finished_at", "item", b"item", "lease", b"lease", "node", b"node", "outcome", b"outcome", "output_json", b"output_json", "retryable", b"retryable", "reused_from", b"reused_from", "route", b"route", "started_at", b"started_at", "status", b"status", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
     _WhichOneofReturnType__outcome: _TypeAlias = _typing.Literal["outcome"]  # noqa: Y015
     _WhichOneofArgType__outcome: _TypeAlias = _typing.Literal["_outcome", b"_outcome"]  # noqa: Y015
     _WhichOneofReturnType__route: _TypeAlias = _typing.Literal["route"]  # noqa: Y015
     _WhichOneofArgType__route: _TypeAlias = _typing.Literal["_route", b"_route"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__outcome) -> _WhichOneofReturnType__outcome | None: ...
     @_typing.overload

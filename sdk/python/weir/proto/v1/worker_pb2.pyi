@@ -234,6 +234,7 @@ class Task(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     HEARTBEAT_TIMEOUT_S_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """Opaque; fences: a later attempt's task has another token."""
     execution_id: _builtins.str
@@ -244,13 +245,18 @@ class Task(_message.Message):
     queue: _builtins.str
     args_json: _builtins.bytes
     idempotency_key: _builtins.str
-    """The same for every attempt of one visit of one node of one execution: for the worker's
-    side effects (an email sent once per visit, whatever the retries).
+    """The same for every attempt of one visit of one node (of one item, for a node with `map`) of
+    one execution: for the worker's side effects (an email sent once per visit, whatever the
+    retries).
     """
     deadline: _builtins.float
     """Unix seconds; 0 when none. The start-to-close deadline of this attempt."""
     heartbeat_timeout_s: _builtins.float
     """Seconds the task may stay silent while running; 0 when no heartbeat is required."""
+    item: _builtins.int
+    """For an item of a node with `map`: the item's index (0-based); unset for a node without.
+    `idempotency_key` then names the item too.
+    """
     def __init__(
         self,
         *,
@@ -265,12 +271,15 @@ class Task(_message.Message):
         idempotency_key: _builtins.str = ...,
         deadline: _builtins.float = ...,
         heartbeat_timeout_s: _builtins.float = ...,
+        item: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args_json", b"args_json", "attempt", b"attempt", "deadline", b"deadline", "execution_id", b"execution_id", "heartbeat_timeout_s", b"heartbeat_timeout_s", "idempotency_key", b"idempotency_key", "node", b"node", "queue", b"queue", "token", b"token", "visit", b"visit", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "deadline", b"deadline", "execution_id", b"execution_id", "heartbeat_timeout_s", b"heartbeat_timeout_s", "idempotency_key", b"idempotency_key", "item", b"item", "node", b"node", "queue", b"queue", "token", b"token", "visit", b"visit", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
 
@@ -423,6 +432,7 @@ class TaskInfo(_message.Message):
     HEARTBEAT_AT_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     DELIVERIES_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     execution_id: _builtins.str
     workflow: _builtins.str
@@ -444,6 +454,8 @@ class TaskInfo(_message.Message):
     idempotency_key: _builtins.str
     deliveries: _builtins.int
     """How many times it was handed to a worker (more than 1 after re-deliveries)."""
+    item: _builtins.int
+    """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
     def __init__(
         self,
         *,
@@ -466,12 +478,15 @@ class TaskInfo(_message.Message):
         heartbeat_at: _builtins.float = ...,
         idempotency_key: _builtins.str = ...,
         deliveries: _builtins.int = ...,
+        item: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args_json", b"args_json", "attempt", b"attempt", "created_at", b"created_at", "deliveries", b"deliveries", "details_json", b"details_json", "error", b"error", "execution_id", b"execution_id", "finished_at", b"finished_at", "heartbeat_at", b"heartbeat_at", "idempotency_key", b"idempotency_key", "node", b"node", "output_json", b"output_json", "queue", b"queue", "started_at", b"started_at", "status", b"status", "token", b"token", "visit", b"visit", "worker", b"worker", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "created_at", b"created_at", "deliveries", b"deliveries", "details_json", b"details_json", "error", b"error", "execution_id", b"execution_id", "finished_at", b"finished_at", "heartbeat_at", b"heartbeat_at", "idempotency_key", b"idempotency_key", "item", b"item", "node", b"node", "output_json", b"output_json", "queue", b"queue", "started_at", b"started_at", "status", b"status", "token", b"token", "visit", b"visit", "worker", b"worker", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___TaskInfo: _TypeAlias = TaskInfo  # noqa: Y015
 

@@ -1,0 +1,74 @@
+"""A task between the engine's messages and its ``TaskRow``: the row an engine's request makes,
+the key it is found by, and the answer an ended one gives its engine.
+
+A task is one attempt of one visit of one ``task`` node of one execution, and for a node with
+``map``, of one item: its key is (execution, node, visit, item, attempt), ``item`` None for a
+node without ``map``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from orchestrator.engines.messages import TaskAnswer, TaskRequested
+from orchestrator.store import TaskRow
+
+TaskKey = tuple[str, str, int, int | None, int]
+"""(execution, node, visit, item, attempt)."""
+
+
+def task_key(row: TaskRow) -> TaskKey:
+    return row.execution_id, row.node, row.visit, row.item, row.attempt
+
+
+def request_key(execution_id: str, request: TaskRequested) -> TaskKey:
+    return execution_id, request.node, request.visit, request.item, request.attempt
+
+
+def idempotency_key(execution_id: str, node: str, visit: int, item: int | None) -> str:
+    """The same for every attempt of one visit of one node (of one item): ``execution/node/visit``,
+    or ``execution/node/visit/item`` for an item of a node with ``map``."""
+    key = f"{execution_id}/{node}/{visit}"
+    return key if item is None else f"{key}/{item}"
+
+
+def new_task(execution_id: str, workflow: str, request: TaskRequested, now: float) -> TaskRow:
+    """A pending task with a fresh token for ``request``."""
+    return TaskRow(
+        token=secrets.token_hex(16),  # 128 bits; never starts with "-" (a CLI option)
+        execution_id=execution_id,
+        workflow=workflow,
+        node=request.node,
+        visit=request.visit,
+        item=request.item,
+        attempt=request.attempt,
+        queue=request.queue,
+        args_json=request.args_json,
+        status="pending",
+        created_at=now,
+        idempotency_key=idempotency_key(execution_id, request.node, request.visit, request.item),
+        schedule_to_start_s=request.schedule_to_start,
+        timeout_s=request.timeout,
+        heartbeat_s=request.heartbeat,
+    )
+
+
+def answer(row: TaskRow, lease: int) -> TaskAnswer:
+    """What the engine running the ended task's execution (under ``lease``) is told."""
+    return TaskAnswer(
+        execution_id=row.execution_id,
+        lease=lease,
+        node=row.node,
+        visit=row.visit,
+        item=row.item,
+        attempt=row.attempt,
+        completed=row.status == "completed",
+        output_json=row.output_json or b"null",
+        error=row.error or "",
+        retryable=row.retryable,
+    )
+
+
+def describe(row: TaskRow) -> str:
+    """``task node`` or ``task node[item]``, for messages."""
+    return f"task {row.node}" if row.item is None else f"task {row.node}[{row.item}]"
