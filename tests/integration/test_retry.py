@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from weir.proto.v1 import engine_pb2
 
 from orchestrator.api.convert import execution_from_pb
 from tests.integration.cluster import ROOT, WEIR, Cluster
@@ -62,11 +61,6 @@ version: 1.0.0
 nodes:
   - {id: only, lua: 'error("broken on purpose")'}
 """
-
-PLUMBED = "reused_from" in engine_pb2.NodeResult.DESCRIPTOR.fields_by_name
-"""Whether engines receive a checkpoint record's ``reused_from`` (the engine protocol's
-``NodeResult.reused_from``): only then does a finished retry's result name, per reused node,
-the execution it ran in."""
 
 
 @pytest.fixture
@@ -134,12 +128,11 @@ def test_weir_retry_completes_and_the_first_steps_ran_once(one: Cluster, hits: H
     assert retry["path"] == ["extract", "transform", "load"]
     assert hits.of(run) == {"extract": 1, "transform": 1, "load": 2}
     assert "node.reused extract" in retried.stderr  # progress lines: the reused nodes show
-    if PLUMBED:
-        assert reused_from(retry) == {
-            "extract": original["id"],
-            "transform": original["id"],
-            "load": None,
-        }
+    assert reused_from(retry) == {
+        "extract": original["id"],
+        "transform": original["id"],
+        "load": None,
+    }
 
     got = json.loads(weir(cluster, "get", "execution", original["id"], "-o", "json").stdout)
     assert got["retried_by"] == retry["id"] and "retry_of" not in got
@@ -173,8 +166,8 @@ def test_weir_retry_completes_and_the_first_steps_ran_once(one: Cluster, hits: H
     third = json.loads(from_transform.stdout)
     assert third["status"] == "completed" and third["retry_of"] == retry["id"]
     assert hits.of(run) == {"extract": 1, "transform": 2, "load": 3}
-    if PLUMBED:  # a retry of a retry names where the node really ran
-        assert reused_from(third) == {"extract": original["id"], "transform": None, "load": None}
+    # a retry of a retry names where the node really ran
+    assert reused_from(third) == {"extract": original["id"], "transform": None, "load": None}
     chain = json.loads(weir(cluster, "get", "execution", retry["id"], "-o", "json").stdout)
     assert (chain["retry_of"], chain["retried_by"]) == (original["id"], third["id"])
 
@@ -277,7 +270,6 @@ def test_a_retry_accepted_before_the_orchestrator_is_killed_completes(
     counts = hits.of(run)
     assert (counts["extract"], counts["transform"]) == (1, 1)
     assert counts["load"] >= 2
-    if PLUMBED:
-        assert reused_from(result)["extract"] == original["id"]
+    assert reused_from(result)["extract"] == original["id"]
     listed = httpx.get(f"{cluster.http_url}/api/v1/executions/{original['id']}").json()
     assert listed["retried_by"] == retry_id

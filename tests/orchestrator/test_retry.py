@@ -3,7 +3,8 @@ gRPC (``weir.Client.retry``), around restarts of the orchestrator.
 
 The original's journal comes from the store when the original is no longer in memory; a retry
 that was accepted but not placed yet shows what it reuses, survives a restart with its reused
-records, and keeps them when it is cancelled. ``tests/integration/test_retry.py`` runs retries
+records, and keeps them when it is cancelled; a failed mapped node runs only its failed and
+unfinished items again. ``tests/integration/test_retry.py`` runs retries
 through real processes and the CLI.
 """
 
@@ -117,6 +118,8 @@ async def test_a_retry_after_a_restart_reads_the_original_journal_from_the_store
     done = execution_from_pb(await client.wait(retry.id))
     assert done["status"] == "completed", done
     assert hits.of(run) == {"extract": 1, "transform": 1, "load": 2}
+    reused = {n: node.get("reused_from") for n, node in done["nodes"].items()}
+    assert reused == {"extract": original["id"], "transform": original["id"], "load": None}
     again = execution_from_pb(await client.execution(original["id"]))
     assert again["retried_by"] == retry.id
 
@@ -163,3 +166,51 @@ async def test_a_retry_not_yet_placed_shows_what_it_reuses_across_a_restart_and_
         assert ended["nodes"]["load"]["status"] in ("cancelled", "skipped")
     finally:
         await idle.stop()
+
+
+MAPPED = """
+name: mapped
+version: 1.0.0
+inputs:
+  run: {type: string}
+  url: {type: string}
+nodes:
+  - id: list
+    lua: return {0, 1, 2, 3, 4, 5, 6, 7}
+  - id: each
+    depends_on: [list]
+    map: {items: "${outputs.list}", concurrency: 1}
+    http:
+      url: "${inputs.url}"
+      json: {execution: "${inputs.run}", node: "each/${item}", fail_first: "${item == 3}"}
+  - id: count
+    depends_on: [each]
+    lua: |
+      local n = 0
+      for _, r in pairs(outputs.each) do if r.ok then n = n + 1 end end
+      return {n = n}
+outputs:
+  items: ${outputs.count.n}
+"""
+
+
+async def test_a_failed_mapped_node_runs_only_its_failed_and_unfinished_items_again(
+    orchestrator: Orchestrator, hits: Hits
+) -> None:
+    client = await orchestrator.start()
+    await client.register(MAPPED)
+    await eventually(lambda: _ready(client), within=20, what="the engine", interval=0.05)
+    run = str(uuid.uuid4())
+    started = await client.start("mapped", {"run": run, "url": hits.url})
+    original = execution_from_pb(await client.wait(started.id))
+    assert original["status"] == "failed" and original["error"]["node"] == "each", original
+    # one item at a time: 0, 1 and 2 completed, 3 failed, the rest never started
+    assert hits.of(run) == {"each/0": 1, "each/1": 1, "each/2": 1, "each/3": 1}
+
+    retry = await client.retry(started.id)
+    done = execution_from_pb(await client.wait(retry.id))
+    assert done["status"] == "completed" and done["outputs"] == {"items": 8}, done
+    assert hits.of(run) == {f"each/{i}": 2 if i == 3 else 1 for i in range(8)}
+    assert done["nodes"]["list"]["reused_from"] == started.id
+    assert "reused_from" not in done["nodes"]["each"]
+    assert [i["status"] for i in done["nodes"]["each"]["items"]] == ["completed"] * 8
