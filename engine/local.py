@@ -7,7 +7,7 @@ and run as child executions in the same process, linked to their parent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,11 @@ from engine.definition.model import Definition, SubWorkflowTask
 from engine.definition.parser import load_file
 from engine.definition.semver import Version, VersionRange
 from engine.definition.values import resolve_inputs
-from engine.driver import EventSink, ExecutionDriver
+from engine.driver import EventSink, ExecutionDriver, ResultSink
 from engine.errors import InputError, TaskError
 from engine.executors.node import ExecutionContext, NodeAttempt, NodeRunner
 from engine.lua import LuaSandbox
-from engine.state.events import ExecutionStatus
+from engine.state.events import ExecutionStatus, NodeResult
 from engine.state.result import ChildRef, ExecutionResult, ParentRef
 
 MAX_DEPTH = 10
@@ -125,11 +125,15 @@ async def run_workflow(
     sandbox: LuaSandbox | None = None,
     execution_id: str | None = None,
     on_driver: Callable[[ExecutionDriver], None] | None = None,
+    on_result: ResultSink | None = None,
+    checkpoint: Sequence[NodeResult] = (),
 ) -> ExecutionResult:
     """Run ``definition`` to its end in this process and return its result.
 
     Raises ``InputError`` (before anything runs) when ``inputs`` do not match the declaration.
-    ``on_driver`` receives the driver once it exists, e.g. to ``cancel()`` it on Ctrl-C.
+    ``on_driver`` receives the driver once it exists, e.g. to ``cancel()`` it on Ctrl-C;
+    ``on_result`` every checkpoint record as it is accepted (``weir run --journal``);
+    ``checkpoint`` records to resume from (a retry's reused records).
     """
     resolved = resolve_inputs(definition, inputs or {})
     own_sandbox = sandbox is None
@@ -139,7 +143,13 @@ async def run_workflow(
         async with NodeRunner(sandbox=box, launcher=launcher) as runner:
             launcher.runner = runner
             driver = ExecutionDriver(
-                definition, resolved, runner, on_event=on_event, execution_id=execution_id
+                definition,
+                resolved,
+                runner,
+                on_event=on_event,
+                on_result=on_result,
+                checkpoint=checkpoint,
+                execution_id=execution_id,
             )
             if on_driver is not None:
                 on_driver(driver)

@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -20,11 +22,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from engine.definition import load_file, parse_input_text
+from engine.definition import Definition, load_file, parse_input_text
 from engine.driver import ExecutionDriver
+from engine.journal import JournalError, JournalWriter, read_journal
 from engine.local import LocalWorkflows, run_workflow
-from engine.state.events import Event
+from engine.state.events import Event, NodeResult
 from engine.state.result import ExecutionResult
+from engine.state.reuse import plan_reuse
 
 _STYLE = {
     "pending": "dim",
@@ -62,26 +66,115 @@ _STYLE = {
     type=click.Path(file_okay=False, exists=True),
     help="A directory of definitions that sub-workflow nodes may call.",
 )
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the execution's checkpoint to this file as it runs (JSON Lines), for --retry.",
+)
+@click.option(
+    "--retry",
+    "retry_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Retry the execution of this journal: reuse what completed, run the rest.",
+)
+@click.option(
+    "--from",
+    "from_node",
+    metavar="NODE",
+    help="With --retry: run NODE and everything downstream of it again too.",
+)
 def run(
     file: str,
     pairs: tuple[str, ...],
     inputs_json: str | None,
     output_format: str,
     workflows_dir: str | None,
+    journal_path: str | None,
+    retry_path: str | None,
+    from_node: str | None,
 ) -> None:
-    """Run FILE in this process; exit 0 completed, 1 failed or cancelled, 2 invalid."""
+    """Run FILE in this process; exit 0 completed, 1 failed or cancelled, 2 invalid.
+
+    With --retry JOURNAL (written by an earlier --journal), the new execution has the same
+    inputs and reuses every node that completed, as `weir retry` does on a cluster."""
     definition = load_file(file)
-    inputs = _inputs(definition.inputs, pairs, inputs_json)
+    execution_id = str(uuid.uuid4())
+    checkpoint: list[NodeResult] = []
+    if retry_path is not None:
+        if pairs or inputs_json is not None:
+            raise click.UsageError("--retry runs with the journal's inputs: drop --input")
+        inputs, checkpoint = _retry(definition, retry_path, from_node)
+    elif from_node is not None:
+        raise click.UsageError("--from goes with --retry JOURNAL")
+    else:
+        inputs = _inputs(definition.inputs, pairs, inputs_json)
     catalogue = LocalWorkflows.from_directory(workflows_dir) if workflows_dir else LocalWorkflows()
     catalogue.add(definition)
     err = Console(stderr=True, soft_wrap=True)
     progress = _Progress(definition.name, [n.id for n in definition.nodes], err)
-    result = asyncio.run(_run(definition, inputs, catalogue, progress)).to_json()
+    writer = _journal(journal_path, execution_id, definition, inputs)
+    if writer is not None:
+        for record in checkpoint:  # the reused records are this execution's checkpoint too
+            writer.record(record)
+    try:
+        result = asyncio.run(
+            _run(
+                definition,
+                inputs,
+                catalogue,
+                progress,
+                execution_id=execution_id,
+                on_result=writer.record if writer is not None else None,
+                checkpoint=checkpoint,
+            )
+        ).to_json()
+    finally:
+        if writer is not None:
+            writer.close()
     if output_format == "json":
         click.echo(json.dumps(result, indent=2, default=str))
     else:
         _summary(result, Console())
     sys.exit(0 if result["status"] == "completed" else 1)
+
+
+def _journal(
+    path: str | None, execution_id: str, definition: Definition, inputs: dict[str, Any]
+) -> JournalWriter | None:
+    if path is None:
+        return None
+    try:
+        writer = JournalWriter(path)
+    except OSError as exc:
+        raise click.UsageError(f"--journal {path}: {exc.strerror or exc}") from None
+    writer.header(execution_id, definition.name, definition.version, inputs)
+    return writer
+
+
+def _retry(
+    definition: Definition, path: str, from_node: str | None
+) -> tuple[dict[str, Any], list[NodeResult]]:
+    """The journal's inputs and the records a retry of its execution reuses."""
+    try:
+        journal = read_journal(path)
+    except JournalError as exc:
+        raise click.UsageError(f"--retry {exc}") from None
+    if (journal.workflow, journal.version) != (definition.name, definition.version):
+        raise click.UsageError(
+            f"--retry {path}: the journal is of {journal.workflow} {journal.version}, "
+            f"not {definition.name} {definition.version}"
+        )
+    try:
+        plan = plan_reuse(definition, journal.records, journal.execution, from_node)
+    except ValueError as exc:
+        raise click.UsageError(f"--from: {exc}") from None
+    if not plan.start:
+        raise click.UsageError(
+            f"--retry {path}: execution {journal.execution} completed: "
+            "give --from NODE to run part of it again"
+        )
+    return journal.inputs, plan.records
 
 
 def _inputs(declared: Any, pairs: tuple[str, ...], inputs_json: str | None) -> dict[str, Any]:
@@ -103,7 +196,14 @@ def _inputs(declared: Any, pairs: tuple[str, ...], inputs_json: str | None) -> d
 
 
 async def _run(
-    definition: Any, inputs: dict[str, Any], catalogue: LocalWorkflows, progress: _Progress
+    definition: Definition,
+    inputs: dict[str, Any],
+    catalogue: LocalWorkflows,
+    progress: _Progress,
+    *,
+    execution_id: str,
+    on_result: Callable[[NodeResult], None] | None,
+    checkpoint: list[NodeResult],
 ) -> ExecutionResult:
     drivers: list[ExecutionDriver] = []
     loop = asyncio.get_running_loop()
@@ -127,6 +227,9 @@ async def _run(
                 on_event=progress.on_event,
                 workflows=catalogue,
                 on_driver=drivers.append,
+                execution_id=execution_id,
+                on_result=on_result,
+                checkpoint=checkpoint,
             )
     finally:
         loop.remove_signal_handler(signal.SIGINT)

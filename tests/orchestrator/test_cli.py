@@ -223,3 +223,75 @@ def test_run_with_sub_workflows_from_a_directory(tmp_path: Path) -> None:
     proc = weir("run", str(parent), "-o", "json")  # no catalogue: the node fails clearly
     assert proc.returncode == 1
     assert "sub-workflow 'child' is not known" in json.loads(proc.stdout)["error"]["message"]
+
+
+def _three_steps(tmp_path: Path, url: str) -> Path:
+    flow = tmp_path / "three.json"
+    steps = []
+    for i, name in enumerate(("one", "two", "three")):
+        step: dict[str, object] = {
+            "id": name,
+            "http": {
+                "url": url,
+                "json": {"execution": "run", "node": name, "fail_first": name == "three"},
+            },
+        }
+        if i:
+            step["depends_on"] = [("one", "two")[i - 1]]
+        steps.append(step)
+    flow.write_text(json.dumps({"name": "three", "version": "1.0.0", "nodes": steps}))
+    return flow
+
+
+def test_run_retry_from_a_journal_reuses_what_completed(tmp_path: Path) -> None:
+    from tests.support.hits import hits_server
+
+    with hits_server() as hits:
+        flow = _three_steps(tmp_path, hits.url)
+        first = weir("run", str(flow), "--journal", str(tmp_path / "j1"), "-o", "json")
+        assert first.returncode == 1, first.stderr
+        failed = json.loads(first.stdout)
+        assert failed["error"]["node"] == "three"
+        retry = weir(
+            "run", str(flow), "--retry", str(tmp_path / "j1"), "--journal", str(tmp_path / "j2"),
+            "-o", "json",
+        )  # fmt: skip
+        assert retry.returncode == 0, retry.stderr
+        no_traceback(retry)
+        result = json.loads(retry.stdout)
+        assert result["status"] == "completed" and result["id"] != failed["id"]
+        assert result["nodes"]["one"]["reused_from"] == failed["id"]
+        assert result["nodes"]["two"]["reused_from"] == failed["id"]
+        assert "reused_from" not in result["nodes"]["three"]
+        assert hits.of("run") == {"one": 1, "two": 1, "three": 2}  # side effects once each
+
+        again = weir("run", str(flow), "--retry", str(tmp_path / "j2"))
+        assert again.returncode == 2
+        assert "completed: give --from NODE" in again.stderr
+        rerun = weir(
+            "run", str(flow), "--retry", str(tmp_path / "j2"), "--from", "two", "-o", "json"
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        result = json.loads(rerun.stdout)
+        assert result["nodes"]["one"]["reused_from"] == failed["id"]  # where it really ran
+        assert "reused_from" not in result["nodes"]["two"]
+        assert hits.of("run") == {"one": 1, "two": 2, "three": 3}
+
+
+def test_run_retry_refusals(tmp_path: Path) -> None:
+    journal = tmp_path / "j"
+    proc = weir("run", str(EXAMPLES / "arithmetic.yaml"), "-i", "a=1", "-i", "b=0",
+                "--journal", str(journal))  # fmt: skip
+    assert proc.returncode in (0, 1) and journal.exists(), proc.stderr
+    other = weir("run", str(EXAMPLES / "etl.yaml"), "--retry", str(journal))
+    assert other.returncode == 2 and "the journal is of arithmetic 1.0.0, not etl" in other.stderr
+    unknown = weir("run", str(EXAMPLES / "arithmetic.yaml"), "--retry", str(journal), "--from", "x")
+    assert unknown.returncode == 2 and "--from: unknown node 'x'" in unknown.stderr
+    inputs = weir("run", str(EXAMPLES / "arithmetic.yaml"), "--retry", str(journal), "-i", "a=2")
+    assert inputs.returncode == 2 and "journal's inputs" in inputs.stderr
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    bad = weir("run", str(EXAMPLES / "arithmetic.yaml"), "--retry", str(journal))
+    assert bad.returncode == 2 and f"{journal}:2: not a journal record" in bad.stderr
+    for proc in (other, unknown, inputs, bad):
+        no_traceback(proc)
