@@ -14,7 +14,9 @@ an execution's checkpoint, status and result (see ``executions/record.py`` for w
   discovery), its executions go back to the front of the queue and are placed elsewhere with
   their checkpoints: finished nodes are replayed, never run again; nodes that were running start
   over. When an engine reconnects it lists the executions it kept (``held``): one whose lease is
-  still current is attached again instead of being re-placed; a stale one is cancelled.
+  still current is attached again instead of being re-placed; a stale one is cancelled. One
+  with a *newer* lease than the store's is the placement a crash kept from being saved: it is
+  adopted (the lease is taken over) and attached, never placed again under the same lease.
 * **Retries.** ``create_retry`` makes a new execution of a finished one's version and inputs
   whose checkpoint starts with the records a ``ReusePlan`` reuses, journaled with it; it is
   queued (``enqueue``) only once that is durable, so a crash never places a retry whose reused
@@ -225,6 +227,12 @@ class Lifecycle:
             if record is None:
                 continue  # not ours (another orchestrator's store), or long finished
             state = record.placement
+            if h.lease > state.lease and not record.finished and state.where is not Where.ENGINE:
+                # The placement the store missed: sent, then the orchestrator died before the
+                # lease was durable. That engine runs the newest lease there is: adopt it rather
+                # than cancel it and place the same lease again (which the engine would refuse).
+                state.lease = h.lease
+                state.placements += 1
             if record.finished or h.lease != state.lease:
                 link.cancel(h.execution_id, h.lease, "superseded by a newer placement")
                 continue

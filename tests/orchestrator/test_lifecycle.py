@@ -273,3 +273,25 @@ async def test_one_bad_engine_message_is_counted_and_the_stream_stays_up(
         assert done.status is ExecutionStatus.COMPLETED
         assert core.engines.get(link.id).stream_number == 1  # type: ignore[union-attr]
         assert core.stats().background.healthy
+
+
+async def test_a_held_lease_newer_than_the_store_s_is_adopted_not_placed_again(
+    core: Orchestrator,
+) -> None:
+    """The orchestrator sent a placement and died before its lease was durable: after the
+    restart the store has the older lease, the engine the newer one. The engine's copy is the
+    execution; placing the same lease number again would be refused as a duplicate."""
+    from orchestrator.engines.messages import Held
+
+    await core.workflows.register(SLOW_END)
+    engine = _engine(core)
+    record = await core.executions.start("slow-end")
+    lease = (await _order(engine, record.id)).lease
+    core.lifecycle.lost(engine, "stream failed")  # re-queued; no engine is ready to take it
+    record.placement.lease = lease - 1  # as recovered from a row saved before the placement
+    core.lifecycle.connected(engine, [Held(record.id, lease, False)])
+    assert engine.attaches == [(record.id, lease)] and not engine.cancels
+    assert record.placement.lease == lease
+    core.lifecycle.ready(engine)
+    await asyncio.sleep(0.05)
+    assert [o.lease for o in engine.orders if o.execution_id == record.id] == [lease]
