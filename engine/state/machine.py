@@ -18,6 +18,9 @@
   dependent handles it; otherwise the execution fails at once and running nodes are cancelled.
 * When nothing runs, waits or is queued, nodes never reached are skipped; when every node has
   finished the outputs are evaluated and the execution completes.
+* A node with ``map`` runs once per item of the list its expansion rendered; its items live in
+  a ``MapState`` (``engine/state/items.py``: concurrency, tolerate, retries and timeouts per
+  item), and the node finishes with the verdict the driver answers ``FinishMap`` with.
 * ``journal`` holds every accepted ``NodeResult`` in order: the checkpoint. ``resume`` replays it,
   and only nodes without a final result run again.
 """
@@ -44,7 +47,6 @@ from engine.state.events import (
     ExecutionStatus,
     ExecutionTimeoutTimer,
     Finish,
-    FinishMap,
     NodeFinished,
     NodeResult,
     NodeStatus,
@@ -55,10 +57,9 @@ from engine.state.events import (
     StartNode,
     StartTimer,
     Stimulus,
-    Timer,
     TimerFired,
 )
-from engine.state.items import ItemState, MapState
+from engine.state.items import MapState
 
 _TERMINAL = TERMINAL_NODE_STATUSES
 
@@ -123,6 +124,31 @@ class NodeState:
         self.items: MapState | None = None  # a mapped node's items, once its visit expanded
 
 
+class _Host:
+    """The state machine as its mapped nodes' items see it (``engine.state.items.ItemHost``)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: ExecutionState) -> None:
+        self._state = state
+
+    def issue(self, command: Command) -> None:
+        self._state._out.append(command)
+
+    def emit(
+        self, kind: str, at: float, node: str, visit: int, attempt: int, data: dict[str, Any]
+    ) -> None:
+        state = self._state
+        if not state._replaying:
+            state._out.append(Event(kind, state.id, at, node, visit, attempt, data))
+
+    def record(self, result: NodeResult) -> None:
+        self._state.journal.append(result)
+
+    def random(self) -> float:
+        return self._state._random()
+
+
 class ExecutionState:
     """One execution of one definition; see the module docstring for the rules."""
 
@@ -155,6 +181,7 @@ class ExecutionState:
         self._out: list[Command] = []
         self._timeout: float | None = None
         self._now = 0.0  # the time of the latest stimulus
+        self._host = _Host(self)
 
     # --- public API --------------------------------------------------------------------------
 
@@ -202,7 +229,7 @@ class ExecutionState:
                 if result.item is None:
                     self._force_start(node, result.attempt)
                 elif node.items is not None:
-                    self._force_start_item(node.items, result)
+                    node.items.force_start(result)
             self.handle(NodeFinished(result))
         self._replaying = False
         out = self._out = []
@@ -216,7 +243,7 @@ class ExecutionState:
             if node.status is not _RUNNING:
                 continue
             if node.items is not None:  # a mapped node that expanded: its items go on
-                self._resume_items(node, node.items, at)
+                node.items.resume(at)
                 continue
             if node.waiting_retry:  # the retry timer died with the old driver: retry now
                 node.waiting_retry = False
@@ -279,7 +306,10 @@ class ExecutionState:
             return
         if timer.item is not None:
             if node.items is not None and node.status is _RUNNING:
-                self._on_item_timer(node, node.items, timer, t.at)
+                if isinstance(timer, RetryTimer):
+                    node.items.on_retry_timer(timer, t.at)
+                else:
+                    node.items.on_timeout(timer, t.at)
             return
         if isinstance(timer, RetryTimer):
             if node.waiting_retry and node.attempt + 1 == timer.attempt:
@@ -566,220 +596,19 @@ class ExecutionState:
             or r.visit != node.visits
         ):
             return
-        if r.item is None:  # the expansion
-            if node.items is not None or r.attempt != 0 or r.status is not _RUNNING:
-                return
-            assert node.spec.map is not None
-            self.journal.append(r)
-            self._now = r.finished_at
-            items = r.output if isinstance(r.output, list) else []
-            expanded = node.items = MapState(node.spec.map, items)
-            self._emit("node.mapped", r.finished_at, node, {"items": expanded.total})
-            self._pump_items(node, expanded, r.finished_at)
-            self._check_items(node, expanded, r.finished_at)
+        if r.item is not None:
+            if node.items is not None and node.items.on_record(r):
+                self._now = r.finished_at
             return
-        ms = node.items
-        if ms is None or ms.closing or not 0 <= r.item < ms.total:
+        if node.items is not None or r.attempt != 0 or r.status is not _RUNNING:
             return
-        item = ms.states[r.item]
-        if item.status is not _RUNNING or item.waiting_retry or item.attempt != r.attempt:
-            return  # late, duplicate, or from a run that was cancelled: ignored
-        ms.running -= 1
-        self._now = r.finished_at
-        if node.spec.timeout is not None:
-            self._out.append(CancelTimer(NodeTimeoutTimer(node.id, r.visit, r.attempt, r.item)))
-        self._finish_item(node, ms, r)
-
-    def _finish_item(self, node: NodeState, ms: MapState, r: NodeResult) -> None:
-        assert r.item is not None
-        self.journal.append(r)
-        index, at = r.item, r.finished_at
-        item = ms.states[index]
-        item.reused_from = r.reused_from
-        if r.attempt == 1 and r.started_at:
-            item.started_at = r.started_at
-        retry = node.spec.retry
-        if r.status is _COMPLETED:
-            item.status = _COMPLETED
-            item.output = r.output
-            item.error = None
-            item.finished_at = at
-            ms.completed += 1
-            self._emit_item("item.completed", at, node, index, item, {"output": r.output})
-        elif r.retryable and r.attempt < retry.attempts:
-            delay = retry.delay(r.attempt, self._random())
-            item.waiting_retry = True
-            item.error = r.error
-            ms.retrying += 1
-            self._emit_item(
-                "item.retrying",
-                at,
-                node,
-                index,
-                item,
-                {"error": r.error, "delay": delay, "next_attempt": r.attempt + 1},
-            )
-            timer = RetryTimer(node.id, node.visits, r.attempt + 1, index)
-            self._out.append(StartTimer(timer, delay))
-        else:
-            item.status = _FAILED
-            item.error = r.error or "failed"
-            item.finished_at = at
-            ms.failed += 1
-            self._emit_item("item.failed", at, node, index, item, {"error": item.error})
-        self._pump_items(node, ms, at)
-        self._check_items(node, ms, at)
-
-    def _on_item_timer(self, node: NodeState, ms: MapState, timer: Timer, at: float) -> None:
-        index = timer.item  # type: ignore[union-attr]
-        if ms.closing or index is None or not 0 <= index < ms.total:
-            return
-        item = ms.states[index]
-        if isinstance(timer, RetryTimer):
-            if item.waiting_retry and item.attempt + 1 == timer.attempt:
-                item.waiting_retry = False
-                ms.retrying -= 1
-                item.attempt = timer.attempt
-                item.status = _PENDING
-                item.queued = True
-                ms.ready.append(index)
-                self._pump_items(node, ms, at)
-            return
-        assert isinstance(timer, NodeTimeoutTimer)
-        if item.status is not _RUNNING or item.waiting_retry or item.attempt != timer.attempt:
-            return
-        ms.running -= 1
-        self._out.append(CancelNode(node.id, node.visits, item.attempt, index))
-        limit = format_duration(node.spec.timeout or 0.0)
-        result = NodeResult(
-            node.id,
-            node.visits,
-            item.attempt,
-            _FAILED,
-            outcome=FAIL,
-            error=f"timed out after {limit}",
-            retryable=True,
-            started_at=item.started_at or at,
-            finished_at=at,
-            item=index,
-        )
-        self._finish_item(node, ms, result)
-
-    def _pump_items(self, node: NodeState, ms: MapState, at: float) -> None:
-        ready, states, limit = ms.ready, ms.states, ms.limit
-        while ready and ms.running < limit:
-            index = ready.popleft()
-            item = states[index]
-            if not item.queued:
-                continue  # started out of turn while a checkpoint was replayed
-            item.queued = False
-            item.status = _RUNNING
-            if item.attempt == 0:
-                item.attempt = 1
-            if item.attempt == 1:
-                item.started_at = at
-            ms.running += 1
-            self._issue_item(node, ms, index, item, at)
-
-    def _issue_item(
-        self, node: NodeState, ms: MapState, index: int, item: ItemState, at: float
-    ) -> None:
-        self._emit_item("item.started", at, node, index, item, None)
-        self._out.append(StartNode(node.id, node.visits, item.attempt, index, ms.items[index]))
-        if node.spec.timeout is not None:
-            timer = NodeTimeoutTimer(node.id, node.visits, item.attempt, index)
-            self._out.append(StartTimer(timer, node.spec.timeout))
-
-    def _check_items(self, node: NodeState, ms: MapState, at: float) -> None:
-        """Ask for the node's final result once the verdict is in."""
-        if ms.closing:
-            return
-        if ms.too_many_failures:
-            self._stop_items(node, ms, at)
-            status, error = _FAILED, ms.failure_message()
-        elif ms.all_finished:
-            status, error = _COMPLETED, None
-        else:
-            return
-        ms.closing = True
+        self.journal.append(r)  # the expansion
+        self._now = at = r.finished_at
+        items = r.output if isinstance(r.output, list) else []
         started = node.started_at if node.started_at is not None else at
-        self._out.append(FinishMap(node.id, node.visits, status, ms.outputs(), error, started))
-
-    def _stop_items(self, node: NodeState, ms: MapState, at: float) -> None:
-        """Cancel the items that run or wait for a retry; those never started are skipped."""
-        out, visit = self._out, node.visits
-        for index, item in enumerate(ms.states):
-            if item.status is _RUNNING:
-                if item.waiting_retry:
-                    out.append(CancelTimer(RetryTimer(node.id, visit, item.attempt + 1, index)))
-                    item.waiting_retry = False
-                else:
-                    out.append(CancelNode(node.id, visit, item.attempt, index))
-                    if node.spec.timeout is not None:
-                        out.append(
-                            CancelTimer(NodeTimeoutTimer(node.id, visit, item.attempt, index))
-                        )
-                item.status = _CANCELLED
-                item.finished_at = at
-            elif item.status is _PENDING:
-                item.status = _SKIPPED
-                item.queued = False
-        ms.ready.clear()
-        ms.running = ms.retrying = 0
-
-    def _force_start_item(self, ms: MapState, r: NodeResult) -> None:
-        """Replay only: a recorded item attempt for an item still queued or waiting to retry."""
-        if ms.closing or r.item is None or not 0 <= r.item < ms.total:
-            return
-        item = ms.states[r.item]
-        if item.queued:
-            item.queued = False
-            item.status = _RUNNING
-            item.attempt = r.attempt
-            ms.running += 1
-        elif item.waiting_retry and r.attempt == item.attempt + 1:
-            item.waiting_retry = False
-            ms.retrying -= 1
-            item.attempt = r.attempt
-            ms.running += 1
-
-    def _resume_items(self, node: NodeState, ms: MapState, at: float) -> None:
-        """After a replay: items without a final result start again, within ``concurrency``."""
-        if ms.closing:  # the verdict was in, the final result was not: ask for it again
-            ms.closing = False
-            self._check_items(node, ms, at)
-            return
-        again: list[int] = []
-        for index, item in enumerate(ms.states):
-            if item.status is not _RUNNING:
-                continue
-            if item.waiting_retry:  # its retry timer died with the old driver: retry now
-                item.waiting_retry = False
-                ms.retrying -= 1
-                item.attempt += 1
-            else:
-                ms.running -= 1
-            item.status = _PENDING
-            item.queued = True
-            again.append(index)
-        ms.ready.extendleft(reversed(again))
-        self._pump_items(node, ms, at)
-
-    def _emit_item(
-        self,
-        kind: str,
-        at: float,
-        node: NodeState,
-        index: int,
-        item: ItemState,
-        data: dict[str, Any] | None,
-    ) -> None:
-        if self._replaying:
-            return
-        payload = {"item": index}
-        if data:
-            payload.update(data)
-        self._out.append(Event(kind, self.id, at, node.id, node.visits, item.attempt, payload))
+        expanded = node.items = MapState(node.spec, node.visits, items, self._host, started)
+        self._emit("node.mapped", at, node, {"items": expanded.total})
+        expanded.start(at)
 
     # --- ending ------------------------------------------------------------------------------
 
@@ -803,7 +632,7 @@ class ExecutionState:
                             CancelTimer(NodeTimeoutTimer(node.id, node.visits, node.attempt))
                         )
                     if node.items is not None and not node.items.closing:
-                        self._stop_items(node, node.items, at)
+                        node.items.stop(at)
                 node.status = _CANCELLED
                 node.finished_at = at
                 self._emit("node.cancelled", at, node)
