@@ -9,6 +9,9 @@ inline path evaluates is pure Lua with no I/O.
 
 Both paths share one coroutine, ``_attempt``: the inline path drives it with ``send(None)`` and
 it must finish without suspending; anything that would suspend raises ``_Escalate`` instead.
+
+What an attempt sees and the ports it calls out through (sub-workflows, tasks) are in
+``engine/executors/ports.py``; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -37,80 +39,29 @@ from engine.definition.model import (
 from engine.errors import HttpTaskError, TaskError, TemplateError
 from engine.executors import http as http_executor
 from engine.executors import python as python_executor
+from engine.executors.ports import (
+    ExecutionContext,
+    NodeAttempt,
+    SubWorkflowLauncher,
+    TaskScheduler,
+)
 from engine.lua import ESCALATE, LuaCode, LuaError, LuaLimits, LuaSandbox, Scope
 from engine.state.events import FinishMap, NodeResult, NodeStatus
 from engine.templates import Const, Expr, Template, render, render_inline
+
+__all__ = [
+    "ExecutionContext",
+    "NodeAttempt",
+    "NodeRunner",
+    "SubWorkflowLauncher",
+    "TaskScheduler",
+]
 
 _COMPLETED = NodeStatus.COMPLETED
 
 
 class _Escalate(Exception):
     """Raised on the inline path when the attempt must continue asynchronously."""
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionContext:
-    """What every node of one execution can see: ``inputs``, live ``outputs``, ``execution``."""
-
-    id: str
-    workflow: str
-    version: str
-    inputs: Mapping[str, Any]
-    outputs: Mapping[str, Any]
-    depth: int = 0
-    execution: Mapping[str, Any] = field(init=False)
-    scope: Scope = field(init=False)
-
-    def __post_init__(self) -> None:
-        execution = {"id": self.id, "workflow": self.workflow, "version": self.version}
-        object.__setattr__(self, "execution", execution)
-        object.__setattr__(self, "scope", Scope(self.inputs, self.outputs, execution))
-
-
-@dataclass(frozen=True, slots=True)
-class NodeAttempt:
-    """Which attempt of which visit of a node is running: the key of its checkpoint record."""
-
-    node: str
-    visit: int
-    attempt: int
-    item: int | None = None
-    """The item's index for an item of a node with ``map``."""
-
-
-class SubWorkflowLauncher(Protocol):
-    """Runs a child execution for a ``workflow`` node and returns the child's outputs.
-
-    ``attempt`` identifies the node attempt asking, so a launcher can find the same child again
-    when the request is repeated (after a reconnect). Raises ``TaskError`` when the child fails
-    or cannot be started; cancelling the call stops waiting for the child.
-    """
-
-    async def run_child(
-        self,
-        task: SubWorkflowTask,
-        inputs: dict[str, Any],
-        parent: ExecutionContext,
-        attempt: NodeAttempt,
-    ) -> Any: ...
-
-
-class TaskScheduler(Protocol):
-    """Hands a ``task`` node's attempt to the orchestrator as a durable task and waits for it.
-
-    Returns the worker's output; raises ``TaskError`` when the task failed or timed out (its
-    ``retryable`` says whether ``retry`` may try again). ``attempt`` identifies the node attempt,
-    so asking again after a reconnect or a failover finds the same task. Cancelling the call
-    stops waiting (the orchestrator cancels the task when the execution ends).
-    """
-
-    async def run_task(
-        self,
-        task: QueueTask,
-        args: dict[str, Any],
-        ctx: ExecutionContext,
-        attempt: NodeAttempt,
-    ) -> Any: ...
 
 
 class NodeRunner:
