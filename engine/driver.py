@@ -150,12 +150,9 @@ class ExecutionDriver:
             if kind is StartNode:
                 assert isinstance(command, StartNode)
                 node = by_id[command.node]
-                if command.item is None:
-                    result = runner.try_inline(ctx, node, command.visit, command.attempt)
-                else:
-                    result = runner.try_inline(
-                        ctx, node, command.visit, command.attempt, command.item, command.value
-                    )
+                result = runner.try_inline(
+                    ctx, node, command.visit, command.attempt, command.item, command.value
+                )
                 if result is not None:
                     self._pending.append(NodeFinished(result))
                 else:

@@ -122,31 +122,21 @@ class NodeRunner:
         if node.map is not None:
             if item is None:
                 return _drive(self._expand(ctx, node, visit, attempt, inline=True))
+            each = (item, value)
             if (kind is NoopTask or kind is LuaTask) and type(node.args) is Const:
                 # The common item, as the common node below: nothing to render.
                 started = self._clock()
-                output = node.args.value or None
-                if kind is LuaTask:
-                    assert isinstance(task, LuaTask)
-                    each = {"item": value, "index": item}
-                    scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, node.args.value, each)
-                    try:
-                        output = self.sandbox.run_inline(
-                            task.code, scope, self._lua_limits(task, node)
-                        )
-                    except TaskError:
-                        output = ESCALATE
-                    if output is ESCALATE:  # failures and long runs take the general path
-                        return _drive(
-                            self._attempt(
-                                ctx, node, visit, attempt, inline=True, each=(item, value)
-                            )
-                        )
+                try:
+                    output = self._simple_output(ctx, node, {"item": value, "index": item})
+                except TaskError:
+                    return _drive(self._item_attempt(ctx, node, visit, attempt, True, each))
+                if output is ESCALATE:
+                    return None
                 return NodeResult(
                     node.id, visit, attempt, _COMPLETED, output, SUCCESS, None, False, None,
                     started, self._clock(), item,
                 )  # fmt: skip
-            return _drive(self._attempt(ctx, node, visit, attempt, inline=True, each=(item, value)))
+            return _drive(self._item_attempt(ctx, node, visit, attempt, True, each))
         if (
             (kind is NoopTask or kind is LuaTask)
             and node.when is None
@@ -175,6 +165,16 @@ class NodeRunner:
             )  # fmt: skip
         return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
 
+    def _simple_output(self, ctx: ExecutionContext, node: Node, each: dict[str, Any]) -> Any:
+        """A ``noop`` or Lua item with constant ``args``, run inline: its output, or
+        ``ESCALATE``; raises ``TaskError`` (the general path runs it again, pure Lua)."""
+        task, args = node.executor, node.args
+        assert isinstance(args, Const)
+        if not isinstance(task, LuaTask):
+            return args.value or None
+        scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, args.value, each)
+        return self.sandbox.run_inline(task.code, scope, self._lua_limits(task, node))
+
     async def run(
         self,
         ctx: ExecutionContext,
@@ -189,7 +189,7 @@ class NodeRunner:
         if node.map is not None:
             if item is None:
                 return await self._expand(ctx, node, visit, attempt, inline=False)
-            return await self._attempt(ctx, node, visit, attempt, inline=False, each=(item, value))
+            return await self._item_attempt(ctx, node, visit, attempt, False, (item, value))
         return await self._attempt(ctx, node, visit, attempt, inline=False)
 
     def try_finish_map(
@@ -223,11 +223,8 @@ class NodeRunner:
         attempt: int,
         *,
         inline: bool,
-        each: tuple[int, Any] | None = None,
     ) -> NodeResult:
         started = self._clock()
-        if each is not None:
-            return await self._item_attempt(ctx, node, visit, attempt, inline, each, started)
         scope = ctx.scope
         try:
             if node.when is not None and not _truthy(
@@ -301,10 +298,10 @@ class NodeRunner:
         attempt: int,
         inline: bool,
         each: tuple[int, Any],
-        started: float,
     ) -> NodeResult:
         """One item of a mapped node: ``args`` and the executor see ``item`` and ``index``; the
         node's ``when`` and ``next`` belong to the node, not to its items."""
+        started = self._clock()
         index, value = each
         scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, None, {"item": value, "index": index})
         try:
@@ -370,20 +367,20 @@ class NodeRunner:
                 try:
                     route = await self._route(ctx, node, output, SUCCESS, inline)
                 except TaskError as exc:
-                    return self._map_failed(ctx, node, finish, exc.message, None)
+                    return self._map_failed(node, finish, exc.message, None)
                 if route is None:
                     message = f"no edge of next matches outcome '{SUCCESS}'"
                     route = await self._route_failure(ctx, node, inline)
-                    return self._map_failed(ctx, node, finish, message, route)
+                    return self._map_failed(node, finish, message, route)
             return NodeResult(
                 node.id, finish.visit, 1, _COMPLETED, output, SUCCESS, None, False, route,
                 finish.started_at, self._clock(),
             )  # fmt: skip
         route = await self._route_failure(ctx, node, inline)
-        return self._map_failed(ctx, node, finish, finish.error or "failed", route)
+        return self._map_failed(node, finish, finish.error or "failed", route)
 
     def _map_failed(
-        self, ctx: ExecutionContext, node: Node, finish: FinishMap, error: str, route: str | None
+        self, node: Node, finish: FinishMap, error: str, route: str | None
     ) -> NodeResult:
         return NodeResult(
             node.id, finish.visit, 1, NodeStatus.FAILED, finish.output, FAIL, error, False, route,

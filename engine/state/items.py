@@ -69,7 +69,6 @@ class ItemState:
         "finished_at",
         "output",
         "queued",
-        "reused_from",
         "started_at",
         "status",
         "waiting_retry",
@@ -84,7 +83,6 @@ class ItemState:
         self.error: str | None = None
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self.reused_from: str | None = None
 
 
 class MapState:
@@ -131,10 +129,6 @@ class MapState:
     @property
     def total(self) -> int:
         return len(self.items)
-
-    @property
-    def finished(self) -> int:
-        return self.completed + self.failed
 
     def outputs(self) -> list[Any]:
         """The items' outputs in item order (None for an item that did not complete)."""
@@ -279,7 +273,6 @@ class MapState:
         self.host.record(r)
         index, at = r.item, r.finished_at
         item = self.states[index]
-        item.reused_from = r.reused_from
         if r.attempt == 1 and r.started_at:
             item.started_at = r.started_at
         retry = self.node.retry
