@@ -206,11 +206,6 @@ class ExecutionService:
                 self._journal.save(original)
                 await self._journal.durable()
                 self._lifecycle.enqueue(record)
-                # Placement runs at the next turn of the loop: let it, and answer once its row
-                # is durable too, as a start does (an orchestrator killed right after the answer
-                # then finds the retry on the engine it was sent to, under that lease).
-                await asyncio.sleep(0)
-                await self._journal.durable()
                 return record
         finally:
             if not lock.locked():
