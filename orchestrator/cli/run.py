@@ -309,16 +309,13 @@ class _Progress:
             self.rows[node]["note"] = progress
         if self.live is not None:
             self._refresh()
+        elif event.type == "node.mapped":
+            line = f"{_stamp(event.at)} node.mapped {node} ({counts[0]} items)"
+            self.console.print(line, markup=False, highlight=False)
         elif event.type != "item.started":
-            note = data.get("error")
-            self.console.print(
-                f"{_stamp(event.at)} {event.type} {node} item {data.get('item', '')} "
-                f"({progress}{'; ' + str(note) if note else ''})"
-                if event.type != "node.mapped"
-                else f"{_stamp(event.at)} node.mapped {node} ({counts[0]} items)",
-                markup=False,
-                highlight=False,
-            )
+            note = f"; {data['error']}" if data.get("error") else ""
+            line = f"{_stamp(event.at)} {event.type} {node} item {data.get('item', '')}"
+            self.console.print(f"{line} ({progress}{note})", markup=False, highlight=False)
 
     def _refresh(self) -> None:
         assert self.live is not None
