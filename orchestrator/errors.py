@@ -13,6 +13,9 @@
             └── NotRetryable   a retry of an execution that is running, already retried,
                                completed (without a node to rerun from), or whose version
                                was deleted
+    InputError (engine.errors)
+    └── InvalidReport          a ``POST /step`` report that is malformed or names another
+                               execution or step than its task's (``orchestrator.tasks.step``)
 
     RpcError = weir.ApiError   a call to the orchestrator failed (client side; has a status)
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from weir import ApiError
 
-from engine.errors import WeirError
+from engine.errors import InputError, WeirError
 
 
 class OrchestratorError(WeirError):
@@ -48,6 +51,11 @@ class QueueFull(OrchestratorError):
 
 class InvalidSignal(OrchestratorError):
     """A signal name no ``wait`` node of the execution's workflow waits for."""
+
+
+class InvalidReport(InputError):
+    """A ``POST /step`` report (the FSL action protocol) that is malformed, or whose ``flowId``
+    or ``stepName`` is not its task's; ``issues`` names each field at fault."""
 
 
 class FailedPrecondition(OrchestratorError):

@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # annotations only: the CLI imports this module and should st
     from orchestrator.executions.record import ExecutionRecord
     from orchestrator.monitor import MonitorEvent
     from orchestrator.registry import WorkflowVersion
-    from orchestrator.store import ExecutionRow
+    from orchestrator.store import ExecutionRow, TaskRow
     from orchestrator.triggers import TriggerInfo
+    from orchestrator.waits.receipt import SignalReceipt
 
 
 def workflow_fields(
@@ -83,6 +84,8 @@ def execution_to_pb(record: ExecutionRecord, result: ExecutionResult) -> pb.Exec
         retried_by=result.retried_by or "",
     )
     codec.set_time(m.created_at, record.created_at)
+    if record.status == ExecutionStatus.WAITING and record.wake_at is not None:
+        codec.set_time(m.wake_at, record.wake_at)
     if result.parent is not None:
         m.parent.execution_id = result.parent.execution
         m.parent.node = result.parent.node
@@ -238,7 +241,31 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
         out["retry_of"] = m.retry_of
     if m.retried_by:
         out["retried_by"] = m.retried_by
+    out["wake_at"] = iso(m.wake_at, m.HasField("wake_at"))
     return out
+
+
+def task_due_at(row: TaskRow) -> float | None:
+    """When the task times out (for a timer: when it fires), as both APIs show it: the earliest
+    of its ``deadline_at`` and, for a task that is not a worker's, ``created_at + timeout_s``;
+    None when neither is set. A worker's own ``timeout`` counts from when a worker took it and
+    is not shown here."""
+    due = [row.deadline_at] if row.deadline_at is not None else []
+    if row.kind != "worker" and row.timeout_s > 0:
+        due.append(row.created_at + row.timeout_s)
+    return min(due, default=None)
+
+
+def signal_to_pb(receipt: SignalReceipt) -> pb.SignalExecutionResponse:
+    m = pb.SignalExecutionResponse(
+        id=receipt.id,
+        execution_id=receipt.execution_id,
+        name=receipt.name,
+        node=receipt.node or "",
+        visit=receipt.visit,
+    )
+    codec.set_time(m.sent_at, receipt.sent_at)
+    return m
 
 
 def trigger_to_pb(info: TriggerInfo) -> pb.Trigger:

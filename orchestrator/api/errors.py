@@ -19,6 +19,8 @@ from engine.server import codec
 from orchestrator.errors import (
     AlreadyExists,
     FailedPrecondition,
+    InvalidReport,
+    InvalidSignal,
     NotFound,
     NotRetryable,
     QueueFull,
@@ -42,6 +44,8 @@ INTERNAL = ErrorKind(grpc.StatusCode.INTERNAL, 500, "internal")
 
 ERRORS: list[tuple[type[Exception], ErrorKind]] = [
     (DefinitionError, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_definition")),
+    (InvalidReport, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 400, "invalid_report")),
+    (InvalidSignal, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 400, "invalid_signal")),
     (InputError, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_argument")),
     (codec.CodecError, ErrorKind(grpc.StatusCode.INVALID_ARGUMENT, 422, "invalid_argument")),
     (NotFound, ErrorKind(grpc.StatusCode.NOT_FOUND, 404, "not_found")),

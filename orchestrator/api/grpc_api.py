@@ -183,6 +183,21 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
         except Exception as exc:
             await abort(context, exc)
 
+    async def SignalExecution(
+        self, request: pb.SignalExecutionRequest, context: Context
+    ) -> pb.SignalExecutionResponse:
+        try:
+            _require(execution_id=request.execution_id, name=request.name)
+            receipt = await self.api.executions.signal(
+                request.execution_id,
+                request.name,
+                outcome=request.outcome,
+                data_json=request.data_json or b"null",
+            )
+            return convert.signal_to_pb(receipt)
+        except Exception as exc:
+            await abort(context, exc)
+
     async def WatchEvents(  # type: ignore[override]  # the generated stubs know only generators
         self, request: pb.WatchEventsRequest, context: Context
     ) -> None:

@@ -20,12 +20,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from weir.proto.v1 import engine_pb2 as epb
 from weir.proto.v1 import worker_pb2 as wpb
 from weir.proto.v1 import worker_pb2_grpc as wpb_grpc
 
 from engine.errors import InputError, Issue
+from orchestrator.api.convert import task_due_at
 from orchestrator.api.errors import abort
 from orchestrator.store import TASK_STATUSES, TaskRow
+from orchestrator.store.base import TASK_KINDS
 from orchestrator.tasks.board import Verdict
 from orchestrator.tasks.service import TaskService
 from orchestrator.tasks.workers import WorkerSession, WorkerSnapshot
@@ -39,6 +42,7 @@ HEARTBEAT_INTERVAL = 10.0
 
 STATUS_TO_PB = {name: wpb.TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in TASK_STATUSES}
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
+KIND_TO_PB = {name: epb.TaskKind.Value(f"TASK_KIND_{name.upper()}") for name in TASK_KINDS}
 VERDICT_TO_PB = {
     Verdict.ACCEPTED: wpb.VERDICT_ACCEPTED,
     Verdict.DUPLICATE: wpb.VERDICT_DUPLICATE,
@@ -69,6 +73,9 @@ def task_info(row: TaskRow) -> wpb.TaskInfo:
         idempotency_key=row.idempotency_key,
         deliveries=row.deliveries,
         item=row.item,
+        kind=KIND_TO_PB[row.kind],
+        outcome=row.outcome or "",
+        due_at=task_due_at(row) or 0.0,
     )
 
 
@@ -213,7 +220,9 @@ class WorkersApi(wpb_grpc.WorkersServicer):
         self, request: wpb.CompleteTaskRequest, context: Context
     ) -> wpb.TaskInfo:
         try:
-            row = await self._tasks.complete(request.token, request.output_json or b"null")
+            row = await self._tasks.complete(
+                request.token, request.output_json or b"null", outcome=request.outcome
+            )
             await self._tasks.durable()
             return task_info(row)
         except Exception as exc:

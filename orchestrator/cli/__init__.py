@@ -20,6 +20,7 @@ from orchestrator.cli.events import events, logs
 from orchestrator.cli.remote import apply, cancel, engines, get, list_, retry, start
 from orchestrator.cli.run import run
 from orchestrator.cli.serve import engine, orchestrator
+from orchestrator.cli.signal import signal
 from orchestrator.cli.tasks import tasks, workers
 from orchestrator.cli.triggers import triggers
 from orchestrator.cli.validate import schema, validate
@@ -74,6 +75,7 @@ for _command in (
     get,
     list_,
     cancel,
+    signal,
     engines,
     deprecate,
     delete,

@@ -241,6 +241,8 @@ def get_execution(execution_id: str, output_format: str, server: str | None) -> 
     parent = result.get("parent")
     if parent:
         console.print(f"parent: {parent['execution']} (node {parent['node']})")
+    if result.get("wake_at"):
+        console.print(f"waiting: a timer wakes it at {result['wake_at']}")
     for key, label in (("retry_of", "retry of"), ("retried_by", "retried by")):
         if result.get(key):
             console.print(f"{label}: {result[key]}")
@@ -304,7 +306,9 @@ def list_workflows(output_format: str, server: str | None) -> None:
 @list_.command("executions")
 @click.option("--workflow", default="", help="Only this workflow's executions.")
 @click.option(
-    "--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"])
+    "--status",
+    type=click.Choice(["pending", "running", "waiting", "completed", "failed", "cancelled"]),
+    help="Only executions in this status (waiting: parked until a task, signal or timer).",
 )
 @click.option("--parent", default="", metavar="ID", help="Only the children of this execution.")
 @click.option("--limit", default=50, show_default=True)

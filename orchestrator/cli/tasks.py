@@ -1,6 +1,10 @@
 """``weir tasks list|complete|fail`` and ``weir workers``: durable tasks by token, and the
 connected task workers.
 
+Tasks of every kind are listed: work for a worker (its queue), an asynchronous HTTP action
+waiting for its callback (``callback``), a ``wait`` node's wait for a signal (``signal:NAME``)
+and a durable timer (``timer``), each with the time it is due (times out, or fires).
+
 ``complete`` and ``fail`` do what a worker does, for a person or a script (seed 001's TaskDone):
 the same answer twice is accepted once; an answer for a task that already ended otherwise is
 refused (exit 1, the server says why).
@@ -14,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from weir.proto.v1 import engine_pb2 as epb
 from weir.proto.v1 import worker_pb2 as wpb
 
 from engine.server import codec
@@ -26,6 +31,22 @@ STATUSES = ("pending", "running", "completed", "failed", "timed_out", "cancelled
 STATUS_TO_PB = {name: wpb.TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in STATUSES}
 
 
+def kind_name(t: wpb.TaskInfo) -> str:
+    """``worker``, ``callback``, ``signal`` or ``timer``."""
+    return epb.TaskKind.Name(t.kind).removeprefix("TASK_KIND_").lower()
+
+
+def waits_on(t: wpb.TaskInfo) -> str:
+    """What the QUEUE column shows: a worker task's queue, ``signal:NAME`` for a signal wait,
+    ``callback`` for an asynchronous HTTP action, ``timer`` for a durable timer."""
+    kind = kind_name(t)
+    if kind == "worker":
+        return t.queue
+    if kind == "signal":
+        return f"signal:{t.queue}"
+    return kind
+
+
 def task_json(t: wpb.TaskInfo) -> dict[str, Any]:
     """A task as ``--output json`` prints it (the REST API's shape)."""
     return {
@@ -36,6 +57,7 @@ def task_json(t: wpb.TaskInfo) -> dict[str, Any]:
         "visit": t.visit,
         "item": t.item if t.HasField("item") else None,
         "attempt": t.attempt,
+        "kind": kind_name(t),
         "queue": t.queue,
         "args": codec.from_json(t.args_json, "args"),
         "status": wpb.TaskStatus.Name(t.status).removeprefix("TASK_STATUS_").lower(),
@@ -43,8 +65,10 @@ def task_json(t: wpb.TaskInfo) -> dict[str, Any]:
         "deliveries": t.deliveries,
         "idempotency_key": t.idempotency_key,
         "output": codec.from_json(t.output_json, "output"),
+        "outcome": t.outcome or None,
         "error": t.error or None,
         "details": codec.from_json(t.details_json, "details"),
+        "due_at": iso(t.due_at or None),
         "created_at": iso(t.created_at or None),
         "started_at": iso(t.started_at or None),
         "finished_at": iso(t.finished_at or None),
@@ -57,7 +81,7 @@ def tasks() -> None:
 
 
 @tasks.command("list")
-@click.option("--queue", "-q", default="", help="Only this queue's tasks.")
+@click.option("--queue", "-q", default="", help="Only this queue's tasks (or this signal's waits).")
 @click.option("--status", type=click.Choice(STATUSES), help="Only tasks in this status.")
 @click.option("--execution", default="", metavar="ID", help="Only this execution's tasks.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
@@ -85,17 +109,20 @@ def list_tasks(
     if output_format == "json":
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return
-    table = Table("TOKEN", "QUEUE", "STATUS", "EXECUTION", "NODE", "ATTEMPT", "WORKER", "CREATED")
+    table = Table(
+        "TOKEN", "QUEUE", "STATUS", "EXECUTION", "NODE", "ATTEMPT", "WORKER", "CREATED", "DUE"
+    )
     for t, item in zip(found, items, strict=True):
         table.add_row(
             t.token,
-            t.queue,
+            waits_on(t),
             item["status"],
             t.execution_id[:SHORT_ID],
             t.node if item["item"] is None else f"{t.node}[{item['item']}]",
             str(t.attempt),
             t.worker or "-",
             timestamp(t.created_at),
+            timestamp(t.due_at) if t.due_at else "-",
         )
     Console().print(table)
 
@@ -105,15 +132,21 @@ def list_tasks(
 @click.option(
     "--output-json", "output", default="null", metavar="JSON", help="The node's output (JSON)."
 )
+@click.option(
+    "--outcome",
+    default="",
+    metavar="OUTCOME",
+    help="Routes the node's next (default: the output's \"outcome\" key, or SUCCESS).",
+)
 @output_option
 @server_option
-def complete(token: str, output: str, output_format: str, server: str | None) -> None:
-    """Complete the task TOKEN; an "outcome" key in the output routes next."""
+def complete(token: str, output: str, outcome: str, output_format: str, server: str | None) -> None:
+    """Complete the task TOKEN; --outcome (or an "outcome" key in the output) routes next."""
     try:
         json.loads(output)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--output-json") from None
-    done = _client_call(server, lambda c: c.complete_task(token, output.encode()))
+    done = _client_call(server, lambda c: c.complete_task(token, output.encode(), outcome=outcome))
     _answered(done, output_format)
 
 

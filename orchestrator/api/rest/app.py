@@ -1,5 +1,6 @@
 """The orchestrator's HTTP side: the REST API (FastAPI), ``POST /trigger/{workflow}``,
-Server-Sent Events, health probes and Prometheus ``/metrics``, on ``HTTP_PORT``.
+``POST /step`` (FSL action reports), Server-Sent Events, health probes and Prometheus
+``/metrics``, on ``HTTP_PORT``.
 
 Routes call the same service layer (``orchestrator.services.Services``) as the gRPC API, and
 errors go through the same table (``orchestrator.api.errors``), answered as
@@ -20,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from orchestrator.api.errors import ERRORS
-from orchestrator.api.rest import events, executions, tasks, triggers, workflows
+from orchestrator.api.rest import events, executions, step, tasks, triggers, workflows
 from orchestrator.api.rest.common import on_error, on_http_error, on_validation_error
 from orchestrator.api.rest.middleware import BearerToken, BodyLimit
 from orchestrator.api.rest.models import Health
@@ -50,7 +51,7 @@ def create_app(
     for kind, _ in ERRORS:  # handled here, not re-raised to the server's log like Exception
         app.add_exception_handler(kind, on_error)
     app.add_exception_handler(Exception, on_error)
-    for module in (workflows, executions, triggers, events, tasks):
+    for module in (workflows, executions, triggers, events, tasks, step):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")

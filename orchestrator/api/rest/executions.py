@@ -12,19 +12,24 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from engine.errors import InputError, Issue
+from engine.server import codec
 from engine.state.events import ExecutionStatus
+from engine.state.result import iso
 from orchestrator.api.rest.common import ERROR_RESPONSES, services_of
 from orchestrator.api.rest.models import (
     NAME,
     CancelIn,
     EngineList,
     EngineOut,
+    ErrorBody,
     EventOut,
     EventPage,
     ExecutionOut,
     ExecutionPage,
     ExecutionSummaryOut,
     RetryIn,
+    SignalIn,
+    SignalOut,
     StartIn,
     TriggerRunIn,
     TriggerRunOut,
@@ -42,7 +47,10 @@ MAX_WAIT = 300.0
 
 
 def _result(api: Services, record: ExecutionRecord) -> ExecutionOut:
-    return ExecutionOut.model_validate(api.executions.result(record).to_json())
+    out = ExecutionOut.model_validate(api.executions.result(record).to_json())
+    if record.status == ExecutionStatus.WAITING:
+        out.wake_at = iso(record.wake_at)
+    return out
 
 
 async def _start(
@@ -175,7 +183,7 @@ def _from_token(token: str) -> tuple[float, str]:
 async def list_executions(
     api: Api,
     workflow: Annotated[str, Query(max_length=63)] = "",
-    status: Literal["pending", "running", "completed", "failed", "cancelled", ""] = "",
+    status: Literal["pending", "running", "waiting", "completed", "failed", "cancelled", ""] = "",
     parent: Annotated[str, Query(max_length=200, description="Children of this execution.")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: Annotated[str, Query(max_length=500)] = "",
@@ -234,6 +242,30 @@ async def retry(
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/executions/{record.id}"
     return _result(api, record)
+
+
+@router.post(
+    "/api/v1/executions/{execution_id}/signals/{name}",
+    response_model=SignalOut,
+    summary="Send a signal to an execution",
+    description="A `wait: {signal: NAME}` node waiting for it completes with `data` as its "
+    "output and `outcome` routing its `next`; a signal no node waits for yet is kept and "
+    "consumed when one does, in the order signals were sent (`consumed: false`). 404 for an "
+    "unknown execution, 409 for a finished one, 400 `invalid_signal` for a name no `wait` "
+    "node of its workflow waits for.",
+    responses={400: {"model": ErrorBody, "description": "No `wait` node waits for NAME."}},
+)
+async def signal(
+    execution_id: ExecutionId,
+    name: Annotated[str, Path(min_length=1, max_length=200, description="The signal's name.")],
+    api: Api,
+    body: SignalIn | None = None,
+) -> SignalOut:
+    body = body or SignalIn()
+    receipt = await api.executions.signal(
+        execution_id, name, outcome=body.outcome, data_json=codec.to_json(body.data) or b"null"
+    )
+    return SignalOut.of(receipt)
 
 
 @router.get(

@@ -17,8 +17,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-"""Served without a token: probes and Prometheus."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/step"})
+"""Served without a token: probes, Prometheus, and ``POST /step``, which the task token in its
+body authorises (an FSL action service holds a task's token, not the API's)."""
 
 
 async def send_error(

@@ -13,6 +13,7 @@ from orchestrator.monitor import MonitorEvent
 from orchestrator.registry import WorkflowVersion
 from orchestrator.services import EngineSummary
 from orchestrator.store import ExecutionRow
+from orchestrator.waits.receipt import SignalReceipt
 from orchestrator.workflows import WorkflowSummary
 
 NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -143,6 +144,10 @@ class ExecutionOut(BaseModel):
     error: dict[str, Any] | None = None
     nodes: dict[str, Any] = {}
     path: list[str] = []
+    wake_at: str | None = Field(
+        default=None,
+        description="While parked (status `waiting`): when its timer wakes it, if one does.",
+    )
 
 
 class ExecutionSummaryOut(BaseModel):
@@ -158,6 +163,10 @@ class ExecutionSummaryOut(BaseModel):
     parent_node: str | None
     retry_of: str | None = Field(default=None, description="The execution this one retries.")
     retried_by: str | None = Field(default=None, description="The retry made of this one.")
+    wake_at: str | None = Field(
+        default=None,
+        description="While parked (status `waiting`): when its timer wakes it, if one does.",
+    )
 
     @classmethod
     def of(cls, row: ExecutionRow) -> ExecutionSummaryOut:
@@ -174,6 +183,7 @@ class ExecutionSummaryOut(BaseModel):
             parent_node=row.parent_node,
             retry_of=row.retry_of,
             retried_by=row.retried_by,
+            wake_at=iso(row.wake_at) if row.status == "waiting" else None,
         )
 
 
@@ -193,6 +203,43 @@ class RetryIn(_In):
         description="Run this node and everything after it again too; required for a "
         "completed execution. Without it, only what did not finish runs again.",
     )
+
+
+class SignalIn(_In):
+    outcome: str = Field(
+        default="",
+        max_length=200,
+        description="Routes the waiting node's `next`; empty: the data's `outcome` field, or "
+        "SUCCESS.",
+    )
+    data: Any = Field(default=None, description="The waiting node's output.")
+
+
+class SignalOut(BaseModel):
+    id: str = Field(description="Identifies the signal (events, logs).")
+    execution_id: str
+    name: str
+    outcome: str
+    sent_at: str | None
+    node: str | None = Field(
+        description="The `wait` node that consumed it at once; null: kept until a node waits "
+        "for it."
+    )
+    visit: int | None = Field(description="That node's visit.")
+    consumed: bool = Field(description="Whether a waiting node took it at once.")
+
+    @classmethod
+    def of(cls, receipt: SignalReceipt) -> SignalOut:
+        return cls(
+            id=receipt.id,
+            execution_id=receipt.execution_id,
+            name=receipt.name,
+            outcome=receipt.outcome,
+            sent_at=iso(receipt.sent_at),
+            node=receipt.node,
+            visit=receipt.visit,
+            consumed=receipt.node is not None,
+        )
 
 
 class CancelIn(_In):

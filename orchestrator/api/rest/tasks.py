@@ -1,10 +1,12 @@
 """``/api/v1/tasks`` and ``/api/v1/workers``: durable tasks of ``task`` nodes, by token.
 
 People and other services see and answer the same tasks workers do (seed 001's TaskDone):
-``complete`` with the node's output (an ``outcome`` key in it routes ``next``), ``fail`` with a
-message, ``heartbeat`` to show progress. A token unknown here is 404; an answer for a task that
-already ended otherwise (a superseded attempt, a timeout, a cancellation, another answer) is
-409 ``task_ended``; the same answer twice is answered the same way twice (200).
+``complete`` with the node's output and perhaps an ``outcome`` (else an ``outcome`` key in the
+output routes ``next``), ``fail`` with a message, ``heartbeat`` to show progress. The other kinds
+of task -- an asynchronous HTTP action waiting for its callback, a signal wait, a timer -- are
+listed too, with their ``kind`` and ``due_at``. A token unknown here is 404; an answer for a
+task that already ended otherwise (a superseded attempt, a timeout, a cancellation, another
+answer) is 409 ``task_ended``; the same answer twice is answered the same way twice (200).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.server import codec
 from engine.state.result import iso
+from orchestrator.api.convert import task_due_at
 from orchestrator.api.rest.common import ERROR_RESPONSES, services_of
 from orchestrator.services import Services
 from orchestrator.store import TaskRow
@@ -26,6 +29,7 @@ router = APIRouter(tags=["tasks"], responses=ERROR_RESPONSES)
 Api = Annotated[Services, Depends(services_of)]
 Token = Annotated[str, Path(min_length=1, max_length=200, description="The task's token.")]
 TaskStatusName = Literal["pending", "running", "completed", "failed", "timed_out", "cancelled"]
+TaskKindName = Literal["worker", "callback", "signal", "timer"]
 
 
 class _In(BaseModel):
@@ -42,7 +46,15 @@ class TaskOut(BaseModel):
         default=None, description="The item's index for a task of an item of a node with `map`."
     )
     attempt: int
-    queue: str
+    kind: TaskKindName = Field(
+        description="`worker`: work for a worker of `queue`; `callback`: an asynchronous HTTP "
+        "request answered by a callback; `signal`: a wait for the signal named `queue`; "
+        "`timer`: a durable timer."
+    )
+    queue: str = Field(
+        description="The worker queue; for a `signal` task, the signal's name; empty for the "
+        "other kinds."
+    )
     args: Any
     status: TaskStatusName
     worker: str | None
@@ -51,8 +63,16 @@ class TaskOut(BaseModel):
         description="The same for every attempt of one node visit (of one item, with `map`)."
     )
     output: Any = None
+    outcome: str | None = Field(
+        default=None, description="The outcome its answer gave explicitly (callback, signal)."
+    )
     error: str | None = None
     details: Any = None
+    due_at: str | None = Field(
+        default=None,
+        description="When it times out (a timer: when it fires): its node's `timeout`, or a "
+        "callback's, signal's or timer's own; null: never.",
+    )
     created_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -68,6 +88,7 @@ class TaskOut(BaseModel):
             visit=row.visit,
             item=row.item,
             attempt=row.attempt,
+            kind=row.kind,  # type: ignore[arg-type]  # one of TASK_KINDS
             queue=row.queue,
             args=codec.from_json(row.args_json, "args"),
             status=row.status,  # type: ignore[arg-type]  # one of TASK_STATUSES
@@ -75,8 +96,10 @@ class TaskOut(BaseModel):
             deliveries=row.deliveries,
             idempotency_key=row.idempotency_key,
             output=codec.from_json(row.output_json or b"", "output"),
+            outcome=row.outcome or None,
             error=row.error,
             details=codec.from_json(row.details_json or b"", "details"),
+            due_at=iso(task_due_at(row)),
             created_at=iso(row.created_at),
             started_at=iso(row.started_at),
             finished_at=iso(row.finished_at),
@@ -91,6 +114,12 @@ class TaskList(BaseModel):
 class CompleteIn(_In):
     output: Any = Field(
         default=None, description='The node\'s output; {"outcome": "..."} in it routes next.'
+    )
+    outcome: str = Field(
+        default="",
+        max_length=200,
+        description="Routes the node's `next`, over an `outcome` field of the output; empty: "
+        "the output's, or SUCCESS.",
     )
 
 
@@ -157,8 +186,8 @@ async def get_task(token: Token, api: Api) -> TaskOut:
 
 @router.post("/api/v1/tasks/{token}/complete", response_model=TaskOut, summary="Complete a task")
 async def complete(token: Token, api: Api, body: CompleteIn | None = None) -> TaskOut:
-    output = body.output if body is not None else None
-    row = await api.tasks.complete(token, codec.to_json(output))
+    body = body or CompleteIn()
+    row = await api.tasks.complete(token, codec.to_json(body.output), outcome=body.outcome)
     await api.tasks.durable()
     return TaskOut.of(row)
 

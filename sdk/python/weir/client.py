@@ -155,6 +155,29 @@ class Client:
         response: pb.Execution = await self._call(self._stub.RetryExecution, request)
         return response
 
+    async def signal(
+        self, execution_id: str, name: str, *, outcome: str = "", data: Any = None
+    ) -> pb.SignalExecutionResponse:
+        """Send the signal ``name`` to an execution. A ``wait: {signal: NAME}`` node waiting
+        for it completes with ``data`` as its output and ``outcome`` routing its ``next``
+        (empty: the data's ``outcome`` field, or SUCCESS). A signal no node waits for yet is
+        kept, and consumed when one does. The answer's ``node`` (and ``visit``) names the node
+        that consumed it at once; empty when it was kept.
+
+            receipt = await client.signal(execution.id, "approve", outcome="AGREE",
+                                          data={"by": "ada"})
+            if not receipt.node:
+                print("kept until a node waits for it")
+
+        ``ApiError`` with NOT_FOUND for an unknown execution, FAILED_PRECONDITION for a
+        finished one, INVALID_ARGUMENT for a name no ``wait`` node of its workflow waits for.
+        """
+        request = pb.SignalExecutionRequest(
+            execution_id=execution_id, name=name, outcome=outcome, data_json=_json(data)
+        )
+        response: pb.SignalExecutionResponse = await self._call(self._stub.SignalExecution, request)
+        return response
+
     async def engines(self) -> list[pb.EngineInfo]:
         response = await self._call(self._stub.ListEngines, pb.ListEnginesRequest())
         return list(response.engines)
@@ -264,8 +287,18 @@ class Client:
         response = await self._call(self._workers.ListTasks, request)
         return list(response.tasks)
 
-    async def complete_task(self, token: str, output_json: bytes = b"null") -> wpb.TaskInfo:
-        request = wpb.CompleteTaskRequest(token=token, output_json=output_json)
+    async def complete_task(
+        self, token: str, output_json: bytes = b"null", *, outcome: str = ""
+    ) -> wpb.TaskInfo:
+        """Complete a task by its token with the node's output (JSON bytes); ``outcome``
+        routes the node's ``next`` (empty: the output's ``outcome`` field, or SUCCESS). The
+        same answer twice is accepted twice; any other answer for an ended task raises
+        ``ApiError`` (FAILED_PRECONDITION).
+
+            for task in await client.tasks(queue="approvals"):
+                await client.complete_task(task.token, b'{"by": "ada"}', outcome="AGREE")
+        """
+        request = wpb.CompleteTaskRequest(token=token, output_json=output_json, outcome=outcome)
         response: wpb.TaskInfo = await self._call(self._workers.CompleteTask, request)
         return response
 
