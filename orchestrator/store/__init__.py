@@ -1,4 +1,4 @@
-"""The orchestrator's store: workflow versions, executions, node runs, tasks, events, triggers.
+"""The orchestrator's store: workflows, executions, node runs, tasks, signals, events, triggers.
 
 ``open_store(url)`` picks the backend from ``STORE_URL``:
 
