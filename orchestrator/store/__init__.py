@@ -1,4 +1,4 @@
-"""The orchestrator's store: workflow versions, executions, node runs, tasks, events, triggers.
+"""The orchestrator's store: workflows, executions, node runs, tasks, signals, events, triggers.
 
 ``open_store(url)`` picks the backend from ``STORE_URL``:
 
@@ -23,9 +23,9 @@ from orchestrator.store.base import (
     EventRow,
     ExecutionRow,
     NodeRunRow,
+    SignalRow,
     Store,
     StoreError,
-    SignalRow,
     TaskRow,
     TriggerRow,
     WorkflowRow,
@@ -40,10 +40,10 @@ __all__ = [
     "ExecutionRow",
     "MemoryStore",
     "NodeRunRow",
+    "SignalRow",
     "SqlStore",
     "Store",
     "StoreError",
-    "SignalRow",
     "TaskRow",
     "TriggerRow",
     "WorkflowRow",

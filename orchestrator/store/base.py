@@ -2,12 +2,12 @@
 
 Two kinds of operation:
 
-* **Group-committed writes** (``put_execution``, ``put_task``, ``add_node_run``, ``add_events``)
-  only queue the row and return at once. A background writer commits whatever has queued in one
-  transaction (a *group commit*), so many executions share one commit. ``await durable()``
-  returns once everything queued before the call is committed; the orchestrator acknowledges a
-  node result to its engine, or reports an execution as started or finished to a client, only
-  after that.
+* **Group-committed writes** (``put_execution``, ``put_task``, ``put_signal``, ``add_node_run``,
+  ``add_events``) only queue the row and return at once. A background writer commits whatever
+  has queued in one transaction (a *group commit*), so many executions share one commit.
+  ``await durable()`` returns once everything queued before the call is committed; the
+  orchestrator acknowledges a node result to its engine, or reports an execution as started or
+  finished to a client, only after that.
 * **Direct operations** (everything ``async``) run at once and see every committed write. Reads
   do not see writes still queued: call ``durable()`` first when that matters.
 
@@ -405,9 +405,9 @@ class Store(Protocol):
 
     async def prune(self, finished_before: float, batch: int) -> int:
         """Delete up to ``batch`` executions finished before that time, with their node runs,
-        tasks and events, and up to ``batch`` events of no execution (``engine.*``, ``workflow.*``)
-        older than that; return how many executions were deleted (call again while it returns
-        ``batch``)."""
+        tasks, signals and events, and up to ``batch`` events of no execution (``engine.*``,
+        ``workflow.*``) older than that; return how many executions were deleted (call again
+        while it returns ``batch``)."""
 
     # --- tasks --------------------------------------------------------------------------------
 
