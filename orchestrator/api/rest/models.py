@@ -146,7 +146,9 @@ class ExecutionOut(BaseModel):
     path: list[str] = []
     wake_at: str | None = Field(
         default=None,
-        description="While parked (status `waiting`): when its timer wakes it, if one does.",
+        description="While parked (status `waiting`): when the engine's earliest timer (a "
+        "retry's backoff, the execution's timeout) wakes it; null without one. A wait's own "
+        "due time is its task's `due_at`.",
     )
 
 
@@ -165,7 +167,9 @@ class ExecutionSummaryOut(BaseModel):
     retried_by: str | None = Field(default=None, description="The retry made of this one.")
     wake_at: str | None = Field(
         default=None,
-        description="While parked (status `waiting`): when its timer wakes it, if one does.",
+        description="While parked (status `waiting`): when the engine's earliest timer (a "
+        "retry's backoff, the execution's timeout) wakes it; null without one. A wait's own "
+        "due time is its task's `due_at`.",
     )
 
     @classmethod
