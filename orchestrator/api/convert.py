@@ -241,7 +241,8 @@ def execution_from_pb(m: pb.Execution) -> dict[str, Any]:
         out["retry_of"] = m.retry_of
     if m.retried_by:
         out["retried_by"] = m.retried_by
-    out["wake_at"] = iso(m.wake_at, m.HasField("wake_at"))
+    if m.HasField("wake_at"):
+        out["wake_at"] = iso(m.wake_at, True)
     return out
 
 

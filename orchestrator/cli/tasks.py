@@ -109,9 +109,10 @@ def list_tasks(
     if output_format == "json":
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return
-    table = Table(
-        "TOKEN", "QUEUE", "STATUS", "EXECUTION", "NODE", "ATTEMPT", "WORKER", "CREATED", "DUE"
-    )
+    table = Table()
+    table.add_column("TOKEN", no_wrap=True, min_width=len(found[0].token) if found else None)
+    for name in ("QUEUE", "STATUS", "EXECUTION", "NODE", "ATTEMPT", "WORKER", "CREATED", "DUE"):
+        table.add_column(name)
     for t, item in zip(found, items, strict=True):
         table.add_row(
             t.token,
@@ -121,10 +122,15 @@ def list_tasks(
             t.node if item["item"] is None else f"{t.node}[{item['item']}]",
             str(t.attempt),
             t.worker or "-",
-            timestamp(t.created_at),
-            timestamp(t.due_at) if t.due_at else "-",
+            _when(t.created_at),
+            _when(t.due_at) if t.due_at else "-",
         )
     Console().print(table)
+
+
+def _when(at: float) -> str:
+    """A local time to the second: a list's times need no milliseconds."""
+    return timestamp(at)[:19]
 
 
 @tasks.command("complete")
