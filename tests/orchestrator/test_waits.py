@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from engine.server.codec import CodecError
 from engine.server.process import EngineServer
 from engine.state.events import ExecutionStatus
 from orchestrator.discovery.static import StaticDiscovery
@@ -22,8 +23,8 @@ from orchestrator.errors import FailedPrecondition, InvalidSignal, NotFound, Tas
 from orchestrator.ring import make_balancer
 from orchestrator.store import open_store
 from orchestrator.wiring import Orchestrator
-from tests.support.engines import running_engine
 from tests.support.actions import ActionServer, action_server
+from tests.support.engines import running_engine
 from tests.support.poll import eventually
 
 APPROVAL = json.dumps(
@@ -144,7 +145,7 @@ async def test_signals_to_unknown_executions_and_names_are_refused_clearly(
             InvalidSignal, match=r"no wait for signal 'aprove' \(it waits for: approve\)"
         ):
             await core.executions.signal(record.id, "aprove")
-        with pytest.raises(Exception, match="data"):
+        with pytest.raises(CodecError, match="data"):
             await core.executions.signal(record.id, "approve", data_json=b"{not json")
         assert core.signals.kept(record.id) == 0
         await core.executions.cancel(record.id)
