@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -22,6 +19,7 @@ from weir import Client
 from weir.proto.v1 import engine_pb2 as epb
 
 from tests.integration.cluster import ROOT, WEIR, Cluster
+from tests.support.actions import ActionServer, action_server
 from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
@@ -87,56 +85,21 @@ def weir(cluster: Cluster, *args: str, token: str = "") -> subprocess.CompletedP
     return proc
 
 
-class Actions:
-    """An action service: answers 200 at once and keeps each request for the test to report."""
-
-    def __init__(self) -> None:
-        self.requests: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
-        actions = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                actions.requests.put((self.path, body))
-                payload = b'{"accepted": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    async def next(self) -> tuple[str, dict[str, Any]]:
-        def taken() -> tuple[str, dict[str, Any]] | None:
-            try:
-                return self.requests.get_nowait()
-            except queue.Empty:
-                return None
-
-        request: tuple[str, dict[str, Any]] = await eventually(taken, what="an action request")
-        return request
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
-
-
 @pytest.fixture
-def actions() -> Iterator[Actions]:
-    service = Actions()
-    try:
-        yield service
-    finally:
-        service.stop()
+def actions() -> Iterator[ActionServer]:
+    with action_server() as server:
+        yield server
+
+
+async def _request(actions: ActionServer, path: str, count: int) -> dict[str, Any]:
+    """The ``count``-th request (from 1) the action at ``path`` received."""
+
+    def arrived() -> dict[str, Any] | None:
+        bodies = actions.of(path)
+        return bodies[count - 1] if len(bodies) >= count else None
+
+    body: dict[str, Any] = await eventually(arrived, what=f"request {count} to {path}")
+    return body
 
 
 async def test_weir_signal_consumed_kept_and_refused(cluster: Cluster) -> None:
@@ -217,7 +180,7 @@ async def _parked(client: Client, execution_id: str) -> None:
 
 
 async def test_an_fsl_action_reports_to_step_and_a_person_completes_a_callback(
-    cluster: Cluster, actions: Actions
+    cluster: Cluster, actions: ActionServer
 ) -> None:
     cluster.start_engine("e1", park_after="300ms")
     cluster.start_orchestrator(api_token=TOKEN)
@@ -229,8 +192,7 @@ async def test_an_fsl_action_reports_to_step_and_a_person_completes_a_callback(
         await client.register(_flow(actions.url))
         execution = await client.start("fsl-flow")
 
-        path, first = await actions.next()
-        assert path == "/ci"
+        first = await _request(actions, "/ci", 1)
         assert (first["flowId"], first["stepName"]) == (execution.id, "A")
         assert sorted(first["ackStates"]) == ["FAIL", "SUCCESS"]  # default: the keys of next
         assert (first["project"], first["retry_count"]) == ("compass", 10) and first["uuid"]
@@ -238,8 +200,8 @@ async def test_an_fsl_action_reports_to_step_and_a_person_completes_a_callback(
         answer = await http.post("/step", json={**report, "ackState": "FAIL", "done": True})
         assert answer.status_code == 200, answer.text
 
-        path, again = await actions.next()  # FAIL -> A: a new visit, a new token
-        assert path == "/ci" and again["uuid"] != first["uuid"]
+        again = await _request(actions, "/ci", 2)  # FAIL -> A: a new visit, a new token
+        assert again["uuid"] != first["uuid"]
         report = {"flowId": execution.id, "stepName": "A", "uuid": again["uuid"]}
         progress = await http.post("/step", json={**report, "ackState": "", "done": False})
         assert progress.status_code == 200 and progress.json()["done"] is False
@@ -248,8 +210,8 @@ async def test_an_fsl_action_reports_to_step_and_a_person_completes_a_callback(
         answer = await http.post("/step", json={**report, "ackState": "SUCCESS", "done": True})
         assert answer.status_code == 200, answer.text
 
-        path, approval = await actions.next()
-        assert path == "/approval" and approval["ackStates"] == ["AGREE", "REJECT"]
+        approval = await _request(actions, "/approval", 1)
+        assert approval["ackStates"] == ["AGREE", "REJECT"]
         assert (approval["work_order"], approval["version"]) == ("nz00001", 12343)
         await _parked(client, execution.id)
         listed = weir(cluster, "tasks", "list", "--execution", execution.id, token=TOKEN)
@@ -275,4 +237,4 @@ async def test_an_fsl_action_reports_to_step_and_a_person_completes_a_callback(
             "done": True,
         }
         assert json.loads(done.nodes["D"].output_json) == {"by": "ada"}
-        assert actions.requests.empty()
+        assert (len(actions.of("/ci")), len(actions.of("/approval"))) == (2, 1)
