@@ -1,5 +1,5 @@
 """weir's Python SDK: task workers for the ``task`` nodes of weir workflows, and ``Client`` for
-the orchestrator's API (start, get, wait, events, tasks).
+the orchestrator's API (start, get, wait, signals, events, tasks).
 
 It depends only on grpcio and protobuf. A worker connects to the orchestrator (``WEIR_SERVER``),
 takes the tasks of its queues and runs one handler per queue::
