@@ -382,6 +382,20 @@ async def test_step_is_open_with_an_api_token_the_rest_is_not(
         await server.stop(grace=0.5)
 
 
+async def test_the_openapi_document_has_the_new_routes(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    signal = spec["paths"]["/api/v1/executions/{execution_id}/signals/{name}"]["post"]
+    assert {"200", "400", "404", "409"} <= set(signal["responses"])
+    step = spec["paths"]["/step"]["post"]
+    assert {"200", "400", "404", "409"} <= set(step["responses"])
+    body = step["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"flowId", "stepName", "uuid"}
+    task = spec["components"]["schemas"]["TaskOut"]["properties"]
+    assert {"kind", "outcome", "due_at"} <= set(task)
+    complete = spec["components"]["schemas"]["CompleteIn"]["properties"]
+    assert set(complete) == {"output", "outcome"}
+
+
 # --- tasks completed with an outcome; parked executions ------------------------------------------
 
 
