@@ -33,6 +33,7 @@ from engine.state.events import (
     NodeFinished,
     NodeResult,
     NodeStatus,
+    NodeTimeoutTimer,
     OutputsEvaluated,
     Start,
     StartNode,
@@ -98,6 +99,30 @@ class ExecutionDriver:
         if self._finish is None:
             self._pending.append(Cancel(self._clock(), reason))
             self._wake.set()
+
+    def only_waits(self, waiting: int) -> bool:
+        """Whether the execution only waits: every running attempt is one of the ``waiting``
+        ones (waiting on the orchestrator), and nothing else is to be done now; retry timers
+        may be pending (``wake_at``)."""
+        return (
+            self._finish is None
+            and not self._pending
+            and self._outputs_task is None
+            and len(self._tasks) == waiting
+        )
+
+    def wake_at(self) -> float:
+        """Unix seconds of the earliest retry or execution-timeout timer; 0 when none. (The
+        waiting attempts' own deadlines are kept by the orchestrator with their tasks.)"""
+        loop = asyncio.get_running_loop()
+        due = [
+            handle.when()
+            for timer, handle in self._timers.items()
+            if type(timer) is not NodeTimeoutTimer
+        ]
+        if not due:
+            return 0.0
+        return self._clock() + max(0.0, min(due) - loop.time())
 
     def result(self) -> ExecutionResult:
         """The result as it stands now (final once ``run`` returned)."""

@@ -85,6 +85,10 @@ class EngineSettings(EnvSettings):
     detached_timeout: Annotated[Seconds, Field(gt=0)] = 60.0
     """How long executions of a closed orchestrator stream keep running (and their unacknowledged
     results are kept) waiting for an orchestrator to attach them; then they are cancelled."""
+    park_after: Annotated[Seconds, Field(ge=0)] = 10.0
+    """An execution whose only unfinished work waits on the orchestrator (tasks, callbacks,
+    signals, durable timers, retry backoffs) this long is parked: the engine gives its slot
+    back and the orchestrator places it again when the wait ends. 0: never park."""
     lua_workers: int = Field(default=2, ge=1, le=64)
     """Threads running Lua code that is too long for the inline slice."""
     log_level: str = "INFO"

@@ -6,6 +6,7 @@
         ├── AlreadyExists      that version is registered with a different definition
         ├── VersionConflict    a new version must be greater than the latest
         ├── QueueFull          every engine is busy and the wait queue is at its limit
+        ├── InvalidSignal      a signal name no ``wait`` node of the execution's workflow waits for
         └── FailedPrecondition the request is valid but the current state forbids it (a
             │                  deprecated version, a version still in use)
             ├── TaskEnded      an answer for a task that already ended otherwise
@@ -43,6 +44,10 @@ class VersionConflict(OrchestratorError):
 
 class QueueFull(OrchestratorError):
     pass
+
+
+class InvalidSignal(OrchestratorError):
+    """A signal name no ``wait`` node of the execution's workflow waits for."""
 
 
 class FailedPrecondition(OrchestratorError):

@@ -23,7 +23,7 @@ from engine.state.events import NodeResult
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.rows import event_row, node_run_row, to_row
-from orchestrator.store import Store, StoreError, TaskRow
+from orchestrator.store import SignalRow, Store, StoreError, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ class Journal:
         """Write a durable task as it stands now (the latest write of a batch wins); the caller
         passes a copy it will not change."""
         self._store.put_task(row)
+
+    def signal(self, row: SignalRow) -> None:
+        """Write a signal as it stands now (kept, or taken by a wait); the caller passes a copy."""
+        self._store.put_signal(row)
 
     def event(self, event: MonitorEvent, data_json: bytes | None) -> None:
         """Append an event to the log (a ``Monitor.published`` listener)."""

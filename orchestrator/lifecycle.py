@@ -43,9 +43,11 @@ from engine.state.reuse import ReusePlan
 from orchestrator.children import SubWorkflows
 from orchestrator.engines.messages import (
     ChildRequested,
+    Delivered,
     EnginePort,
     EngineReport,
     Held,
+    Parked,
     RefusalReason,
     Refused,
     TaskRequested,
@@ -94,6 +96,10 @@ class Lifecycle:
         self.refused: Signal[[RefusalReason]] = Signal("placement refused")
         self.ended: Signal[[ExecutionRecord]] = Signal("execution ended")
         self.task_requested: Signal[[ExecutionRecord, TaskRequested]] = Signal("task requested")
+        self.task_delivered: Signal[[ExecutionRecord, Delivered]] = Signal("callback delivered")
+        """How a callback task's request went (the wiring connects the task board)."""
+        self.parked: Signal[[ExecutionRecord]] = Signal("execution parked")
+        """An engine gave the execution back because it only waits (its status is WAITING)."""
         """A ``task`` node attempt of a placed execution asks for its durable task (the wiring
         connects the task board)."""
         """Once per execution: its status, result and ``finished_at`` are final."""
@@ -202,6 +208,8 @@ class Lifecycle:
             self.end_here(record, "", error=f"workflow {record.name} {record.version} was deleted")
         elif record.cancel_reason is not None:
             self.end_here(record, record.cancel_reason)
+        elif record.status is ExecutionStatus.WAITING:
+            self.parked(record)  # parking arms its timer; a task's end wakes it
         elif record.placement.placements and record.placement.engine:
             self._placement.await_reattach(record)  # its engine may still run it
         else:
@@ -235,6 +243,9 @@ class Lifecycle:
                 state.placements += 1
             if record.finished or h.lease != state.lease:
                 link.cancel(h.execution_id, h.lease, "superseded by a newer placement")
+                continue
+            if record.status is ExecutionStatus.WAITING:
+                link.cancel(h.execution_id, h.lease, "parked: its report was taken")
                 continue
             if state.where is Where.ENGINE and state.engine != link.id:
                 continue  # the current lease runs elsewhere (cannot happen with unique leases)
@@ -317,6 +328,9 @@ class Lifecycle:
             if e.type in _STARTED and record.status is not ExecutionStatus.RUNNING:
                 record.status = ExecutionStatus.RUNNING
                 self._journal.save(record)
+            if e.type == "execution.resumed" and record.unparked:
+                record.unparked = False  # the same resumption ``unpark`` announced
+                continue
             if e.type in TERMINAL_EVENTS:
                 record.end_published = True
             announce(
@@ -360,10 +374,67 @@ class Lifecycle:
             record = table.get(t.execution_id)
             if record is not None and self._current(record, link, t.lease):
                 self.task_requested(record, t)
+        for d in report.deliveries:
+            record = table.get(d.execution_id)
+            if record is not None and self._current(record, link, d.lease):
+                self.task_delivered(record, d)
+        for p in report.parked:
+            durable_news = True  # the engine keeps its report until acknowledged
+            record = table.get(p.execution_id)
+            if record is not None and self._current(record, link, p.lease):
+                self._park(record, link, p)
         if durable_news:
             seq, stream = report.seq, report.stream
             self._journal.after_durable(lambda: link.ack(seq, stream))
         self._placement.schedule()
+
+    # --- parking -----------------------------------------------------------------------------
+
+    def _park(self, record: ExecutionRecord, link: EnginePort, p: Parked) -> None:
+        """The engine gave ``record`` back because it only waits: no engine holds it now."""
+        self._placement.release(record)
+        if record.cancel_reason is not None:
+            self.end_here(record, record.cancel_reason)
+            return
+        record.status = ExecutionStatus.WAITING
+        record.wake_at = p.wake_at or None
+        self._journal.save(record)
+        data: dict[str, Any] = {"waiting": p.waiting}
+        if p.wake_at:
+            data["wake_at"] = p.wake_at
+        announce(
+            self._monitor,
+            record,
+            "execution.parked",
+            engine_id=link.name,
+            message=f"parked: {p.waiting} waiting, engine {link.name} released it",
+            data=data,
+        )
+        self.parked(record)
+
+    def unpark(self, record: ExecutionRecord, why: str) -> None:
+        """A wait of a parked execution ended (or its timer is due): place it again from its
+        checkpoint, once that is durable."""
+        if record.status is not ExecutionStatus.WAITING:
+            return
+        record.status = ExecutionStatus.PENDING
+        record.wake_at = None
+        record.unparked = True
+        self._journal.save(record)
+        announce(
+            self._monitor,
+            record,
+            "execution.resumed",
+            message=f"resumed: {why}",
+            data={"reason": why},
+        )
+        self._journal.after_durable(lambda: self._place_again(record))
+
+    def _place_again(self, record: ExecutionRecord) -> None:
+        if record.cancel_reason is not None and not record.finished:
+            self.end_here(record, record.cancel_reason)
+        elif not record.finished and record.placement.where is Where.NOWHERE:
+            self._placement.enqueue(record, front=True)
 
     def _current(self, record: ExecutionRecord, link: EnginePort, lease: int) -> bool:
         state = record.placement

@@ -43,6 +43,7 @@ def to_row(record: ExecutionRecord) -> ExecutionRow:
         result_json=codec.to_json(record.result.to_json()) if record.result is not None else None,
         retry_of=record.retry_of,
         retried_by=record.retried_by,
+        wake_at=record.wake_at,
     )
 
 
@@ -80,6 +81,7 @@ def from_row(
         finished_at=row.finished_at,
         retry_of=row.retry_of,
         retried_by=row.retried_by,
+        wake_at=row.wake_at,
     )
     if row.result_json is not None:
         data = codec.from_json(row.result_json, f"execution {row.id} result")

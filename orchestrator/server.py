@@ -86,6 +86,7 @@ class OrchestratorServer:
         )
         self._http = HttpServer(app, self.settings.bind_address, self.settings.http_port)
         self.http_port = self._http.bind()
+        self.core.board.base_url = self.settings.callback_base(self.http_port)
         try:
             await self.core.start()
         except BaseException:

@@ -8,6 +8,7 @@ is documented in the README's configuration table with its default.
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -77,7 +78,22 @@ class OrchestratorSettings(EnvSettings):
     trigger_interval: Seconds = 10.0
     """Longest sleep of the trigger loop between passes (it wakes sooner for a due tick and
     when a workflow or a trigger changes)."""
+    public_url: str = ""
+    """The orchestrator's HTTP base URL as the services called by ``http.callback`` nodes reach
+    it (callback URLs and the FSL protocol's ``/step`` are built on it); empty:
+    ``http://<host>:HTTP_PORT``, with this host's name when binding all interfaces."""
     log_level: str = "INFO"
+
+    def callback_base(self, http_port: int) -> str:
+        """``PUBLIC_URL``, or the URL this process's HTTP port is reachable at."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.bind_address
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{http_port}"
 
     @model_validator(mode="after")
     def _static_needs_engines(self) -> OrchestratorSettings:

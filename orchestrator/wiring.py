@@ -59,6 +59,8 @@ from orchestrator.tasks.metrics import TaskMetrics, TaskStats
 from orchestrator.tasks.service import TaskService
 from orchestrator.tasks.workers import WorkerHub
 from orchestrator.triggers.scheduler import DEFAULT_TRIGGER_INTERVAL, TriggerScheduler
+from orchestrator.waits.parking import Parking
+from orchestrator.waits.signals import Signals
 from orchestrator.watch import EventLog
 from orchestrator.workflows import WorkflowService
 
@@ -132,6 +134,9 @@ class Orchestrator:
             supervisor=self.supervisor,
         )
         self.tasks = TaskService(self.board, self.hub, self.store)
+        self.parking = Parking(self.board, self.lifecycle.unpark)
+        """Parked executions (status ``waiting``) and the timers that wake them."""
+        self.signals = Signals(tasks=self.board, journal=self.journal, monitor=self.monitor)
         self.workflows = WorkflowService(self.registry, self.store, self.monitor, self.table)
         self.executions = ExecutionService(
             registry=self.registry,
@@ -140,6 +145,7 @@ class Orchestrator:
             lifecycle=self.lifecycle,
             placement=self.placement,
             journal=self.journal,
+            signals=self.signals,
         )
         self.triggers = TriggerScheduler(
             self.executions,
@@ -185,7 +191,12 @@ class Orchestrator:
         self.lifecycle.refused.connect(self.metrics.refused)
         self.lifecycle.ended.connect(self.metrics.ended)
         self.lifecycle.ended.connect(self.board.execution_ended)
+        self.lifecycle.ended.connect(self.signals.execution_ended)
         self.lifecycle.task_requested.connect(self.board.requested)
+        self.lifecycle.task_delivered.connect(self.board.delivered)
+        self.lifecycle.parked.connect(self.parking.parked)
+        self.board.scheduled.connect(self.signals.task_scheduled)
+        self.board.wake.connect(self.lifecycle.unpark)
         self.board.scheduled.connect(self.task_metrics.scheduled)
         self.board.started.connect(self.task_metrics.started)
         self.board.ended.connect(self.task_metrics.ended)
@@ -207,7 +218,10 @@ class Orchestrator:
         self.supervisor.loop("journal", self.journal.run())
         waiting = await recover(self.store, self.registry, self.table, self.lifecycle)
         await self.board.load(reclaim=self._reattach_timeout)
+        await self.signals.load(self.store)
+        self.parking.loaded()
         self.supervisor.loop("task deadlines", self.board.run())
+        self.supervisor.loop("parked executions", self.parking.run())
         self.supervisor.loop("discovery", self.fleet.run())
         self.supervisor.loop("retention", self.retention.run())
         if self._triggers_enabled:

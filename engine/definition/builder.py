@@ -71,6 +71,7 @@ class Workflow:
         python: str | None = None,
         workflow: Mapping[str, str] | None = None,
         task: str | Mapping[str, Any] | None = None,
+        wait: Mapping[str, Any] | None = None,
         noop: bool = False,
         sleep: Duration | None = None,
         args: Mapping[str, Any] | None = None,
@@ -96,6 +97,7 @@ class Workflow:
             python=python,
             workflow=dict(workflow) if workflow is not None else None,
             task=task if not isinstance(task, Mapping) else dict(task),
+            wait=dict(wait) if wait is not None else None,
             sleep=sleep,
             args=dict(args) if args else None,
             depends_on=[depends_on]

@@ -164,7 +164,7 @@ def _check_executor(i: int, node: NodeDoc) -> list[Issue]:
             Issue(
                 f"nodes[{i}]",
                 f"node '{node.id}' has no executor: "
-                "set one of lua, http, python, workflow, noop, sleep",
+                "set one of lua, http, python, workflow, task, wait, noop, sleep",
             )
         ]
     if len(present) > 1:

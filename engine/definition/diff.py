@@ -55,6 +55,7 @@ from engine.definition.model import (
     SleepTask,
     SubWorkflowTask,
     Transitions,
+    WaitTask,
 )
 
 
@@ -96,6 +97,8 @@ def _kind(executor: Executor) -> str:
             return "workflow"
         case QueueTask():
             return "task"
+        case WaitTask():
+            return "wait"
         case NoopTask():
             return "noop"
         case SleepTask():

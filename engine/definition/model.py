@@ -105,6 +105,22 @@ class HttpTask:
     json_body: Template | None
     body: Template | None
     outcome: str | None
+    callback: Callback | None = None
+    """Set for an asynchronous request: a 2xx answer accepts it, the callback completes it."""
+    timeout: float | None = None
+    """With ``callback``: seconds to wait for the callback from the request; None: no limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """How an asynchronous HTTP request carries its callback (``http.callback``)."""
+
+    protocol: str = "weir"
+    """``weir``: ``Weir-Task-Token``/``Weir-Callback-Url`` headers and ``weir_task_token``/
+    ``weir_callback_url`` body fields; ``fsl``: the FSL seed's ``{flowId, stepName, ackStates,
+    uuid, ...}`` body, answered at ``POST /step``."""
+    ack_states: tuple[str, ...] = ()
+    """``fsl``: the outcomes the action may report (sent as ``ackStates``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +149,15 @@ class QueueTask:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitTask:
+    """``wait``: until a signal of that name is sent to the execution. Seconds; None: no
+    limit."""
+
+    signal: str
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NoopTask:
     pass
 
@@ -142,7 +167,9 @@ class SleepTask:
     seconds: float
 
 
-Executor = LuaTask | HttpTask | PythonTask | SubWorkflowTask | QueueTask | NoopTask | SleepTask
+Executor = (
+    LuaTask | HttpTask | PythonTask | SubWorkflowTask | QueueTask | WaitTask | NoopTask | SleepTask
+)
 
 
 # --- transitions -----------------------------------------------------------------------------

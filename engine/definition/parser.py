@@ -19,6 +19,7 @@ from engine.definition import checks, fsl
 from engine.definition.model import (
     DEFAULT_MAX_VISITS,
     NO_RETRY,
+    Callback,
     CronTrigger,
     Definition,
     Edge,
@@ -36,6 +37,7 @@ from engine.definition.model import (
     SubWorkflowTask,
     Transitions,
     TriggerRule,
+    WaitTask,
 )
 from engine.definition.schema import LuaDoc, MapDoc, NodeDoc, TaskDoc, TriggerDoc, WorkflowDoc
 from engine.definition.triggers import build_trigger
@@ -70,6 +72,10 @@ _KNOWN_KEYS = {
     "headers",
     "body",
     "outcome",
+    "callback",
+    "protocol",
+    "ack_states",
+    "signal",
     "to",
     "priority",
     "type",
@@ -337,6 +343,8 @@ class _Builder:
                 if h.body is not None
                 else None,
                 outcome=h.outcome,
+                callback=self._callback(n) if h.callback is not None else None,
+                timeout=h.timeout,
             )
         if n.python is not None:
             return PythonTask(n.python)
@@ -345,9 +353,20 @@ class _Builder:
         if n.task is not None:
             t = n.task if isinstance(n.task, TaskDoc) else TaskDoc(queue=n.task)
             return QueueTask(t.queue, t.timeout, t.heartbeat, t.schedule_to_start)
+        if n.wait is not None:
+            return WaitTask(n.wait.signal, n.wait.timeout)
         if n.sleep is not None:
             return SleepTask(n.sleep)
         return NoopTask()
+
+    @staticmethod
+    def _callback(n: NodeDoc) -> Callback:
+        assert n.http is not None and n.http.callback is not None
+        c = n.http.callback
+        states = c.ack_states
+        if states is None and isinstance(n.next, dict):
+            states = list(n.next)
+        return Callback(c.protocol, tuple(states or ()))
 
     def _next(self, path: str, n: NodeDoc) -> Transitions | None:
         if n.next is None:

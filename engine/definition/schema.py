@@ -29,7 +29,8 @@ NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 PYTHON_TARGET_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-EXECUTORS = ("lua", "http", "python", "workflow", "task", "noop", "sleep")
+EXECUTORS = ("lua", "http", "python", "workflow", "task", "wait", "noop", "sleep")
+SIGNAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 Duration = Annotated[
     float,
@@ -137,8 +138,32 @@ class LuaDoc(_Doc):
     instructions: Annotated[int, Field(ge=1000)] | None = None
 
 
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+
+
+class CallbackDoc(_Doc):
+    """How an asynchronous request carries its callback: weir's headers and fields (``weir``),
+    or the FSL seed's action protocol (``fsl``: ``{flowId, stepName, ackStates, uuid, ...}``,
+    answered at ``POST /step``)."""
+
+    protocol: Literal["weir", "fsl"] = "weir"
+    ack_states: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        description="fsl: the outcomes the action may report (default: the keys of next).",
+    )
+
+
+def _callback(value: Any) -> Any:
+    if value is True:
+        return CallbackDoc()
+    if value is False or value is None:
+        return None
+    return value
+
+
 class HttpDoc(_Doc):
-    """An HTTP request; 2xx succeeds with the JSON body as output."""
+    """An HTTP request; 2xx succeeds with the JSON body as output, or with ``callback`` is
+    accepted and completes when the service calls back."""
 
     url: str
     method: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]+$")] | None = Field(
@@ -150,6 +175,15 @@ class HttpDoc(_Doc):
     outcome: str | None = Field(
         default=None, description="Dotted path of a response field whose value is the outcome."
     )
+    callback: Annotated[CallbackDoc | None, BeforeValidator(_callback)] = Field(
+        default=None,
+        description="true, or {protocol, ack_states}: a 2xx answer only accepts the request; "
+        "the node completes when the service calls back with the task token it carries.",
+    )
+    timeout: PositiveDuration | None = Field(
+        default=None,
+        description="With callback: how long to wait for the callback, from the request.",
+    )
 
 
 class WorkflowRefDoc(_Doc):
@@ -160,7 +194,6 @@ class WorkflowRefDoc(_Doc):
 
 
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN)]
-PositiveDuration = Annotated[Duration, Field(gt=0)]
 
 
 class TaskDoc(_Doc):
@@ -257,6 +290,19 @@ TaskField = Annotated[
     Annotated[QueueName, Tag("<queue>")] | Annotated[TaskDoc, Tag("<object>")],
     Discriminator(_task_form),
 ]
+
+
+class WaitDoc(_Doc):
+    """Wait for a signal sent to the execution (``weir signal ID NAME``)."""
+
+    signal: Annotated[str, StringConstraints(pattern=SIGNAL_PATTERN)] = Field(
+        description="The signal's name: letters, digits, '_', '.', ':', '-'; 1 to 128."
+    )
+    timeout: PositiveDuration | None = Field(
+        default=None, description="How long to wait; then the attempt fails (retry decides)."
+    )
+
+
 LuaField = Annotated[
     Annotated[str, Tag("<code>")] | Annotated[LuaDoc, Tag("<object>")],
     Discriminator(_lua_form),
@@ -276,6 +322,9 @@ class NodeDoc(_Doc):
     workflow: WorkflowRefDoc | None = None
     task: TaskField | None = Field(
         default=None, description="A queue name, or {queue, timeout, heartbeat, schedule_to_start}."
+    )
+    wait: WaitDoc | None = Field(
+        default=None, description="{signal, timeout}: wait until the signal is sent."
     )
     noop: dict[str, Any] | None = None
     sleep: Duration | None = None

@@ -16,7 +16,6 @@ What an attempt sees and the ports it calls out through (sub-workflows, tasks) a
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,13 +34,16 @@ from engine.definition.model import (
     QueueTask,
     SleepTask,
     SubWorkflowTask,
+    WaitTask,
 )
 from engine.errors import HttpTaskError, TaskError, TemplateError
 from engine.executors import http as http_executor
 from engine.executors import python as python_executor
+from engine.executors import waits
 from engine.executors.ports import (
     ExecutionContext,
     NodeAttempt,
+    Routed,
     SubWorkflowLauncher,
     TaskScheduler,
 )
@@ -241,10 +243,13 @@ class NodeRunner:
             args = await self._render("args", node.args, scope, inline)
             if not isinstance(args, dict):
                 raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
-            output = await self._execute(
-                ctx, node, NodeAttempt(node.id, visit, attempt), args, inline, scope
-            )
-            outcome = self._outcome(node, output)
+            deadline = started + node.timeout if node.timeout else None
+            where = NodeAttempt(node.id, visit, attempt, None, deadline)
+            output = await self._execute(ctx, node, where, args, inline, scope)
+            if type(output) is Routed:
+                output, outcome = output.output, output.outcome
+            else:
+                outcome = self._outcome(node, output)
         except _Escalate:
             raise
         except TaskError as exc:
@@ -308,8 +313,11 @@ class NodeRunner:
             args = await self._render("args", node.args, scope, inline)
             if not isinstance(args, dict):
                 raise TemplateError(f"args must render to a mapping, got {type(args).__name__}")
-            where = NodeAttempt(node.id, visit, attempt, index)
+            deadline = started + node.timeout if node.timeout else None
+            where = NodeAttempt(node.id, visit, attempt, index, deadline)
             output = await self._execute(ctx, node, where, args, inline, scope)
+            if type(output) is Routed:
+                output = output.output
         except _Escalate:
             raise
         except TaskError as exc:
@@ -414,14 +422,26 @@ class NodeRunner:
             raise _Escalate
         if kind is HttpTask:
             assert isinstance(task, HttpTask)
+            if task.callback is not None:
+                return await waits.call_back(
+                    self.tasks,
+                    self._client(),
+                    node,
+                    task,
+                    await self._http_request(task, scope),
+                    ctx,
+                    where,
+                )
             return await self._http_call(node, task, scope)
         if kind is PythonTask:
             assert isinstance(task, PythonTask)
             return await python_executor.call(task.target, args, self._thread_pool())
         if kind is SleepTask:
             assert isinstance(task, SleepTask)
-            await asyncio.sleep(task.seconds)
-            return args or None
+            return await waits.sleep(self.tasks, task.seconds, args or None, ctx, where)
+        if kind is WaitTask:
+            assert isinstance(task, WaitTask)
+            return await waits.wait_signal(self.tasks, task, ctx, where)
         if kind is QueueTask:
             assert isinstance(task, QueueTask)
             if self.tasks is None:
@@ -439,11 +459,16 @@ class NodeRunner:
             )
         return await self.launcher.run_child(task, args, ctx, where)
 
-    async def _http_call(self, node: Node, task: HttpTask, scope: Scope) -> Any:
+    async def _http_request(self, task: HttpTask, scope: Scope) -> tuple[str, Any, Any, Any]:
+        """The rendered url, headers, json body and text body."""
         url = await self._render("http.url", task.url, scope, False)
         headers = await self._render("http.headers", task.headers, scope, False)
         body = await self._render("http.json", task.json_body, scope, False)
         text = await self._render("http.body", task.body, scope, False)
+        return url, headers, body, text
+
+    async def _http_call(self, node: Node, task: HttpTask, scope: Scope) -> Any:
+        url, headers, body, text = await self._http_request(task, scope)
         return await http_executor.request(
             self._client(),
             method=task.method,

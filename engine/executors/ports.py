@@ -9,11 +9,11 @@ launcher).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.definition.model import QueueTask, SubWorkflowTask
+from engine.definition.model import QueueTask, SubWorkflowTask, WaitTask
 from engine.lua import Scope
 
 
@@ -45,6 +45,30 @@ class NodeAttempt:
     attempt: int
     item: int | None = None
     """The item's index for an item of a node with ``map``."""
+    deadline: float | None = None
+    """Unix seconds by which the attempt must end (its node's ``timeout``); None: none. A port
+    that waits on the orchestrator hands it on, so that it holds while the execution is
+    parked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """An output with the outcome its answer gave explicitly (a callback's, a signal's):
+    the outcome routes ``next`` instead of the output's ``outcome`` field."""
+
+    output: Any
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackTicket:
+    """What an asynchronous HTTP request carries so that the service can answer it later."""
+
+    token: str
+    callback_url: str
+    """``POST {callback_url}/complete`` (or ``/fail``) ends the task."""
+    base_url: str
+    """The orchestrator's HTTP base URL (the FSL protocol reports at ``{base_url}/step``)."""
 
 
 class SubWorkflowLauncher(Protocol):
@@ -65,12 +89,18 @@ class SubWorkflowLauncher(Protocol):
 
 
 class TaskScheduler(Protocol):
-    """Hands a ``task`` node's attempt to the orchestrator as a durable task and waits for it.
+    """Hands waits to the orchestrator as durable tasks and waits for their end.
 
-    Returns the worker's output; raises ``TaskError`` when the task failed or timed out (its
-    ``retryable`` says whether ``retry`` may try again). ``attempt`` identifies the node attempt,
-    so asking again after a reconnect or a failover finds the same task. Cancelling the call
-    stops waiting (the orchestrator cancels the task when the execution ends).
+    ``run_task``: a ``task`` node's attempt, done by a worker. ``run_callback``: an asynchronous
+    HTTP request (``http.callback``); ``send`` performs the request with the ticket and raises
+    ``TaskError`` when it is not accepted. ``wait_signal``: a ``wait`` node. ``sleep``: a durable
+    timer that completes with ``output``.
+
+    Each returns the answer's output (a ``Routed`` when the answer gave an explicit outcome);
+    raises ``TaskError`` when the task failed or timed out (its ``retryable`` says whether
+    ``retry`` may try again). ``attempt`` identifies the node attempt, so asking again after a
+    reconnect, a failover or a park finds the same task. Cancelling the call stops waiting (the
+    orchestrator cancels the task when the execution ends).
     """
 
     async def run_task(
@@ -79,4 +109,20 @@ class TaskScheduler(Protocol):
         args: dict[str, Any],
         ctx: ExecutionContext,
         attempt: NodeAttempt,
+    ) -> Any: ...
+
+    async def run_callback(
+        self,
+        within: float | None,
+        send: Callable[[CallbackTicket], Awaitable[None]],
+        ctx: ExecutionContext,
+        attempt: NodeAttempt,
+    ) -> Any: ...
+
+    async def wait_signal(
+        self, task: WaitTask, ctx: ExecutionContext, attempt: NodeAttempt
+    ) -> Any: ...
+
+    async def sleep(
+        self, seconds: float, output: Any, ctx: ExecutionContext, attempt: NodeAttempt
     ) -> Any: ...

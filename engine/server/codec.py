@@ -26,6 +26,7 @@ EXECUTION_STATUS_TO_PB: dict[str, pb.ExecutionStatus.ValueType] = {
     ExecutionStatus.COMPLETED: pb.EXECUTION_STATUS_COMPLETED,
     ExecutionStatus.FAILED: pb.EXECUTION_STATUS_FAILED,
     ExecutionStatus.CANCELLED: pb.EXECUTION_STATUS_CANCELLED,
+    ExecutionStatus.WAITING: pb.EXECUTION_STATUS_WAITING,
 }
 EXECUTION_STATUS_FROM_PB = {v: ExecutionStatus(k) for k, v in EXECUTION_STATUS_TO_PB.items()}
 

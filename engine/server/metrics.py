@@ -70,6 +70,11 @@ class EngineMetrics:
             ["status"],
             registry=r,
         )
+        self.parked = Counter(
+            "weir_engine_executions_parked",
+            "Executions given back to the orchestrator because they only waited (PARK_AFTER).",
+            registry=r,
+        )
         self.handed_back = Counter(
             "weir_engine_executions_handed_back",
             "Executions given back while draining.",

@@ -49,6 +49,7 @@ class EngineServer:
         metrics_port: int | None = None,
         shutdown_grace_period: float = 30.0,
         detached_timeout: float = 60.0,
+        park_after: float = 10.0,
         lua_workers: int = 2,
     ) -> None:
         self.engine_id = engine_id
@@ -58,6 +59,7 @@ class EngineServer:
         self._capacity = capacity
         self._grace = shutdown_grace_period
         self._detached_timeout = detached_timeout
+        self._park_after = park_after
         self._lua_workers = lua_workers
         self._sandbox: LuaSandbox | None = None
         self._runner: NodeRunner | None = None
@@ -82,6 +84,7 @@ class EngineServer:
             metrics,
             version=weir_version(),
             detached_timeout=self._detached_timeout,
+            park_after=self._park_after,
         )
         self._runner.launcher = self.service.children  # `workflow` nodes ask the orchestrator
         self._runner.tasks = self.service.tasks  # and so do `task` nodes

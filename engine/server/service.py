@@ -104,11 +104,14 @@ class EngineService(pb_grpc.EngineServicer):
         *,
         version: str,
         detached_timeout: float = 60.0,
+        park_after: float = 10.0,
     ) -> None:
         self.engine_id = engine_id
         self.capacity = capacity
         self.version = version
         self.detached_timeout = detached_timeout
+        self.park_after = park_after
+        """Seconds an execution may only wait before it is parked; 0: never park."""
         self.draining = False
         self._runner = runner
         self._metrics = metrics
@@ -130,6 +133,9 @@ class EngineService(pb_grpc.EngineServicer):
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._quiet: dict[str, tuple[int, float]] = {}
+        """Runs seen only waiting: (their activity count then, since when)."""
 
     @property
     def in_flight(self) -> int:
@@ -248,6 +254,11 @@ class EngineService(pb_grpc.EngineServicer):
                 self.children.answer(answer)
             except Exception:
                 self._failed(session, "child_finished", answer.execution_id, answer.lease)
+        for scheduled in message.task_scheduled:
+            try:
+                self.tasks.scheduled(scheduled)
+            except Exception:
+                self._failed(session, "task_scheduled", scheduled.execution_id, scheduled.lease)
         for finished in message.task_finished:
             try:
                 self.tasks.answer(finished)
@@ -368,6 +379,11 @@ class EngineService(pb_grpc.EngineServicer):
         try:
             result = await run.driver.run()
         except asyncio.CancelledError:
+            if run.parked is not None and run.phase is Phase.RUNNING:
+                self._end(run)  # parked: it reports so instead of a result, and leaves
+                run.park(run.parked)
+                self._metrics.parked.inc()
+                return
             self._discard(run)  # discarded or handed back already, or cancelled from outside
             raise
         except Exception as exc:  # a bug: report the execution failed rather than lose it
@@ -439,6 +455,8 @@ class EngineService(pb_grpc.EngineServicer):
     def _place(self, run: Run, session: Session) -> None:
         """NEW -> RUNNING on ``session``: start its task."""
         self._move(run, Phase.RUNNING, session)
+        if self._sweeper is None and self.park_after > 0 and not self._closed:
+            self._sweeper = asyncio.create_task(self._sweep(), name="engine-park-sweep")
         task = asyncio.create_task(self._run(run), name=f"execution {run.id}")
         run.task = task
         self._tasks.add(task)
@@ -446,7 +464,12 @@ class EngineService(pb_grpc.EngineServicer):
 
     def _task_done(self, run: Run, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if run.phase is Phase.GONE or run.final is not None or run.task is not task:
+        if (
+            run.phase is Phase.GONE
+            or run.final is not None
+            or run.parked is not None
+            or run.task is not task
+        ):
             return
         # it ended without a final result: cancelled before it started, or a bug
         if not task.cancelled():
@@ -484,6 +507,51 @@ class EngineService(pb_grpc.EngineServicer):
             session.wake.set()
             self._metrics.handed_back.inc()
         self._discard(run)
+
+    # --- parking -----------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Park the runs that only waited for ``park_after`` seconds, until closed."""
+        every = min(1.0, max(0.02, self.park_after / 4))
+        while not self._closed:
+            await asyncio.sleep(every)
+            self.park_idle(time.monotonic())
+
+    def park_idle(self, now: float) -> int:
+        """Park every attached run that has only waited, without any activity, for
+        ``park_after`` seconds; returns how many. (Held runs are not parked: no orchestrator
+        would hear of it.)"""
+        quiet = self._quiet
+        parked = 0
+        seen: set[str] = set()
+        for run in list(self._runs.values()):
+            if run.phase is not Phase.RUNNING or run.session is None or run.parked is not None:
+                continue
+            if not run.driver.only_waits(run.waiting):
+                continue
+            seen.add(run.id)
+            since = quiet.get(run.id)
+            if since is None or since[0] != run.activity:
+                quiet[run.id] = (run.activity, now)
+            elif now - since[1] >= self.park_after:
+                self._park(run)
+                parked += 1
+        for execution_id in [e for e in quiet if e not in seen]:
+            del quiet[execution_id]
+        return parked
+
+    def _park(self, run: Run) -> None:
+        """Stop ``run`` without a result: the orchestrator places it again when its wait ends."""
+        self._quiet.pop(run.id, None)
+        run.parked = pb.ExecutionParked(
+            execution_id=run.id,
+            lease=run.lease,
+            wake_at=run.driver.wake_at(),
+            waiting=run.waiting,
+        )
+        log.info("execution %s lease %d parked (%d waiting)", run.id, run.lease, run.waiting)
+        if run.task is not None:
+            run.task.cancel()
 
     # --- detached executions -----------------------------------------------------------------
 
@@ -591,6 +659,9 @@ class EngineService(pb_grpc.EngineServicer):
     async def close(self) -> None:
         """Cancel and forget everything, attached or held, without reports; idempotent."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         for run in list(self._runs.values()):
             self._discard(run)
         if self._tasks:

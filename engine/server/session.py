@@ -65,6 +65,8 @@ class Asking(Generic[Request, Answer]):
     answer: asyncio.Future[Answer]
     sent: bool = False
     """Written on the run's current stream (cleared on attach, so it is asked again)."""
+    scheduled: asyncio.Future[pb.TaskScheduled] | None = None
+    """A callback task's: its token and callback URL, answered before its end."""
 
 
 ChildWait = Asking[pb.StartChild, pb.ChildFinished]
@@ -119,6 +121,15 @@ class Run:
     children: dict[ChildKey, ChildWait] = field(default_factory=dict)
     task_waits: dict[ChildKey, TaskWait] = field(default_factory=dict)
     """``task`` nodes' attempts waiting for their durable task's end."""
+    deliveries: list[pb.TaskDelivery] = field(default_factory=list)
+    """How callback requests went, to write (not kept: a lost one only leaves the task shown
+    as not yet accepted)."""
+    waiting: int = 0
+    """Node attempts now waiting only on the orchestrator (a task's end): parking counts them."""
+    activity: int = 0
+    """Counts what happened (results, waits begun and ended): parking needs a quiet stretch."""
+    parked: pb.ExecutionParked | None = None
+    """Set when the run is parked instead of finished: what ``final`` reports."""
     expiry: asyncio.TimerHandle | None = None
     """The detached timeout, while held."""
 
@@ -132,6 +143,7 @@ class Run:
         return self.phase is Phase.ENDED
 
     def add_result(self, result: NodeResult) -> None:
+        self.activity += 1
         if self.phase is Phase.GONE:
             return
         self.unsent.append(result)
@@ -147,6 +159,18 @@ class Run:
     def finish(self, final: pb.ExecutionFinished) -> None:
         self.final = final
         self.final_seq = 0
+        if self.session is not None:
+            self.session.mark(self)
+
+    def park(self, parked: pb.ExecutionParked) -> None:
+        """Report the run parked instead of finished (kept and re-sent like a final result)."""
+        self.parked = parked
+        self.final_seq = 0
+        if self.session is not None:
+            self.session.mark(self)
+
+    def deliver(self, delivery: pb.TaskDelivery) -> None:
+        self.deliveries.append(delivery)
         if self.session is not None:
             self.session.mark(self)
 
@@ -249,8 +273,12 @@ class Session:
                         kept.append((seq, result))
                     run.unsent.clear()
                     keeps = True
-                if run.final is not None and run.final_seq == 0:
-                    out.finished.append(run.final)
+                if run.final_seq == 0 and (run.final is not None or run.parked is not None):
+                    if run.parked is not None:
+                        out.parked.append(run.parked)
+                    else:
+                        assert run.final is not None
+                        out.finished.append(run.final)
                     run.final_seq = seq
                     keeps = True
                 for wait in run.children.values():
@@ -261,6 +289,9 @@ class Session:
                     if not task_wait.sent:
                         out.schedule_task.append(task_wait.request)
                         task_wait.sent = True
+                if run.deliveries:
+                    out.task_delivery.extend(run.deliveries)
+                    run.deliveries.clear()
                 if keeps:
                     carried.append(run)
             self.dirty.clear()

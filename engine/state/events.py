@@ -25,6 +25,8 @@ class ExecutionStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    WAITING = "waiting"
+    """Parked: it only waits (tasks, callbacks, signals, timers); no engine holds it."""
 
     @property
     def terminal(self) -> bool:

@@ -92,6 +92,7 @@ async def _engine(settings: EngineSettings) -> None:
         metrics_port=settings.metrics_port or None,
         shutdown_grace_period=settings.shutdown_grace_period,
         detached_timeout=settings.detached_timeout,
+        park_after=settings.park_after,
         lua_workers=settings.lua_workers,
     )
     try:

@@ -15,6 +15,7 @@ from engine.state.result import ExecutionResult, ResultFormatError
 from orchestrator.engines.messages import (
     ChildAnswer,
     ChildRequested,
+    Delivered,
     Ended,
     EngineReport,
     EventReported,
@@ -22,10 +23,12 @@ from orchestrator.engines.messages import (
     HandedBack,
     Held,
     NodeReported,
+    Parked,
     RefusalReason,
     Refused,
     TaskAnswer,
     TaskRequested,
+    TaskTicket,
 )
 
 _REASONS = {
@@ -35,6 +38,14 @@ _REASONS = {
 
 def held_from_pb(held: list[pb.HeldExecution]) -> list[Held]:
     return [Held(h.execution_id, h.lease, h.finished) for h in held]
+
+
+_KINDS = {
+    pb.TASK_KIND_WORKER: "worker",
+    pb.TASK_KIND_CALLBACK: "callback",
+    pb.TASK_KIND_SIGNAL: "signal",
+    pb.TASK_KIND_TIMER: "timer",
+}
 
 
 def report_from_pb(message: pb.FromEngine, stream: int) -> tuple[EngineReport, list[str]]:
@@ -121,9 +132,16 @@ def report_from_pb(message: pb.FromEngine, stream: int) -> tuple[EngineReport, l
                 st.heartbeat_s,
                 st.schedule_to_start_s,
                 st.item if st.HasField("item") else None,
+                _KINDS.get(st.kind, "worker"),
+                st.deadline,
             )
             for st in message.schedule_task
         ],
+        deliveries=[
+            Delivered(d.execution_id, d.lease, d.token, d.ok, d.error, d.retryable)
+            for d in message.task_delivery
+        ],
+        parked=[Parked(p.execution_id, p.lease, p.wake_at, p.waiting) for p in message.parked],
     )
     return report, problems
 
@@ -174,4 +192,20 @@ def task_answer_to_pb(answer: TaskAnswer) -> pb.TaskFinished:
         error=answer.error,
         retryable=answer.retryable,
         item=answer.item,
+        outcome=answer.outcome,
+    )
+
+
+def ticket_to_pb(ticket: TaskTicket) -> pb.TaskScheduled:
+    return pb.TaskScheduled(
+        execution_id=ticket.execution_id,
+        lease=ticket.lease,
+        node=ticket.node,
+        visit=ticket.visit,
+        attempt=ticket.attempt,
+        item=ticket.item,
+        token=ticket.token,
+        callback_url=ticket.callback_url,
+        base_url=ticket.base_url,
+        delivered=ticket.delivered,
     )

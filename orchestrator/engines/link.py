@@ -37,7 +37,13 @@ from weir.proto.v1 import engine_pb2_grpc as pb_grpc
 
 from orchestrator.discovery import EngineEndpoint
 from orchestrator.engines import adapter
-from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, LinkHandler, TaskAnswer
+from orchestrator.engines.messages import (
+    ChildAnswer,
+    ExecuteOrder,
+    LinkHandler,
+    TaskAnswer,
+    TaskTicket,
+)
 from orchestrator.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -177,6 +183,10 @@ class EngineLink:
         self._outbox.task_finished.append(adapter.task_answer_to_pb(answer))
         self._outbox_wake.set()
 
+    def task_scheduled(self, ticket: TaskTicket) -> None:
+        self._outbox.task_scheduled.append(adapter.ticket_to_pb(ticket))
+        self._outbox_wake.set()
+
     def ack(self, seq: int, stream: int) -> None:
         """Acknowledge the engine's messages up to ``seq`` of stream number ``stream``."""
         if stream == self.stream_number and seq > self._outbox.ack:
@@ -199,6 +209,7 @@ class EngineLink:
                 or box.attach
                 or box.child_finished
                 or box.task_finished
+                or box.task_scheduled
                 or box.ack
             ):
                 self._outbox_wake.clear()

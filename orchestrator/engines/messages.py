@@ -132,6 +132,33 @@ class TaskRequested:
     schedule_to_start: float
     item: int | None = None
     """The item's index for an item of a node with ``map``."""
+    kind: str = "worker"
+    """``worker``, ``callback``, ``signal`` (``queue`` is the signal's name) or ``timer``."""
+    deadline: float = 0.0
+    """Unix seconds by which it must end (the node's ``timeout``); 0: none."""
+
+
+@dataclass(slots=True)
+class Delivered:
+    """How an asynchronous HTTP request of a callback task went: accepted, or not (``error``)."""
+
+    execution_id: str
+    lease: int
+    token: str
+    ok: bool
+    error: str
+    retryable: bool
+
+
+@dataclass(slots=True)
+class Parked:
+    """The execution only waits: the engine forgot it. Place it again when a task of it ends,
+    or at ``wake_at`` (unix seconds; 0: no timer)."""
+
+    execution_id: str
+    lease: int
+    wake_at: float
+    waiting: int
 
 
 @dataclass(slots=True)
@@ -150,6 +177,8 @@ class EngineReport:
     handed_back: Sequence[HandedBack] = ()
     children: Sequence[ChildRequested] = ()
     tasks: Sequence[TaskRequested] = ()
+    deliveries: Sequence[Delivered] = ()
+    parked: Sequence[Parked] = ()
 
 
 # --- orchestrator -> engine ------------------------------------------------------------------
@@ -203,6 +232,25 @@ class TaskAnswer:
     retryable: bool
     item: int | None = None
     """The item's index for an item of a node with ``map``."""
+    outcome: str = ""
+    """The outcome the answer gave explicitly (a callback's, a signal's); empty: none."""
+
+
+@dataclass(slots=True)
+class TaskTicket:
+    """A callback task exists: the token and URLs its request carries; ``delivered`` when an
+    earlier attempt's request was already accepted (do not send it again)."""
+
+    execution_id: str
+    lease: int
+    node: str
+    visit: int
+    attempt: int
+    item: int | None
+    token: str
+    callback_url: str
+    base_url: str
+    delivered: bool
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -246,6 +294,8 @@ class EnginePort(Protocol):
     def child_finished(self, answer: ChildAnswer) -> None: ...
 
     def task_finished(self, answer: TaskAnswer) -> None: ...
+
+    def task_scheduled(self, ticket: TaskTicket) -> None: ...
 
     def ack(self, seq: int, stream: int) -> None:
         """Acknowledge the engine's messages up to ``seq`` of stream number ``stream``."""

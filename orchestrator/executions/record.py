@@ -166,6 +166,11 @@ class ExecutionRecord:
     """For a retry: the execution it retries (docs/retry.md)."""
     retried_by: str | None = None
     """The retry made of it, once there is one (at most one per execution)."""
+    wake_at: float | None = None
+    """While parked (status ``waiting``): when its timer wakes it, if it has one."""
+    unparked: bool = False
+    """Woken from parking, and its engine's ``execution.resumed`` not yet seen (in memory:
+    that event repeats the orchestrator's own)."""
 
     @property
     def finished(self) -> bool:

@@ -34,6 +34,8 @@ from orchestrator.recovery import pinned
 from orchestrator.registry import Registry, WorkflowVersion
 from orchestrator.rows import from_row, node_result
 from orchestrator.store import ExecutionRow, Store
+from orchestrator.waits.receipt import SignalReceipt
+from orchestrator.waits.signals import Signals
 
 MAX_PAGE = 1000
 """The most executions one list call returns."""
@@ -51,8 +53,10 @@ class ExecutionService:
         lifecycle: Lifecycle,
         placement: Placement,
         journal: Journal,
+        signals: Signals | None = None,
     ) -> None:
         self._registry = registry
+        self._signals = signals
         self._store = store
         self._table = table
         self._lifecycle = lifecycle
@@ -183,6 +187,21 @@ class ExecutionService:
         if not record.finished:
             self._lifecycle.cancel(record, reason or "cancelled by request")
         return record
+
+    async def signal(
+        self, execution_id: str, name: str, *, outcome: str = "", data_json: bytes = b"null"
+    ) -> SignalReceipt:
+        """Send a signal: the first ``wait`` node waiting for ``name`` takes it (its output the
+        data, its outcome routing ``next``), or it is kept until one does. Returns once durable.
+
+        Raises NotFound, FailedPrecondition (a finished execution), InvalidSignal (no ``wait``
+        node of its workflow waits for that name), CodecError (data that is not JSON).
+        """
+        assert self._signals is not None, "signals are not wired"
+        record = await self.get(execution_id)
+        receipt = self._signals.send(record, name, outcome, data_json or b"null")
+        await self._journal.durable()
+        return receipt
 
     async def retry(self, execution_id: str, from_node: str | None = None) -> ExecutionRecord:
         """A new execution of an ended one's version and inputs that reuses the results of

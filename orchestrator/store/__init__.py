@@ -1,4 +1,4 @@
-"""The orchestrator's store: workflow versions, executions, node runs, tasks, events, triggers.
+"""The orchestrator's store: workflows, executions, node runs, tasks, signals, events, triggers.
 
 ``open_store(url)`` picks the backend from ``STORE_URL``:
 
@@ -23,6 +23,7 @@ from orchestrator.store.base import (
     EventRow,
     ExecutionRow,
     NodeRunRow,
+    SignalRow,
     Store,
     StoreError,
     TaskRow,
@@ -39,6 +40,7 @@ __all__ = [
     "ExecutionRow",
     "MemoryStore",
     "NodeRunRow",
+    "SignalRow",
     "SqlStore",
     "Store",
     "StoreError",

@@ -2,12 +2,12 @@
 
 Two kinds of operation:
 
-* **Group-committed writes** (``put_execution``, ``put_task``, ``add_node_run``, ``add_events``)
-  only queue the row and return at once. A background writer commits whatever has queued in one
-  transaction (a *group commit*), so many executions share one commit. ``await durable()``
-  returns once everything queued before the call is committed; the orchestrator acknowledges a
-  node result to its engine, or reports an execution as started or finished to a client, only
-  after that.
+* **Group-committed writes** (``put_execution``, ``put_task``, ``put_signal``, ``add_node_run``,
+  ``add_events``) only queue the row and return at once. A background writer commits whatever
+  has queued in one transaction (a *group commit*), so many executions share one commit.
+  ``await durable()`` returns once everything queued before the call is committed; the
+  orchestrator acknowledges a node result to its engine, or reports an execution as started or
+  finished to a client, only after that.
 * **Direct operations** (everything ``async``) run at once and see every committed write. Reads
   do not see writes still queued: call ``durable()`` first when that matters.
 
@@ -24,6 +24,8 @@ from typing import Protocol
 from engine.state.events import TERMINAL_EXECUTION_STATUSES
 from orchestrator.signals import Signal
 
+TASK_KINDS = ("worker", "callback", "signal", "timer")
+"""What a durable task is (``TaskRow.kind``)."""
 TASK_STATUSES = ("pending", "running", "completed", "failed", "timed_out", "cancelled")
 """What a durable task can be: waiting for a worker, with one, or ended one of four ways."""
 UNFINISHED_TASK_STATUSES = frozenset({"pending", "running"})
@@ -83,6 +85,8 @@ class ExecutionRow:
     """For a retry: the execution it retries (fixed at creation)."""
     retried_by: str | None = None
     """The retry of this execution, once one was made (docs/retry.md)."""
+    wake_at: float | None = None
+    """While parked (status ``waiting``): when a timer wakes it, if one does."""
 
     @property
     def finished(self) -> bool:
@@ -162,6 +166,15 @@ class TaskRow:
     details_json: bytes | None = None
     item: int | None = None
     """The item's index (0-based) for a task of an item of a node with ``map``, else None."""
+    kind: str = "worker"
+    """One of ``TASK_KINDS``: work for a worker of ``queue``; an asynchronous HTTP request
+    answered by a callback; a wait for the signal named ``queue``; a durable timer that
+    completes ``timeout_s`` after ``created_at``."""
+    deadline_at: float | None = None
+    """Unix seconds by which it must end (the node's ``timeout`` counted from its attempt's
+    start), whatever its other deadlines; None: none."""
+    outcome: str | None = None
+    """The outcome its answer gave explicitly (a callback's, a signal's), if any."""
 
     def copy(self) -> TaskRow:
         """A copy to hand to a group-committed write (the original keeps changing): field by
@@ -192,6 +205,9 @@ class TaskRow:
             self.retryable,
             self.details_json,
             self.item,
+            self.kind,
+            self.deadline_at,
+            self.outcome,
         )
 
     @property
@@ -213,6 +229,8 @@ TASK_IDENTITY = frozenset(
         "schedule_to_start_s",
         "timeout_s",
         "heartbeat_s",
+        "kind",
+        "deadline_at",
     }
 )
 """``TaskRow`` fields fixed by the first put: a later put never changes them."""
@@ -265,6 +283,35 @@ class TriggerRow:
     when the trigger's schedule changes, the cursor is computed again."""
 
 
+@dataclass(slots=True)
+class SignalRow:
+    """One signal sent to an execution (``weir signal``): consumed by the first ``wait`` node
+    attempt waiting for its name, or kept until one does (in ``sent_at`` order)."""
+
+    id: str
+    execution_id: str
+    name: str
+    outcome: str
+    """Empty: the data's ``outcome`` field, or SUCCESS."""
+    data_json: bytes
+    sent_at: float
+    consumed_by: str | None = None
+    """The token of the wait task that took it; None while kept."""
+    consumed_at: float | None = None
+
+    def copy(self) -> SignalRow:
+        return SignalRow(
+            self.id,
+            self.execution_id,
+            self.name,
+            self.outcome,
+            self.data_json,
+            self.sent_at,
+            self.consumed_by,
+            self.consumed_at,
+        )
+
+
 class Store(Protocol):
     """What the orchestrator needs from a store; see the module docstring."""
 
@@ -298,6 +345,11 @@ class Store(Protocol):
         another token whose key is already stored is ignored: the task keeps its first token
         (``find_task`` says which), and the batch commits.
         """
+
+    def put_signal(self, row: SignalRow) -> None:
+        """Insert or update the signal by its id (the latest put of a batch wins); only
+        ``consumed_by`` and ``consumed_at`` change after the first put. Committed in the same
+        transaction as the task and execution rows queued with it."""
 
     def add_node_run(self, row: NodeRunRow) -> None:
         """Insert a node run; one already stored with the same key (execution, node, visit,
@@ -353,9 +405,9 @@ class Store(Protocol):
 
     async def prune(self, finished_before: float, batch: int) -> int:
         """Delete up to ``batch`` executions finished before that time, with their node runs,
-        tasks and events, and up to ``batch`` events of no execution (``engine.*``, ``workflow.*``)
-        older than that; return how many executions were deleted (call again while it returns
-        ``batch``)."""
+        tasks, signals and events, and up to ``batch`` events of no execution (``engine.*``,
+        ``workflow.*``) older than that; return how many executions were deleted (call again
+        while it returns ``batch``)."""
 
     # --- tasks --------------------------------------------------------------------------------
 
@@ -374,6 +426,15 @@ class Store(Protocol):
 
     async def unfinished_tasks(self) -> list[TaskRow]:
         """Every task pending or running, oldest first (created_at, then token)."""
+
+    # --- signals ------------------------------------------------------------------------------
+
+    async def unconsumed_signals(self) -> list[SignalRow]:
+        """Every signal not yet consumed whose execution is unfinished, oldest first (sent_at,
+        then id): what a restarted orchestrator keeps for the ``wait`` nodes to come."""
+
+    async def list_signals(self, execution_id: str) -> list[SignalRow]:
+        """The signals sent to one execution, oldest first (sent_at, then id)."""
 
     # --- events -------------------------------------------------------------------------------
 

@@ -1,15 +1,18 @@
 """``GroupCommit``: the writer behind ``SqlStore``'s group-committed writes.
 
-``put_execution``, ``put_task``, ``add_node_run`` and ``add_events`` append the row (an immutable
-snapshot) to the batch that is gathering; they never wait. One writer task commits a whole batch in
-one transaction -- executions as an upsert (the latest put of an id wins), tasks as an upsert (the
-latest put of a token wins; see ``_statements``), node runs as an insert that ignores a key already
-stored, events as an insert (ignoring a sequence number already stored, so that a retried commit is
-idempotent) -- while the next batch gathers. There are no foreign keys, so the order of the
-statements within the transaction constrains nothing. ``durable()`` waits for the batch holding
-everything written before it. A failed commit is retried with backoff for ``retry_window`` seconds;
-after that the batch is lost, ``durable()`` raises ``StoreError`` for it and for every later call,
-and later writes are dropped (the orchestrator stops; a restart resumes from what is durable).
+``put_execution``, ``put_task``, ``put_signal``, ``add_node_run`` and ``add_events`` append the
+row (an immutable snapshot) to the batch that is gathering; they never wait. One writer task
+commits a whole batch in one transaction -- executions as an upsert (the latest put of an id
+wins), tasks as an upsert (the latest put of a token wins; see ``_statements``), signals as an
+upsert (the latest put of an id wins, changing only its consumption), node runs as an insert that
+ignores a key already stored, events as an insert (ignoring a sequence number already stored, so
+that a retried commit is idempotent) -- while the next batch gathers. So a signal's consumption
+and the completion of the wait task that took it, put together, commit together. There are no
+foreign keys, so the order of the statements within the transaction constrains nothing.
+``durable()`` waits for the batch holding everything written before it. A failed commit is
+retried with backoff for ``retry_window`` seconds; after that the batch is lost, ``durable()``
+raises ``StoreError`` for it and for every later call, and later writes are dropped (the
+orchestrator stops; a restart resumes from what is durable).
 
 The writer task is supervised: whatever escapes its loop -- a commit that gave up, or a bug (a
 row that cannot be converted, a statement that cannot be built) -- is logged and becomes that
@@ -29,7 +32,7 @@ big under load:
 * PostgreSQL: the writer keeps one connection (no pool checkout, ping and reset per batch) and
   sends each statement with asyncpg's pipelined ``executemany`` of one prepared statement;
 * each batch statement is compiled once to the driver's SQL, and rows become parameter tuples
-  through one ``attrgetter`` (only the latest put of an execution or a task is converted), so
+  through one ``attrgetter`` (only the latest put of an execution, task or signal is converted), so
   SQLAlchemy does no per-row work. Column types' own conversions are therefore not applied (the
   drivers take the values as they are), except ``tables.Item``'s (None is stored as -1), which
   ``_BatchStatement`` applies itself.
@@ -63,6 +66,7 @@ from orchestrator.store.base import (
     EventRow,
     ExecutionRow,
     NodeRunRow,
+    SignalRow,
     StoreError,
     TaskRow,
 )
@@ -76,8 +80,13 @@ class _Batch:
 
     executions: list[ExecutionRow]
     tasks: list[TaskRow]
+    signals: list[SignalRow]
     node_runs: list[NodeRunRow]
     events: list[EventRow]
+
+    def parts(self) -> tuple[list[Any], ...]:
+        """The rows, in the order of ``_statements``."""
+        return self.executions, self.tasks, self.signals, self.node_runs, self.events
 
 
 _PROGRESS = tuple(f.name for f in fields(TaskRow) if f.name not in TASK_IDENTITY)
@@ -85,7 +94,7 @@ _PROGRESS = tuple(f.name for f in fields(TaskRow) if f.name not in TASK_IDENTITY
 
 _VALUES = re.compile(r" VALUES (\([?, ]+\))")
 _MAX_ROWS = 256
-"""Rows in one multi-row INSERT on SQLite (at most 23 columns: well under its 32,766 variables)."""
+"""Rows in one multi-row INSERT on SQLite (at most 27 columns: well under its 32,766 variables)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +163,8 @@ def _with_items(
 
 def _statements(
     insert: Callable[[sa.Table], Any],
-) -> tuple[sa.Insert, sa.Insert, sa.Insert, sa.Insert]:
-    """The batch's statements in commit order: executions, tasks, node runs, events."""
+) -> tuple[sa.Insert, ...]:
+    """The batch's statements in commit order: executions, tasks, signals, node runs, events."""
     ex = insert(t.executions)
     upsert_executions = ex.on_conflict_do_update(
         index_elements=[t.executions.c.id],
@@ -176,11 +185,20 @@ def _statements(
         set_={c.name: ta.excluded[c.name] for c in t.tasks.columns if c.name not in TASK_IDENTITY},
         where=t.tasks.c.token == ta.excluded.token,
     )
+    si = insert(t.signals)
+    upsert_signals = si.on_conflict_do_update(
+        index_elements=[t.signals.c.id],
+        set_={
+            c.name: si.excluded[c.name]
+            for c in t.signals.columns
+            if c.name not in t.SIGNAL_IDENTITY
+        },
+    )
     insert_node_runs = insert(t.node_runs).on_conflict_do_nothing(
         index_elements=list(t.node_runs.primary_key.columns)
     )
     insert_events = insert(t.events).on_conflict_do_nothing(index_elements=[t.events.c.seq])
-    return upsert_executions, upsert_tasks, insert_node_runs, insert_events
+    return upsert_executions, upsert_tasks, upsert_signals, insert_node_runs, insert_events
 
 
 class GroupCommit:
@@ -218,6 +236,8 @@ class GroupCommit:
         """The latest put of each execution; rows are snapshots, converted when committed."""
         self._task_rows: dict[str, TaskRow] = {}
         """The latest put of each task, by token, likewise."""
+        self._signals: dict[str, SignalRow] = {}
+        """The latest put of each signal, by id, likewise."""
         self._node_runs: list[NodeRunRow] = []
         self._events: list[EventRow] = []
         self._pending = False
@@ -323,6 +343,18 @@ class GroupCommit:
             self._pending = True
             self._wake.set()
 
+    def put_signal(self, row: SignalRow) -> None:
+        if self._task is None:
+            return  # stopped or failed: durable() says so
+        queued = self._signals.get(row.id)
+        if queued is not None and queued is not row:
+            # The first put's identity stays, as the upsert keeps a stored row's.
+            row = replace(queued, consumed_by=row.consumed_by, consumed_at=row.consumed_at)
+        self._signals[row.id] = row
+        if not self._pending:
+            self._pending = True
+            self._wake.set()
+
     def add_node_run(self, row: NodeRunRow) -> None:
         if self._task is None:
             return  # stopped or failed: durable() says so
@@ -391,7 +423,8 @@ class GroupCommit:
     def _abandon(self, error: StoreError) -> None:
         """Drop what is queued and release its waiters (and the batch committing's) with
         ``error``."""
-        self._executions, self._task_rows, self._node_runs, self._events = {}, {}, [], []
+        self._executions, self._task_rows, self._signals = {}, {}, {}
+        self._node_runs, self._events = [], []
         self._pending = self._inflight = False
         for waiter in (self._gathering, self._committing):
             if waiter is not None and not waiter.done():
@@ -416,10 +449,12 @@ class GroupCommit:
             batch = _Batch(
                 list(self._executions.values()),
                 list(self._task_rows.values()),
+                list(self._signals.values()),
                 self._node_runs,
                 self._events,
             )
-            self._executions, self._task_rows, self._node_runs, self._events = {}, {}, [], []
+            self._executions, self._task_rows, self._signals = {}, {}, {}
+            self._node_runs, self._events = [], []
             self._pending = False
             self._committing, self._gathering = self._gathering, None
             self._inflight = True
@@ -430,8 +465,7 @@ class GroupCommit:
             waiter, self._committing = self._committing, None
             self._inflight = False
             if self._committed:
-                parts = (batch.executions, batch.tasks, batch.node_runs, batch.events)
-                rows = sum(len(part) for part in parts)
+                rows = sum(len(part) for part in batch.parts())
                 self._committed(loop.time() - last, rows)
             if waiter is not None:
                 waiter.set_result(None)
@@ -501,14 +535,8 @@ class GroupCommit:
             self._batch_statements = tuple(
                 _BatchStatement.compile(statement, dialect) for statement in self._statements
             )
-        parts: tuple[list[Any], ...] = (
-            batch.executions,
-            batch.tasks,
-            batch.node_runs,
-            batch.events,
-        )
         return [
             (statement, rows)
-            for statement, rows in zip(self._batch_statements, parts, strict=True)
+            for statement, rows in zip(self._batch_statements, batch.parts(), strict=True)
             if rows
         ]

@@ -1,10 +1,10 @@
 """``MemoryStore``: the store in dictionaries, for tests and benchmarks' baseline.
 
-Same semantics as ``SqlStore`` (latest put wins, a task keeps the identity of its first put, a
-duplicate node run or task key is ignored, newest-first listing, pruning in batches) except that
-writes are visible at once and nothing survives the process. Rows are copied in and out, so callers
-may mutate what they get. There is no group commit, so ``committed`` is there for the wiring to
-connect to but is never emitted.
+Same semantics as ``SqlStore`` (latest put wins, a task or a signal keeps the identity of its first
+put, a duplicate node run or task key is ignored, newest-first listing, pruning in batches) except
+that writes are visible at once and nothing survives the process. Rows are copied in and out, so
+callers may mutate what they get. There is no group commit, so ``committed`` is there for the wiring
+to connect to but is never emitted.
 
 Node runs and events, the bulk of it, are kept as plain tuples of their fields rather than row
 objects. Their fields are all strings, numbers, bytes or None, so the garbage collector stops
@@ -29,6 +29,7 @@ from orchestrator.store.base import (
     EventRow,
     ExecutionRow,
     NodeRunRow,
+    SignalRow,
     StoreError,
     TaskRow,
     TriggerRow,
@@ -75,6 +76,7 @@ class MemoryStore:
         self._tasks: dict[str, TaskRow] = {}
         self._task_tokens: dict[_TaskKey, str] = {}
         """Each task's token by its key (execution, node, visit, item, attempt)."""
+        self._signals: dict[str, SignalRow] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -111,6 +113,14 @@ class MemoryStore:
             return  # another token holds that key: ignored, as in the SQL store
         self._task_tokens[key] = row.token
         self._tasks[row.token] = copy.copy(row)
+
+    def put_signal(self, row: SignalRow) -> None:
+        stored = self._signals.get(row.id)
+        if stored is None:
+            self._signals[row.id] = row.copy()
+        else:  # only its consumption changes
+            stored.consumed_by = row.consumed_by
+            stored.consumed_at = row.consumed_at
 
     def add_node_run(self, row: NodeRunRow) -> None:
         journal = self._node_runs.setdefault(row.execution_id, {})
@@ -230,6 +240,8 @@ class MemoryStore:
             for task in [task for task in self._tasks.values() if task.execution_id in ids]:
                 del self._tasks[task.token]
                 del self._task_tokens[_task_key(task)]
+            for signal in [s for s in self._signals.values() if s.execution_id in ids]:
+                del self._signals[signal.id]
         for row in doomed:
             del self._executions[row.id]
             self._node_runs.pop(row.id, None)
@@ -283,6 +295,25 @@ class MemoryStore:
         rows = [row for row in self._tasks.values() if row.status in UNFINISHED_TASK_STATUSES]
         rows.sort(key=lambda row: (row.created_at, row.token))
         return [copy.copy(row) for row in rows]
+
+    # --- signals ------------------------------------------------------------------------------
+
+    async def unconsumed_signals(self) -> list[SignalRow]:
+        executions = self._executions
+        rows = [
+            row
+            for row in self._signals.values()
+            if row.consumed_by is None
+            and (execution := executions.get(row.execution_id)) is not None
+            and not execution.finished
+        ]
+        rows.sort(key=lambda row: (row.sent_at, row.id))
+        return [row.copy() for row in rows]
+
+    async def list_signals(self, execution_id: str) -> list[SignalRow]:
+        rows = [row for row in self._signals.values() if row.execution_id == execution_id]
+        rows.sort(key=lambda row: (row.sent_at, row.id))
+        return [row.copy() for row in rows]
 
     # --- events -------------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """``SqlStore``: SQLite (aiosqlite) or PostgreSQL (asyncpg) through SQLAlchemy 2 Core, async.
 
-The store is two parts. The group-committed writes (``put_execution``, ``put_task``,
+The store is two parts. The group-committed writes (``put_execution``, ``put_task``, ``put_signal``,
 ``add_node_run``, ``add_events``) and ``durable()`` go to a ``GroupCommit`` (``group_commit.py``:
 the batching, the retrying commit, the SQLite writer thread and the PostgreSQL writer connection,
 and why they are built that way), which ``open()`` starts and ``close()`` drains. This module holds
 the rest: opening, migrating and closing, and the direct operations (workflows, executions, node
-runs, pruning, tasks, events, triggers), each on a connection of the async engine's pool.
+runs, pruning, tasks, signals, events, triggers), each on a connection of the async engine's pool.
 
 ``open()`` connects, applies the Alembic migrations shipped in ``migrations/`` and checks the
 schema; every failure is one ``StoreError`` line naming the URL (password masked) and the cause.
@@ -38,6 +38,7 @@ from orchestrator.store.base import (
     EventRow,
     ExecutionRow,
     NodeRunRow,
+    SignalRow,
     StoreError,
     TaskRow,
     TriggerRow,
@@ -218,6 +219,10 @@ class SqlStore:
         if self._writer is not None:
             self._writer.put_task(row)
 
+    def put_signal(self, row: SignalRow) -> None:
+        if self._writer is not None:
+            self._writer.put_signal(row)
+
     def add_node_run(self, row: NodeRunRow) -> None:
         if self._writer is not None:
             self._writer.add_node_run(row)
@@ -369,6 +374,7 @@ class SqlStore:
                     sa.delete(t.node_runs).where(t.node_runs.c.execution_id.in_(chunk))
                 )
                 await conn.execute(sa.delete(t.tasks).where(t.tasks.c.execution_id.in_(chunk)))
+                await conn.execute(sa.delete(t.signals).where(t.signals.c.execution_id.in_(chunk)))
                 await conn.execute(sa.delete(t.events).where(t.events.c.execution_id.in_(chunk)))
             v = t.events.c
             unattached = (
@@ -422,6 +428,25 @@ class SqlStore:
         )
         async with self._connect() as conn:
             return [TaskRow(**r._mapping) for r in await conn.execute(query)]
+
+    # --- signals ------------------------------------------------------------------------------
+
+    async def unconsumed_signals(self) -> list[SignalRow]:
+        s, e = t.signals.c, t.executions.c
+        query = (
+            sa.select(t.signals)
+            .join(t.executions, e.id == s.execution_id)
+            .where(s.consumed_by.is_(None), e.status.not_in(t.FINISHED))
+            .order_by(s.sent_at, s.id)
+        )
+        async with self._connect() as conn:
+            return [SignalRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def list_signals(self, execution_id: str) -> list[SignalRow]:
+        s = t.signals.c
+        query = sa.select(t.signals).where(s.execution_id == execution_id).order_by(s.sent_at, s.id)
+        async with self._connect() as conn:
+            return [SignalRow(**r._mapping) for r in await conn.execute(query)]
 
     # --- events -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ field names in ``base.py``, so a result row converts with ``Row(**mapping)``.
 
 There are no foreign keys on purpose: node runs and events reach the database through the group
 commit, and a stray row (a late duplicate result of a pruned execution) must never fail a batch.
-``SqlStore.prune`` deletes an execution's node runs, tasks and events with it.
+``SqlStore.prune`` deletes an execution's node runs, tasks, signals and events with it.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ executions = sa.Table(
     sa.Column("result_json", sa.LargeBinary, nullable=True),
     sa.Column("retry_of", sa.Text, nullable=True),
     sa.Column("retried_by", sa.Text, nullable=True),
+    sa.Column("wake_at", sa.Double, nullable=True),
     sa.UniqueConstraint("idempotency_key", name="uq_executions_idempotency_key"),
     sa.UniqueConstraint("child_key", name="uq_executions_child_key"),
 )
@@ -196,11 +197,30 @@ tasks = sa.Table(
     sa.Column("retryable", sa.Boolean, nullable=False),
     sa.Column("details_json", sa.LargeBinary, nullable=True),
     sa.Column("item", Item, nullable=False, server_default=sa.text(str(NO_ITEM))),
+    sa.Column("kind", sa.Text, nullable=False, server_default="worker"),
+    sa.Column("deadline_at", sa.Double, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
     # The key of find_task; its index also serves lookups and prune's deletes by execution.
     sa.UniqueConstraint("execution_id", "node", "visit", "item", "attempt", name="uq_tasks_key"),
 )
 
-TABLES = ("workflows", "executions", "node_runs", "events", "triggers", "tasks")
+signals = sa.Table(
+    "signals",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("execution_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("data_json", sa.LargeBinary, nullable=False),
+    sa.Column("sent_at", sa.Double, nullable=False),
+    sa.Column("consumed_by", sa.Text, nullable=True),
+    sa.Column("consumed_at", sa.Double, nullable=True),
+)
+
+SIGNAL_IDENTITY = frozenset({"id", "execution_id", "name", "outcome", "data_json", "sent_at"})
+"""Columns of a signal fixed by its first put: an upsert only changes its consumption."""
+
+TABLES = ("workflows", "executions", "node_runs", "events", "triggers", "tasks", "signals")
 
 _unfinished = executions.c.status.not_in(FINISHED)
 
@@ -230,4 +250,6 @@ INDEXES = (
     sa.Index("ix_tasks_created", tasks.c.created_at, tasks.c.token),
     sa.Index("ix_tasks_queue", tasks.c.queue, tasks.c.status, tasks.c.created_at),
     sa.Index("ix_tasks_status", tasks.c.status, tasks.c.created_at),
+    # list_signals(), and prune's deletes by execution
+    sa.Index("ix_signals_execution", signals.c.execution_id, signals.c.sent_at),
 )

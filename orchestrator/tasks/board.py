@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from weir.proto.v1 import worker_pb2 as wpb
 
 from engine.state.events import ExecutionStatus
-from orchestrator.engines.messages import TaskRequested
+from orchestrator.engines.messages import Delivered, TaskRequested
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.executions.table import ExecutionTable
 from orchestrator.journal import Journal
@@ -49,7 +49,16 @@ from orchestrator.signals import Signal
 from orchestrator.store import Store, TaskRow
 from orchestrator.supervise import Supervisor
 from orchestrator.tasks import deadlines
-from orchestrator.tasks.rows import TaskKey, answer, describe, new_task, request_key, task_key
+from orchestrator.tasks.rows import (
+    TaskKey,
+    answer,
+    describe,
+    new_task,
+    request_key,
+    task_key,
+    ticket,
+    what,
+)
 from orchestrator.tasks.workers import WorkerHub, WorkerSession, task_to_pb
 
 log = logging.getLogger(__name__)
@@ -103,6 +112,7 @@ class TaskBoard:
         placement: Placement,
         hub: WorkerHub,
         supervisor: Supervisor,
+        base_url: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -113,6 +123,8 @@ class TaskBoard:
         self._hub = hub
         self._supervisor = supervisor
         self._clock = clock
+        self.base_url = base_url.rstrip("/")
+        """The orchestrator's HTTP base URL, for callback URLs (set once the port is bound)."""
         self._open: dict[str, TaskRow] = {}
         """Unfinished tasks by token."""
         self._by_key: dict[TaskKey, TaskRow] = {}
@@ -130,12 +142,17 @@ class TaskBoard:
         """Executions with an ended task that left memory: a request of theirs missing in
         memory may be in the store (cleared when the execution ends)."""
         self._loaded_at = clock()
+        self._ended: dict[str, list[TaskRow]] = {}
+        """Per unfinished execution, its tasks that ended (not cancelled) while it ran: parking
+        asks whether its engine heard of each (``ended_unseen``)."""
         self.scheduled: Signal[[TaskRow]] = Signal("task scheduled")
         self.started: Signal[[TaskRow, float]] = Signal("task started")
         """A worker took the task, after waiting that many seconds in the queue."""
         self.ended: Signal[[TaskRow]] = Signal("task ended")
         self.refused: Signal[[str, str]] = Signal("task answer refused")
         """An answer for an ended task: its queue and what was answered."""
+        self.wake: Signal[[ExecutionRecord, str]] = Signal("parked execution woken")
+        """A task of a parked execution ended (why, for the event): place it again."""
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -149,6 +166,8 @@ class TaskBoard:
     def queue_stats(self) -> list[QueueStats]:
         counts: dict[str, list[int]] = {}
         for row in self._open.values():
+            if row.kind != "worker":
+                continue
             pair = counts.setdefault(row.queue, [0, 0])
             pair[row.status == "running"] += 1
         return [QueueStats(q, p, r) for q, (p, r) in sorted(counts.items())]
@@ -176,6 +195,10 @@ class TaskBoard:
                 continue
             self._add(row)
             count += 1
+            if row.kind != "worker":
+                self._arm(row)  # nobody takes it: it waits for its answer or its time
+                continue
+            self._arm(row)
             if row.status == "running" and reclaim > 0:
                 row.status = "pending"  # its worker's stream died with the old process
                 row.started_at = None
@@ -203,6 +226,8 @@ class TaskBoard:
         if row is not None:
             if row.finished:
                 self._tell(row)  # asked again: its answer may have been lost with an engine
+            elif row.kind == "callback":
+                self._ticket(row)  # the token the request carries, and whether it was accepted
             return
         if key in self._lookups:
             return
@@ -230,15 +255,54 @@ class TaskBoard:
             self._tell(row)
         else:  # not loaded at start (it cannot be): take it up
             self._add(row)
-            self._make_pending(row)
+            self._arm(row)
+            if row.kind == "worker":
+                self._make_pending(row)
+            elif row.kind == "callback":
+                self._ticket(row)
 
     def _create(self, record: ExecutionRecord, request: TaskRequested) -> None:
         row = new_task(record.id, record.name, request, self._clock())
         self._add(row)
         self._journal.task(row.copy())
-        self._publish(row, "task.scheduled", f"task on queue {row.queue} scheduled")
-        self.scheduled(row)
-        self._journal.after_durable(lambda: self._offer(row))
+        self._publish(row, "task.scheduled", f"{what(row)} scheduled")
+        self._arm(row)
+        self.scheduled(row)  # a signal wait may be answered at once by a kept signal
+        if row.kind == "worker":
+            self._journal.after_durable(lambda: self._offer(row))
+        elif row.kind == "callback":
+            self._journal.after_durable(lambda: self._ticket(row))
+
+    def _arm(self, row: TaskRow) -> None:
+        """Push the deadlines a task has from its creation (its node's; a callback's, signal
+        wait's or timer's own)."""
+        for at, kind in deadlines.first(row, self._clock()):
+            self._deadlines.push(at, row.token, kind)
+
+    def _ticket(self, row: TaskRow) -> None:
+        """Tell the engine running a callback task's execution its token and URLs."""
+        record = self._table.get(row.execution_id)
+        link = self._placement.engine_of(record) if record is not None else None
+        if record is not None and link is not None and self._open.get(row.token) is row:
+            link.task_scheduled(ticket(row, record.placement.lease, self.base_url.rstrip("/")))
+
+    def delivered(self, record: ExecutionRecord, d: Delivered) -> None:
+        """How a callback task's request went: accepted (the task runs: the service has it),
+        or refused (the task fails with the engine's message; retry decides)."""
+        row = self._open.get(d.token)
+        if row is None or row.execution_id != record.id or row.kind != "callback":
+            return  # ended already (a callback came before the accept answer), or not ours
+        if not d.ok:
+            self._end(
+                row, "failed", d.error or "the request was not accepted", retryable=d.retryable
+            )
+            return
+        if row.status == "pending":
+            row.status = "running"
+            row.started_at = self._clock()
+            row.deliveries += 1
+            self._journal.task(row.copy())
+            self._publish(row, "task.started", "the service accepted the request")
 
     def _add(self, row: TaskRow) -> None:
         self._open[row.token] = row
@@ -366,9 +430,16 @@ class TaskBoard:
 
     # --- answers -----------------------------------------------------------------------------
 
-    async def complete(self, token: str, output_json: bytes) -> Answered:
-        """A completion by token; see the module docstring for the verdicts."""
-        return await self._answer(token, "completed", output_json=output_json)
+    async def complete(self, token: str, output_json: bytes, outcome: str = "") -> Answered:
+        """A completion by token (``outcome``, if given, routes ``next``); see the module
+        docstring for the verdicts."""
+        return await self._answer(token, "completed", output_json=output_json, outcome=outcome)
+
+    def complete_now(self, row: TaskRow, output_json: bytes, outcome: str) -> None:
+        """Complete an unfinished task in memory at once (a signal for a wait)."""
+        row.output_json = output_json
+        row.outcome = outcome or None
+        self._end(row, "completed", None, retryable=False)
 
     async def fail(
         self, token: str, message: str, *, kind: str = "", retryable: bool = True
@@ -386,6 +457,7 @@ class TaskBoard:
         output_json: bytes | None = None,
         error: str | None = None,
         retryable: bool = False,
+        outcome: str = "",
     ) -> Answered:
         """End the task ``status`` with that output or error; for an ended task, the same
         answer again is a duplicate, any other is refused."""
@@ -394,10 +466,11 @@ class TaskBoard:
             return Answered(Verdict.NOT_FOUND, None, f"no task with token {token!r}")
         if row.finished:
             same = row.status == status and row.output_json == output_json and row.error == error
-            if same:
+            if same and (row.outcome or "") == outcome:
                 return Answered(Verdict.DUPLICATE, row)
             return self._refuse(row, "complete" if status == "completed" else "fail")
         row.output_json = output_json
+        row.outcome = outcome or None
         self._end(row, status, error, retryable=retryable)
         return Answered(Verdict.ACCEPTED, row)
 
@@ -457,10 +530,15 @@ class TaskBoard:
                 session.cancel(row.token, error or status)
             self.slot_freed(session)
         self._journal.task(row.copy())
-        message = f"task on queue {row.queue} {status.replace('_', ' ')}"
+        message = f"{what(row)} {status.replace('_', ' ')}"
         self._publish(row, f"task.{status}", f"{message}: {error}" if error else message)
         self.ended(row)
         if status != "cancelled":
+            self._ended.setdefault(row.execution_id, []).append(row)
+            record = self._table.get(row.execution_id)
+            if record is not None and record.status is ExecutionStatus.WAITING:
+                # parked: woken in the same commit as this end, so a crash loses neither
+                self.wake(record, f"{what(row)} {row.node} {status.replace('_', ' ')}")
             self._journal.after_durable(lambda: self._tell(row))
 
     def _keep_finished(self, row: TaskRow) -> None:
@@ -480,15 +558,51 @@ class TaskBoard:
         """Send an ended task's answer to the engine running its execution, if it is placed."""
         record = self._table.get(row.execution_id)
         link = self._placement.engine_of(record) if record is not None else None
+        if record is not None and link is None and record.status is ExecutionStatus.WAITING:
+            self.wake(record, f"{what(row)} {row.node} {row.status.replace('_', ' ')}")
+            return
         if record is None or link is None:
             return  # ended, or not placed now: its engine asks again when it gets there
         link.task_finished(answer(row, record.placement.lease))
+
+    # --- parked executions -------------------------------------------------------------------
+
+    def ended_unseen(self, record: ExecutionRecord) -> TaskRow | None:
+        """A task of ``record`` that ended but whose node attempt has no record in its
+        checkpoint: its engine parked it before hearing of the end (it must run again)."""
+        rows = self._ended.get(record.id)
+        if not rows:
+            return None
+        seen = record.checkpoint.seen
+        rows[:] = [r for r in rows if (r.node, r.visit, r.item, r.attempt) not in seen]
+        if not rows:
+            del self._ended[record.id]
+            return None
+        return rows[0]
+
+    def has_open(self, execution_id: str) -> bool:
+        """Whether the execution has an unfinished task."""
+        return execution_id in self._by_execution
+
+    def waiting_for(self, execution_id: str, signal: str) -> TaskRow | None:
+        """The oldest unfinished wait of the execution for that signal, if any."""
+        found: TaskRow | None = None
+        for token in self._by_execution.get(execution_id, ()):
+            row = self._open[token]
+            if (
+                row.kind == "signal"
+                and row.queue == signal
+                and (found is None or (row.created_at, row.token) < (found.created_at, found.token))
+            ):
+                found = row
+        return found
 
     # --- executions that end -----------------------------------------------------------------
 
     def execution_ended(self, record: ExecutionRecord) -> None:
         """Cancel the execution's unfinished tasks (their workers are told)."""
         self._forgot.discard(record.id)
+        self._ended.pop(record.id, None)
         tokens = self._by_execution.get(record.id)
         if not tokens:
             return
@@ -514,6 +628,9 @@ class TaskBoard:
                 continue
             if at > now:  # moved (a heartbeat came, it was taken again): look again then
                 self._deadlines.push(at, token, kind)
+                continue
+            if row.kind == "timer" and kind is TIMEOUT:
+                self.complete_now(row, row.args_json or b"null", "")  # the sleep is over
                 continue
             self._end(row, "timed_out", deadlines.message(row, kind), retryable=True)
             count += 1
@@ -543,6 +660,8 @@ class TaskBoard:
     def _publish(self, row: TaskRow, type_: str, message: str, *, worker: bool = False) -> None:
         record = self._table.get(row.execution_id)
         data: dict[str, object] = {"queue": row.queue}
+        if row.kind != "worker":
+            data["kind"] = row.kind
         if row.item is not None:
             data["item"] = row.item
         if worker or row.worker:

@@ -1,15 +1,21 @@
 """Task deadlines: which applies when, what it says when it passes, and the timer that waits.
 
-Three deadlines (``docs/tasks.md``): ``schedule_to_start`` from the time a task became pending
-(again after a re-delivery), ``timeout`` from the time a worker took it, ``heartbeat`` from its
-last heartbeat (or from being taken). ``Deadlines`` is a heap of (time, token, kind) entries,
-never updated in place: when an entry is reached, ``due`` recomputes the deadline from the task
-as it stands — gone (it ended, it was taken), later (a heartbeat came: pushed again) or passed.
+Three deadlines for a worker's task (``docs/tasks.md``): ``schedule_to_start`` from the time a
+task became pending (again after a re-delivery), ``timeout`` from the time a worker took it,
+``heartbeat`` from its last heartbeat (or from being taken). A callback's or a signal wait's
+``timeout`` counts from the task's creation, and a timer *fires* (completes) ``timeout`` after it;
+every kind also ends at its ``deadline_at`` (the node's ``timeout``, counted from the attempt's
+start), so that these hold while the execution is parked and across restarts.
+
+``Deadlines`` is a heap of (time, token, kind) entries, never updated in place: when an entry
+is reached, ``due`` recomputes the deadline from the task as it stands — gone (it ended, it was
+taken), later (a heartbeat came: pushed again) or passed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import enum
 import heapq
 import time
@@ -22,10 +28,16 @@ class Deadline(enum.Enum):
     SCHEDULE_TO_START = "schedule_to_start"
     TIMEOUT = "timeout"
     HEARTBEAT = "heartbeat"
+    NODE = "node"
+    """``deadline_at``: the node's timeout."""
 
 
 def due(row: TaskRow, kind: Deadline, pending_since: float | None) -> float | None:
     """When ``kind`` falls due for ``row`` as it stands, or None when it does not apply now."""
+    if kind is Deadline.NODE:
+        return row.deadline_at
+    if row.kind != "worker":
+        return row.created_at + row.timeout_s if kind is Deadline.TIMEOUT else None
     if kind is Deadline.SCHEDULE_TO_START:
         if row.status != "pending" or pending_since is None:
             return None
@@ -39,6 +51,13 @@ def due(row: TaskRow, kind: Deadline, pending_since: float | None) -> float | No
 
 def message(row: TaskRow, kind: Deadline) -> str:
     """The error of a task that timed out: which deadline, how long, and who."""
+    if kind is Deadline.NODE:
+        assert row.deadline_at is not None
+        return f"timed out: the node's timeout passed at {_iso(row.deadline_at)}"
+    if row.kind == "callback":
+        return f"timeout: no callback within {row.timeout_s:g}s of the request"
+    if row.kind == "signal":
+        return f"timeout: no signal '{row.queue}' within {row.timeout_s:g}s"
     if kind is Deadline.SCHEDULE_TO_START:
         return (
             f"schedule_to_start: no worker took the task from queue '{row.queue}' within "
@@ -50,6 +69,21 @@ def message(row: TaskRow, kind: Deadline) -> str:
             "of taking it"
         )
     return f"heartbeat: worker {row.worker} sent no heartbeat for {row.heartbeat_s:g}s"
+
+
+def first(row: TaskRow, now: float) -> list[tuple[float, Deadline]]:
+    """The deadlines a task of a kind other than ``worker`` has from its creation (and any
+    task's node deadline): what to push when it is created or loaded."""
+    pushes: list[tuple[float, Deadline]] = []
+    if row.deadline_at is not None:
+        pushes.append((row.deadline_at, Deadline.NODE))
+    if row.kind != "worker" and row.timeout_s:
+        pushes.append((row.created_at + row.timeout_s, Deadline.TIMEOUT))
+    return pushes
+
+
+def _iso(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="seconds")
 
 
 class Deadlines:

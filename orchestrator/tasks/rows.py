@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 
-from orchestrator.engines.messages import TaskAnswer, TaskRequested
+from orchestrator.engines.messages import TaskAnswer, TaskRequested, TaskTicket
 from orchestrator.store import TaskRow
 
 TaskKey = tuple[str, str, int, int | None, int]
@@ -50,6 +50,8 @@ def new_task(execution_id: str, workflow: str, request: TaskRequested, now: floa
         schedule_to_start_s=request.schedule_to_start,
         timeout_s=request.timeout,
         heartbeat_s=request.heartbeat,
+        kind=request.kind,
+        deadline_at=request.deadline or None,
     )
 
 
@@ -66,9 +68,38 @@ def answer(row: TaskRow, lease: int) -> TaskAnswer:
         output_json=row.output_json or b"null",
         error=row.error or "",
         retryable=row.retryable,
+        outcome=row.outcome or "",
+    )
+
+
+def ticket(row: TaskRow, lease: int, base_url: str) -> TaskTicket:
+    """What the engine sending a callback task's request is told: its token and URLs."""
+    return TaskTicket(
+        execution_id=row.execution_id,
+        lease=lease,
+        node=row.node,
+        visit=row.visit,
+        attempt=row.attempt,
+        item=row.item,
+        token=row.token,
+        callback_url=f"{base_url}/api/v1/tasks/{row.token}",
+        base_url=base_url,
+        delivered=row.status == "running",
     )
 
 
 def describe(row: TaskRow) -> str:
     """``task node`` or ``task node[item]``, for messages."""
     return f"task {row.node}" if row.item is None else f"task {row.node}[{row.item}]"
+
+
+def what(row: TaskRow) -> str:
+    """What the task is, for events: ``task on queue q``, ``callback``, ``wait for signal s``,
+    ``timer``."""
+    if row.kind == "signal":
+        return f"wait for signal {row.queue}"
+    if row.kind == "callback":
+        return "callback"
+    if row.kind == "timer":
+        return "timer"
+    return f"task on queue {row.queue}"

@@ -66,10 +66,11 @@ class TaskService:
             raise NotFound(f"no task with token {token!r}")
         return row
 
-    async def complete(self, token: str, output_json: bytes) -> TaskRow:
-        """Complete the task with the node's output (JSON; an ``outcome`` key routes)."""
+    async def complete(self, token: str, output_json: bytes, outcome: str = "") -> TaskRow:
+        """Complete the task with the node's output (JSON); ``outcome``, or else an
+        ``outcome`` key of the output, routes ``next``."""
         codec.from_json(output_json, "output")
-        return _settled(await self._board.complete(token, output_json))
+        return _settled(await self._board.complete(token, output_json, outcome))
 
     async def fail(
         self, token: str, message: str, *, kind: str = "", retryable: bool = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.engines.link import LinkInfo, LinkState
-from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, TaskAnswer
+from orchestrator.engines.messages import ChildAnswer, ExecuteOrder, TaskAnswer, TaskTicket
 
 
 @dataclass
@@ -29,6 +29,7 @@ class FakeEngine:
     attaches: list[tuple[str, int]] = field(default_factory=list)
     answers: list[ChildAnswer] = field(default_factory=list)
     task_answers: list[TaskAnswer] = field(default_factory=list)
+    tickets: list[TaskTicket] = field(default_factory=list)
     acks: list[tuple[int, int]] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
 
@@ -50,6 +51,9 @@ class FakeEngine:
 
     def task_finished(self, answer: TaskAnswer) -> None:
         self.task_answers.append(answer)
+
+    def task_scheduled(self, ticket: TaskTicket) -> None:
+        self.tickets.append(ticket)
 
     def ack(self, seq: int, stream: int) -> None:
         self.acks.append((seq, stream))

@@ -39,6 +39,10 @@ class _ExecutionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Execu
     EXECUTION_STATUS_COMPLETED: _ExecutionStatus.ValueType  # 3
     EXECUTION_STATUS_FAILED: _ExecutionStatus.ValueType  # 4
     EXECUTION_STATUS_CANCELLED: _ExecutionStatus.ValueType  # 5
+    EXECUTION_STATUS_WAITING: _ExecutionStatus.ValueType  # 6
+    """Parked: its only unfinished work waits (tasks, callbacks, signals, timers, retry backoffs);
+    no engine holds it until a completion, a signal or a timer wakes it.
+    """
 
 class ExecutionStatus(_ExecutionStatus, metaclass=_ExecutionStatusEnumTypeWrapper): ...
 
@@ -48,7 +52,33 @@ EXECUTION_STATUS_RUNNING: ExecutionStatus.ValueType  # 2
 EXECUTION_STATUS_COMPLETED: ExecutionStatus.ValueType  # 3
 EXECUTION_STATUS_FAILED: ExecutionStatus.ValueType  # 4
 EXECUTION_STATUS_CANCELLED: ExecutionStatus.ValueType  # 5
+EXECUTION_STATUS_WAITING: ExecutionStatus.ValueType  # 6
+"""Parked: its only unfinished work waits (tasks, callbacks, signals, timers, retry backoffs);
+no engine holds it until a completion, a signal or a timer wakes it.
+"""
 Global___ExecutionStatus: _TypeAlias = ExecutionStatus  # noqa: Y015
+
+class _TaskKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaskKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TASK_KIND_WORKER: _TaskKind.ValueType  # 0
+    TASK_KIND_CALLBACK: _TaskKind.ValueType  # 1
+    TASK_KIND_SIGNAL: _TaskKind.ValueType  # 2
+    TASK_KIND_TIMER: _TaskKind.ValueType  # 3
+
+class TaskKind(_TaskKind, metaclass=_TaskKindEnumTypeWrapper):
+    """What a durable task is: work for a worker of a queue (the default), an asynchronous HTTP
+    request answered by a callback, a wait for a signal, or a durable timer.
+    """
+
+TASK_KIND_WORKER: TaskKind.ValueType  # 0
+TASK_KIND_CALLBACK: TaskKind.ValueType  # 1
+TASK_KIND_SIGNAL: TaskKind.ValueType  # 2
+TASK_KIND_TIMER: TaskKind.ValueType  # 3
+Global___TaskKind: _TypeAlias = TaskKind  # noqa: Y015
 
 class _NodeStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -92,6 +122,7 @@ class ToEngine(_message.Message):
     ATTACH_FIELD_NUMBER: _builtins.int
     CHILD_FINISHED_FIELD_NUMBER: _builtins.int
     TASK_FINISHED_FIELD_NUMBER: _builtins.int
+    TASK_SCHEDULED_FIELD_NUMBER: _builtins.int
     ack: _builtins.int
     """Every node result and finished execution in FromEngine messages of this stream numbered up
     to `ack` is durable in the orchestrator's store: the engine may forget them. 0: nothing new.
@@ -114,6 +145,12 @@ class ToEngine(_message.Message):
     def task_finished(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskFinished]:
         """Durable tasks that ended (answers to FromEngine.schedule_task)."""
 
+    @_builtins.property
+    def task_scheduled(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskScheduled]:
+        """Callback tasks that exist (answers to FromEngine.schedule_task of TASK_KIND_CALLBACK,
+        before their end): the token and callback URL the request carries.
+        """
+
     def __init__(
         self,
         *,
@@ -124,10 +161,11 @@ class ToEngine(_message.Message):
         attach: _abc.Iterable[Global___Attach] | None = ...,
         child_finished: _abc.Iterable[Global___ChildFinished] | None = ...,
         task_finished: _abc.Iterable[Global___TaskFinished] | None = ...,
+        task_scheduled: _abc.Iterable[Global___TaskScheduled] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "attach", b"attach", "cancel", b"cancel", "child_finished", b"child_finished", "execute", b"execute", "hello", b"hello", "task_finished", b"task_finished"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "attach", b"attach", "cancel", b"cancel", "child_finished", b"child_finished", "execute", b"execute", "hello", b"hello", "task_finished", b"task_finished", "task_scheduled", b"task_scheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -305,6 +343,7 @@ class TaskFinished(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
     ITEM_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     lease: _builtins.int
     node: _builtins.str
@@ -316,6 +355,10 @@ class TaskFinished(_message.Message):
     retryable: _builtins.bool
     item: _builtins.int
     """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
+    outcome: _builtins.str
+    """The outcome the answer gave explicitly (a callback's or a signal's `outcome`); empty: the
+    output's `outcome` field, or SUCCESS, as for every executor.
+    """
     def __init__(
         self,
         *,
@@ -329,16 +372,72 @@ class TaskFinished(_message.Message):
         error: _builtins.str = ...,
         retryable: _builtins.bool = ...,
         item: _builtins.int | None = ...,
+        outcome: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "attempt", b"attempt", "completed", b"completed", "error", b"error", "execution_id", b"execution_id", "item", b"item", "lease", b"lease", "node", b"node", "output_json", b"output_json", "retryable", b"retryable", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "attempt", b"attempt", "completed", b"completed", "error", b"error", "execution_id", b"execution_id", "item", b"item", "lease", b"lease", "node", b"node", "outcome", b"outcome", "output_json", b"output_json", "retryable", b"retryable", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
     _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
 
 Global___TaskFinished: _TypeAlias = TaskFinished  # noqa: Y015
+
+@_typing.final
+class TaskScheduled(_message.Message):
+    """A callback task exists: the request the node sends carries `token` and `callback_url`.
+    `delivered` says an earlier attempt's request was already accepted (2xx): the engine then
+    only waits, it does not send the request again.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    ITEM_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    CALLBACK_URL_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    BASE_URL_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    node: _builtins.str
+    visit: _builtins.int
+    attempt: _builtins.int
+    item: _builtins.int
+    token: _builtins.str
+    callback_url: _builtins.str
+    """Where the service completes the task: POST {callback_url}/complete (or /fail)."""
+    delivered: _builtins.bool
+    base_url: _builtins.str
+    """The orchestrator's base URL (for the FSL protocol's POST {base_url}/step)."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        node: _builtins.str = ...,
+        visit: _builtins.int = ...,
+        attempt: _builtins.int = ...,
+        item: _builtins.int | None = ...,
+        token: _builtins.str = ...,
+        callback_url: _builtins.str = ...,
+        delivered: _builtins.bool = ...,
+        base_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "attempt", b"attempt", "base_url", b"base_url", "callback_url", b"callback_url", "delivered", b"delivered", "execution_id", b"execution_id", "item", b"item", "lease", b"lease", "node", b"node", "token", b"token", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
+    _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__item) -> _WhichOneofReturnType__item | None: ...
+
+Global___TaskScheduled: _TypeAlias = TaskScheduled  # noqa: Y015
 
 @_typing.final
 class Cancel(_message.Message):
@@ -389,6 +488,8 @@ class FromEngine(_message.Message):
     SEQ_FIELD_NUMBER: _builtins.int
     START_CHILD_FIELD_NUMBER: _builtins.int
     SCHEDULE_TASK_FIELD_NUMBER: _builtins.int
+    TASK_DELIVERY_FIELD_NUMBER: _builtins.int
+    PARKED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Numbers the messages of one stream from 1; ToEngine.ack refers to it."""
     @_builtins.property
@@ -413,6 +514,14 @@ class FromEngine(_message.Message):
     def schedule_task(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduleTask]:
         """`task` nodes' attempts asking for a durable task (see ScheduleTask)."""
 
+    @_builtins.property
+    def task_delivery(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskDelivery]:
+        """How callback requests went (see TaskDelivery)."""
+
+    @_builtins.property
+    def parked(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionParked]:
+        """Executions given back to the orchestrator because they only wait (see ExecutionParked)."""
+
     def __init__(
         self,
         *,
@@ -426,14 +535,90 @@ class FromEngine(_message.Message):
         seq: _builtins.int = ...,
         start_child: _abc.Iterable[Global___StartChild] | None = ...,
         schedule_task: _abc.Iterable[Global___ScheduleTask] | None = ...,
+        task_delivery: _abc.Iterable[Global___TaskDelivery] | None = ...,
+        parked: _abc.Iterable[Global___ExecutionParked] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hello", b"hello", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "handed_back", b"handed_back", "hello", b"hello", "load", b"load", "node_results", b"node_results", "rejected", b"rejected", "schedule_task", b"schedule_task", "seq", b"seq", "start_child", b"start_child"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "finished", b"finished", "handed_back", b"handed_back", "hello", b"hello", "load", b"load", "node_results", b"node_results", "parked", b"parked", "rejected", b"rejected", "schedule_task", b"schedule_task", "seq", b"seq", "start_child", b"start_child", "task_delivery", b"task_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FromEngine: _TypeAlias = FromEngine  # noqa: Y015
+
+@_typing.final
+class TaskDelivery(_message.Message):
+    """The request of a callback task was sent: `ok` when the service accepted it (2xx); otherwise
+    the task fails with `error` (the node's retry decides, by `retryable`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    token: _builtins.str
+    ok: _builtins.bool
+    error: _builtins.str
+    retryable: _builtins.bool
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        token: _builtins.str = ...,
+        ok: _builtins.bool = ...,
+        error: _builtins.str = ...,
+        retryable: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "execution_id", b"execution_id", "lease", b"lease", "ok", b"ok", "retryable", b"retryable", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskDelivery: _TypeAlias = TaskDelivery  # noqa: Y015
+
+@_typing.final
+class ExecutionParked(_message.Message):
+    """The execution's only unfinished work waits on the orchestrator (tasks, callbacks, signals,
+    durable timers) or on retry backoffs, and has for PARK_AFTER: the engine forgot it (its node
+    results were all sent before this). The orchestrator places it again from its checkpoint when
+    a task of it ends, or at `wake_at` (unix seconds; 0: no timer), whichever comes first. Kept
+    and re-sent like a final result until acknowledged.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
+    WAKE_AT_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    lease: _builtins.int
+    wake_at: _builtins.float
+    waiting: _builtins.int
+    """How many node attempts were waiting, for the event."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        lease: _builtins.int = ...,
+        wake_at: _builtins.float = ...,
+        waiting: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "lease", b"lease", "waiting", b"waiting", "wake_at", b"wake_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionParked: _TypeAlias = ExecutionParked  # noqa: Y015
 
 @_typing.final
 class EngineHello(_message.Message):
@@ -567,6 +752,8 @@ class ScheduleTask(_message.Message):
     HEARTBEAT_S_FIELD_NUMBER: _builtins.int
     SCHEDULE_TO_START_S_FIELD_NUMBER: _builtins.int
     ITEM_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     lease: _builtins.int
     node: _builtins.str
@@ -580,6 +767,11 @@ class ScheduleTask(_message.Message):
     schedule_to_start_s: _builtins.float
     item: _builtins.int
     """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
+    kind: Global___TaskKind.ValueType
+    deadline: _builtins.float
+    """Unix seconds by which the task must end (the node's `timeout`, counted from the attempt's
+    start), kept with the task so that it holds across parking and restarts; 0: none.
+    """
     def __init__(
         self,
         *,
@@ -594,10 +786,12 @@ class ScheduleTask(_message.Message):
         heartbeat_s: _builtins.float = ...,
         schedule_to_start_s: _builtins.float = ...,
         item: _builtins.int | None = ...,
+        kind: Global___TaskKind.ValueType = ...,
+        deadline: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "execution_id", b"execution_id", "heartbeat_s", b"heartbeat_s", "item", b"item", "lease", b"lease", "node", b"node", "queue", b"queue", "schedule_to_start_s", b"schedule_to_start_s", "timeout_s", b"timeout_s", "visit", b"visit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "deadline", b"deadline", "execution_id", b"execution_id", "heartbeat_s", b"heartbeat_s", "item", b"item", "kind", b"kind", "lease", b"lease", "node", b"node", "queue", b"queue", "schedule_to_start_s", b"schedule_to_start_s", "timeout_s", b"timeout_s", "visit", b"visit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
     _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015

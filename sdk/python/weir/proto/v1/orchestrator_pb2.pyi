@@ -546,6 +546,75 @@ class RetryExecutionRequest(_message.Message):
 Global___RetryExecutionRequest: _TypeAlias = RetryExecutionRequest  # noqa: Y015
 
 @_typing.final
+class SignalExecutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
+    execution_id: _builtins.str
+    name: _builtins.str
+    outcome: _builtins.str
+    """Routes the waiting node's `next`; empty: SUCCESS (or the data's `outcome` field)."""
+    data_json: _builtins.bytes
+    """The waiting node's output (JSON; empty: null)."""
+    def __init__(
+        self,
+        *,
+        execution_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        data_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_json", b"data_json", "execution_id", b"execution_id", "name", b"name", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignalExecutionRequest: _TypeAlias = SignalExecutionRequest  # noqa: Y015
+
+@_typing.final
+class SignalExecutionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    VISIT_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Identifies the signal (events, logs)."""
+    execution_id: _builtins.str
+    name: _builtins.str
+    node: _builtins.str
+    """The node that consumed it at once, or empty when it is kept until a node waits for it."""
+    visit: _builtins.int
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        node: _builtins.str = ...,
+        visit: _builtins.int | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_visit", b"_visit", "sent_at", b"sent_at", "visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_visit", b"_visit", "execution_id", b"execution_id", "id", b"id", "name", b"name", "node", b"node", "sent_at", b"sent_at", "visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__visit: _TypeAlias = _typing.Literal["visit"]  # noqa: Y015
+    _WhichOneofArgType__visit: _TypeAlias = _typing.Literal["_visit", b"_visit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__visit) -> _WhichOneofReturnType__visit | None: ...
+
+Global___SignalExecutionResponse: _TypeAlias = SignalExecutionResponse  # noqa: Y015
+
+@_typing.final
 class ListExecutionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -819,6 +888,7 @@ class Execution(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     RETRY_OF_FIELD_NUMBER: _builtins.int
     RETRIED_BY_FIELD_NUMBER: _builtins.int
+    WAKE_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     workflow: _builtins.str
     version: _builtins.str
@@ -859,6 +929,10 @@ class Execution(_message.Message):
     def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChildLink]:
         """The sub-workflow executions it started, oldest first."""
 
+    @_builtins.property
+    def wake_at(self) -> _timestamp_pb2.Timestamp:
+        """While parked (status WAITING): when a timer wakes it, if one does."""
+
     def __init__(
         self,
         *,
@@ -882,19 +956,24 @@ class Execution(_message.Message):
         idempotency_key: _builtins.str = ...,
         retry_of: _builtins.str = ...,
         retried_by: _builtins.str = ...,
+        wake_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "parent", b"parent", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "_wake_at", b"_wake_at", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "parent", b"parent", "started_at", b"started_at", "wake_at", b"wake_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "children", b"children", "created_at", b"created_at", "engine_id", b"engine_id", "error", b"error", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "node_order", b"node_order", "nodes", b"nodes", "outputs_json", b"outputs_json", "parent", b"parent", "path", b"path", "placements", b"placements", "retried_by", b"retried_by", "retry_of", b"retry_of", "started_at", b"started_at", "status", b"status", "version", b"version", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_error", b"_error", "_parent", b"_parent", "_wake_at", b"_wake_at", "children", b"children", "created_at", b"created_at", "engine_id", b"engine_id", "error", b"error", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "node_order", b"node_order", "nodes", b"nodes", "outputs_json", b"outputs_json", "parent", b"parent", "path", b"path", "placements", b"placements", "retried_by", b"retried_by", "retry_of", b"retry_of", "started_at", b"started_at", "status", b"status", "version", b"version", "wake_at", b"wake_at", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__error: _TypeAlias = _typing.Literal["error"]  # noqa: Y015
     _WhichOneofArgType__error: _TypeAlias = _typing.Literal["_error", b"_error"]  # noqa: Y015
     _WhichOneofReturnType__parent: _TypeAlias = _typing.Literal["parent"]  # noqa: Y015
     _WhichOneofArgType__parent: _TypeAlias = _typing.Literal["_parent", b"_parent"]  # noqa: Y015
+    _WhichOneofReturnType__wake_at: _TypeAlias = _typing.Literal["wake_at"]  # noqa: Y015
+    _WhichOneofArgType__wake_at: _TypeAlias = _typing.Literal["_wake_at", b"_wake_at"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__error) -> _WhichOneofReturnType__error | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__parent) -> _WhichOneofReturnType__parent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__wake_at) -> _WhichOneofReturnType__wake_at | None: ...
 
 Global___Execution: _TypeAlias = Execution  # noqa: Y015
 

@@ -94,6 +94,11 @@ class OrchestratorStub:
                 request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RetryExecutionRequest.SerializeToString,
                 response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
                 _registered_method=True)
+        self.SignalExecution = channel.unary_unary(
+                '/weir.orchestrator.v1.Orchestrator/SignalExecution',
+                request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+                response_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.SignalExecutionResponse.FromString,
+                _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/weir.orchestrator.v1.Orchestrator/WatchEvents',
                 request_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.WatchEventsRequest.SerializeToString,
@@ -210,6 +215,17 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignalExecution(self, request, context):
+        """Send a signal to an execution: a `wait: {signal: NAME}` node waiting for it completes
+        with its data as output and its outcome routing `next`; a signal no node waits for yet is
+        kept and consumed when one does (in the order they were sent). NOT_FOUND for an unknown
+        execution, FAILED_PRECONDITION for a finished one, INVALID_ARGUMENT for a name no `wait`
+        node of its workflow waits for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchEvents(self, request, context):
         """Events from the log and live, in batches; see WatchEventsRequest.
         """
@@ -305,6 +321,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.RetryExecution,
                     request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.RetryExecutionRequest.FromString,
                     response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.SerializeToString,
+            ),
+            'SignalExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignalExecution,
+                    request_deserializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.FromString,
+                    response_serializer=weir_dot_proto_dot_v1_dot_orchestrator__pb2.SignalExecutionResponse.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -656,6 +677,33 @@ class Orchestrator:
             '/weir.orchestrator.v1.Orchestrator/RetryExecution',
             weir_dot_proto_dot_v1_dot_orchestrator__pb2.RetryExecutionRequest.SerializeToString,
             weir_dot_proto_dot_v1_dot_orchestrator__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignalExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weir.orchestrator.v1.Orchestrator/SignalExecution',
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.SignalExecutionRequest.SerializeToString,
+            weir_dot_proto_dot_v1_dot_orchestrator__pb2.SignalExecutionResponse.FromString,
             options,
             channel_credentials,
             insecure,

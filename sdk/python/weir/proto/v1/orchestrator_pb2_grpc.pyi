@@ -66,6 +66,13 @@ class OrchestratorStub:
     once it was retried (retry the retry), when its version was deleted, and for a completed
     one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
     """
+    SignalExecution: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SignalExecutionRequest, _orchestrator_pb2.SignalExecutionResponse]
+    """Send a signal to an execution: a `wait: {signal: NAME}` node waiting for it completes
+    with its data as output and its outcome routing `next`; a signal no node waits for yet is
+    kept and consumed when one does (in the order they were sent). NOT_FOUND for an unknown
+    execution, FAILED_PRECONDITION for a finished one, INVALID_ARGUMENT for a name no `wait`
+    node of its workflow waits for.
+    """
     WatchEvents: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]
     """Events from the log and live, in batches; see WatchEventsRequest."""
     ListTriggers: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListTriggersRequest, _orchestrator_pb2.ListTriggersResponse]
@@ -108,6 +115,13 @@ class OrchestratorAsyncStub(OrchestratorStub):
     that finished in it and runs the rest (docs/retry.md). FAILED_PRECONDITION while it runs,
     once it was retried (retry the retry), when its version was deleted, and for a completed
     one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
+    """
+    SignalExecution: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SignalExecutionRequest, _orchestrator_pb2.SignalExecutionResponse]  # type: ignore[assignment]
+    """Send a signal to an execution: a `wait: {signal: NAME}` node waiting for it completes
+    with its data as output and its outcome routing `next`; a signal no node waits for yet is
+    kept and consumed when one does (in the order they were sent). NOT_FOUND for an unknown
+    execution, FAILED_PRECONDITION for a finished one, INVALID_ARGUMENT for a name no `wait`
+    node of its workflow waits for.
     """
     WatchEvents: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Events from the log and live, in batches; see WatchEventsRequest."""
@@ -220,6 +234,19 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         that finished in it and runs the rest (docs/retry.md). FAILED_PRECONDITION while it runs,
         once it was retried (retry the retry), when its version was deleted, and for a completed
         one without `from_node`; INVALID_ARGUMENT for an unknown `from_node`.
+        """
+
+    @_abc_1.abstractmethod
+    def SignalExecution(
+        self,
+        request: _orchestrator_pb2.SignalExecutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SignalExecutionResponse, _abc.Awaitable[_orchestrator_pb2.SignalExecutionResponse]]:
+        """Send a signal to an execution: a `wait: {signal: NAME}` node waiting for it completes
+        with its data as output and its outcome routing `next`; a signal no node waits for yet is
+        kept and consumed when one does (in the order they were sent). NOT_FOUND for an unknown
+        execution, FAILED_PRECONDITION for a finished one, INVALID_ARGUMENT for a name no `wait`
+        node of its workflow waits for.
         """
 
     @_abc_1.abstractmethod

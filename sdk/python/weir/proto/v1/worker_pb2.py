@@ -22,59 +22,60 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from weir.proto.v1 import engine_pb2 as weir_dot_proto_dot_v1_dot_engine__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aweir/proto/v1/worker.proto\x12\x0eweir.worker.v1\"\xbc\x01\n\nFromWorker\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.weir.worker.v1.WorkerHello\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.weir.worker.v1.TaskResult\x12\x31\n\nheartbeats\x18\x03 \x03(\x0b\x32\x1d.weir.worker.v1.TaskHeartbeat\x12\x10\n\x08released\x18\x04 \x03(\t\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\"e\n\x0bWorkerHello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x13\n\x0bsdk_version\x18\x04 \x01(\t\x12\x0f\n\x07running\x18\x05 \x03(\t\"\xb8\x01\n\x08ToWorker\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1d.weir.worker.v1.WorkerWelcome\x12#\n\x05tasks\x18\x02 \x03(\x0b\x32\x14.weir.worker.v1.Task\x12\x30\n\tcancelled\x18\x03 \x03(\x0b\x32\x1d.weir.worker.v1.TaskCancelled\x12%\n\x04\x61\x63ks\x18\x04 \x03(\x0b\x32\x17.weir.worker.v1.TaskAck\"F\n\rWorkerWelcome\x12\x17\n\x0forchestrator_id\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\"\xf1\x01\n\x04Task\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\r\n\x05visit\x18\x05 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x11\n\targs_json\x18\x08 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\n \x01(\x01\x12\x1b\n\x13heartbeat_timeout_s\x18\x0b \x01(\x01\x12\x11\n\x04item\x18\x0c \x01(\rH\x00\x88\x01\x01\x42\x07\n\x05_item\"l\n\nTaskResult\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\x0boutput_json\x18\x02 \x01(\x0cH\x00\x12.\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x1b.weir.worker.v1.TaskFailureH\x00\x42\x08\n\x06result\"?\n\x0bTaskFailure\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"4\n\rTaskHeartbeat\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\x0c\".\n\rTaskCancelled\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"S\n\x07TaskAck\x12\r\n\x05token\x18\x01 \x01(\t\x12(\n\x07verdict\x18\x02 \x01(\x0e\x32\x17.weir.worker.v1.Verdict\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xa3\x03\n\x08TaskInfo\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\r\n\x05visit\x18\x05 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x11\n\targs_json\x18\x08 \x01(\x0c\x12*\n\x06status\x18\t \x01(\x0e\x32\x1a.weir.worker.v1.TaskStatus\x12\x0e\n\x06worker\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\x01\x12\x12\n\nstarted_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12\x13\n\x0boutput_json\x18\x0e \x01(\x0c\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x10 \x01(\x0c\x12\x14\n\x0cheartbeat_at\x18\x11 \x01(\x01\x12\x17\n\x0fidempotency_key\x18\x12 \x01(\t\x12\x12\n\ndeliveries\x18\x13 \x01(\r\x12\x11\n\x04item\x18\x14 \x01(\rH\x00\x88\x01\x01\x42\x07\n\x05_item\"r\n\x10ListTasksRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.weir.worker.v1.TaskStatus\x12\x14\n\x0c\x65xecution_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\"<\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.weir.worker.v1.TaskInfo\"\x1f\n\x0eGetTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\"9\n\x13\x43ompleteTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0boutput_json\x18\x02 \x01(\x0c\"R\n\x0f\x46\x61ilTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x0c\n\x04type\x18\x04 \x01(\t\";\n\x14HeartbeatTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\x0c\"\x14\n\x12ListWorkersRequest\"\xab\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x0f\n\x07running\x18\x04 \x01(\r\x12\x0c\n\x04peer\x18\x05 \x01(\t\x12\x13\n\x0bsdk_version\x18\x06 \x01(\t\x12\x14\n\x0c\x63onnected_at\x18\x07 \x01(\x01\x12\x0f\n\x07seen_at\x18\x08 \x01(\x01\x12\x10\n\x08\x64raining\x18\t \x01(\x08\"B\n\x13ListWorkersResponse\x12+\n\x07workers\x18\x01 \x03(\x0b\x32\x1a.weir.worker.v1.WorkerInfo*{\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x14\n\x10VERDICT_ACCEPTED\x10\x01\x12\x15\n\x11VERDICT_DUPLICATE\x10\x02\x12\x13\n\x0fVERDICT_REFUSED\x10\x03\x12\x15\n\x11VERDICT_NOT_FOUND\x10\x04*\xc4\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x19\n\x15TASK_STATUS_TIMED_OUT\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x32\xa1\x04\n\x07Workers\x12@\n\x04Work\x12\x1a.weir.worker.v1.FromWorker\x1a\x18.weir.worker.v1.ToWorker(\x01\x30\x01\x12P\n\tListTasks\x12 .weir.worker.v1.ListTasksRequest\x1a!.weir.worker.v1.ListTasksResponse\x12\x43\n\x07GetTask\x12\x1e.weir.worker.v1.GetTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12M\n\x0c\x43ompleteTask\x12#.weir.worker.v1.CompleteTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12\x45\n\x08\x46\x61ilTask\x12\x1f.weir.worker.v1.FailTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12O\n\rHeartbeatTask\x12$.weir.worker.v1.HeartbeatTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12V\n\x0bListWorkers\x12\".weir.worker.v1.ListWorkersRequest\x1a#.weir.worker.v1.ListWorkersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aweir/proto/v1/worker.proto\x12\x0eweir.worker.v1\x1a\x1aweir/proto/v1/engine.proto\"\xbc\x01\n\nFromWorker\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.weir.worker.v1.WorkerHello\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.weir.worker.v1.TaskResult\x12\x31\n\nheartbeats\x18\x03 \x03(\x0b\x32\x1d.weir.worker.v1.TaskHeartbeat\x12\x10\n\x08released\x18\x04 \x03(\t\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\"e\n\x0bWorkerHello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x13\n\x0bsdk_version\x18\x04 \x01(\t\x12\x0f\n\x07running\x18\x05 \x03(\t\"\xb8\x01\n\x08ToWorker\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1d.weir.worker.v1.WorkerWelcome\x12#\n\x05tasks\x18\x02 \x03(\x0b\x32\x14.weir.worker.v1.Task\x12\x30\n\tcancelled\x18\x03 \x03(\x0b\x32\x1d.weir.worker.v1.TaskCancelled\x12%\n\x04\x61\x63ks\x18\x04 \x03(\x0b\x32\x17.weir.worker.v1.TaskAck\"F\n\rWorkerWelcome\x12\x17\n\x0forchestrator_id\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\"\xf1\x01\n\x04Task\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\r\n\x05visit\x18\x05 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x11\n\targs_json\x18\x08 \x01(\x0c\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\n \x01(\x01\x12\x1b\n\x13heartbeat_timeout_s\x18\x0b \x01(\x01\x12\x11\n\x04item\x18\x0c \x01(\rH\x00\x88\x01\x01\x42\x07\n\x05_item\"l\n\nTaskResult\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\x0boutput_json\x18\x02 \x01(\x0cH\x00\x12.\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x1b.weir.worker.v1.TaskFailureH\x00\x42\x08\n\x06result\"?\n\x0bTaskFailure\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"4\n\rTaskHeartbeat\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\x0c\".\n\rTaskCancelled\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"S\n\x07TaskAck\x12\r\n\x05token\x18\x01 \x01(\t\x12(\n\x07verdict\x18\x02 \x01(\x0e\x32\x17.weir.worker.v1.Verdict\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xec\x03\n\x08TaskInfo\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x10\n\x08workflow\x18\x03 \x01(\t\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\r\n\x05visit\x18\x05 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x11\n\targs_json\x18\x08 \x01(\x0c\x12*\n\x06status\x18\t \x01(\x0e\x32\x1a.weir.worker.v1.TaskStatus\x12\x0e\n\x06worker\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\x01\x12\x12\n\nstarted_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12\x13\n\x0boutput_json\x18\x0e \x01(\x0c\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x10 \x01(\x0c\x12\x14\n\x0cheartbeat_at\x18\x11 \x01(\x01\x12\x17\n\x0fidempotency_key\x18\x12 \x01(\t\x12\x12\n\ndeliveries\x18\x13 \x01(\r\x12\x11\n\x04item\x18\x14 \x01(\rH\x00\x88\x01\x01\x12&\n\x04kind\x18\x15 \x01(\x0e\x32\x18.weir.engine.v1.TaskKind\x12\x0f\n\x07outcome\x18\x16 \x01(\t\x12\x0e\n\x06\x64ue_at\x18\x17 \x01(\x01\x42\x07\n\x05_item\"r\n\x10ListTasksRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.weir.worker.v1.TaskStatus\x12\x14\n\x0c\x65xecution_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\r\"<\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.weir.worker.v1.TaskInfo\"\x1f\n\x0eGetTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\"J\n\x13\x43ompleteTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0boutput_json\x18\x02 \x01(\x0c\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"R\n\x0f\x46\x61ilTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x0c\n\x04type\x18\x04 \x01(\t\";\n\x14HeartbeatTaskRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\x0c\"\x14\n\x12ListWorkersRequest\"\xab\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06queues\x18\x02 \x03(\t\x12\r\n\x05slots\x18\x03 \x01(\r\x12\x0f\n\x07running\x18\x04 \x01(\r\x12\x0c\n\x04peer\x18\x05 \x01(\t\x12\x13\n\x0bsdk_version\x18\x06 \x01(\t\x12\x14\n\x0c\x63onnected_at\x18\x07 \x01(\x01\x12\x0f\n\x07seen_at\x18\x08 \x01(\x01\x12\x10\n\x08\x64raining\x18\t \x01(\x08\"B\n\x13ListWorkersResponse\x12+\n\x07workers\x18\x01 \x03(\x0b\x32\x1a.weir.worker.v1.WorkerInfo*{\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x14\n\x10VERDICT_ACCEPTED\x10\x01\x12\x15\n\x11VERDICT_DUPLICATE\x10\x02\x12\x13\n\x0fVERDICT_REFUSED\x10\x03\x12\x15\n\x11VERDICT_NOT_FOUND\x10\x04*\xc4\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x19\n\x15TASK_STATUS_TIMED_OUT\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x32\xa1\x04\n\x07Workers\x12@\n\x04Work\x12\x1a.weir.worker.v1.FromWorker\x1a\x18.weir.worker.v1.ToWorker(\x01\x30\x01\x12P\n\tListTasks\x12 .weir.worker.v1.ListTasksRequest\x1a!.weir.worker.v1.ListTasksResponse\x12\x43\n\x07GetTask\x12\x1e.weir.worker.v1.GetTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12M\n\x0c\x43ompleteTask\x12#.weir.worker.v1.CompleteTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12\x45\n\x08\x46\x61ilTask\x12\x1f.weir.worker.v1.FailTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12O\n\rHeartbeatTask\x12$.weir.worker.v1.HeartbeatTaskRequest\x1a\x18.weir.worker.v1.TaskInfo\x12V\n\x0bListWorkers\x12\".weir.worker.v1.ListWorkersRequest\x1a#.weir.worker.v1.ListWorkersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'weir.proto.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICT']._serialized_start=2306
-  _globals['_VERDICT']._serialized_end=2429
-  _globals['_TASKSTATUS']._serialized_start=2432
-  _globals['_TASKSTATUS']._serialized_end=2628
-  _globals['_FROMWORKER']._serialized_start=47
-  _globals['_FROMWORKER']._serialized_end=235
-  _globals['_WORKERHELLO']._serialized_start=237
-  _globals['_WORKERHELLO']._serialized_end=338
-  _globals['_TOWORKER']._serialized_start=341
-  _globals['_TOWORKER']._serialized_end=525
-  _globals['_WORKERWELCOME']._serialized_start=527
-  _globals['_WORKERWELCOME']._serialized_end=597
-  _globals['_TASK']._serialized_start=600
-  _globals['_TASK']._serialized_end=841
-  _globals['_TASKRESULT']._serialized_start=843
-  _globals['_TASKRESULT']._serialized_end=951
-  _globals['_TASKFAILURE']._serialized_start=953
-  _globals['_TASKFAILURE']._serialized_end=1016
-  _globals['_TASKHEARTBEAT']._serialized_start=1018
-  _globals['_TASKHEARTBEAT']._serialized_end=1070
-  _globals['_TASKCANCELLED']._serialized_start=1072
-  _globals['_TASKCANCELLED']._serialized_end=1118
-  _globals['_TASKACK']._serialized_start=1120
-  _globals['_TASKACK']._serialized_end=1203
-  _globals['_TASKINFO']._serialized_start=1206
-  _globals['_TASKINFO']._serialized_end=1625
-  _globals['_LISTTASKSREQUEST']._serialized_start=1627
-  _globals['_LISTTASKSREQUEST']._serialized_end=1741
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1743
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1803
-  _globals['_GETTASKREQUEST']._serialized_start=1805
-  _globals['_GETTASKREQUEST']._serialized_end=1836
-  _globals['_COMPLETETASKREQUEST']._serialized_start=1838
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1895
-  _globals['_FAILTASKREQUEST']._serialized_start=1897
-  _globals['_FAILTASKREQUEST']._serialized_end=1979
-  _globals['_HEARTBEATTASKREQUEST']._serialized_start=1981
-  _globals['_HEARTBEATTASKREQUEST']._serialized_end=2040
-  _globals['_LISTWORKERSREQUEST']._serialized_start=2042
-  _globals['_LISTWORKERSREQUEST']._serialized_end=2062
-  _globals['_WORKERINFO']._serialized_start=2065
-  _globals['_WORKERINFO']._serialized_end=2236
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=2238
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=2304
-  _globals['_WORKERS']._serialized_start=2631
-  _globals['_WORKERS']._serialized_end=3176
+  _globals['_VERDICT']._serialized_start=2424
+  _globals['_VERDICT']._serialized_end=2547
+  _globals['_TASKSTATUS']._serialized_start=2550
+  _globals['_TASKSTATUS']._serialized_end=2746
+  _globals['_FROMWORKER']._serialized_start=75
+  _globals['_FROMWORKER']._serialized_end=263
+  _globals['_WORKERHELLO']._serialized_start=265
+  _globals['_WORKERHELLO']._serialized_end=366
+  _globals['_TOWORKER']._serialized_start=369
+  _globals['_TOWORKER']._serialized_end=553
+  _globals['_WORKERWELCOME']._serialized_start=555
+  _globals['_WORKERWELCOME']._serialized_end=625
+  _globals['_TASK']._serialized_start=628
+  _globals['_TASK']._serialized_end=869
+  _globals['_TASKRESULT']._serialized_start=871
+  _globals['_TASKRESULT']._serialized_end=979
+  _globals['_TASKFAILURE']._serialized_start=981
+  _globals['_TASKFAILURE']._serialized_end=1044
+  _globals['_TASKHEARTBEAT']._serialized_start=1046
+  _globals['_TASKHEARTBEAT']._serialized_end=1098
+  _globals['_TASKCANCELLED']._serialized_start=1100
+  _globals['_TASKCANCELLED']._serialized_end=1146
+  _globals['_TASKACK']._serialized_start=1148
+  _globals['_TASKACK']._serialized_end=1231
+  _globals['_TASKINFO']._serialized_start=1234
+  _globals['_TASKINFO']._serialized_end=1726
+  _globals['_LISTTASKSREQUEST']._serialized_start=1728
+  _globals['_LISTTASKSREQUEST']._serialized_end=1842
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1844
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1904
+  _globals['_GETTASKREQUEST']._serialized_start=1906
+  _globals['_GETTASKREQUEST']._serialized_end=1937
+  _globals['_COMPLETETASKREQUEST']._serialized_start=1939
+  _globals['_COMPLETETASKREQUEST']._serialized_end=2013
+  _globals['_FAILTASKREQUEST']._serialized_start=2015
+  _globals['_FAILTASKREQUEST']._serialized_end=2097
+  _globals['_HEARTBEATTASKREQUEST']._serialized_start=2099
+  _globals['_HEARTBEATTASKREQUEST']._serialized_end=2158
+  _globals['_LISTWORKERSREQUEST']._serialized_start=2160
+  _globals['_LISTWORKERSREQUEST']._serialized_end=2180
+  _globals['_WORKERINFO']._serialized_start=2183
+  _globals['_WORKERINFO']._serialized_end=2354
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=2356
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=2422
+  _globals['_WORKERS']._serialized_start=2749
+  _globals['_WORKERS']._serialized_end=3294
 # @@protoc_insertion_point(module_scope)

@@ -15,6 +15,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from weir.proto.v1 import engine_pb2 as _engine_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -433,6 +434,9 @@ class TaskInfo(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     DELIVERIES_FIELD_NUMBER: _builtins.int
     ITEM_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     execution_id: _builtins.str
     workflow: _builtins.str
@@ -456,6 +460,11 @@ class TaskInfo(_message.Message):
     """How many times it was handed to a worker (more than 1 after re-deliveries)."""
     item: _builtins.int
     """For an item of a node with `map`: the item's index (0-based); unset for a node without."""
+    kind: _engine_pb2.TaskKind.ValueType
+    outcome: _builtins.str
+    """The explicit outcome of its answer, if any."""
+    due_at: _builtins.float
+    """Unix seconds when it times out (or, for a timer, fires); 0: never."""
     def __init__(
         self,
         *,
@@ -479,10 +488,13 @@ class TaskInfo(_message.Message):
         idempotency_key: _builtins.str = ...,
         deliveries: _builtins.int = ...,
         item: _builtins.int | None = ...,
+        kind: _engine_pb2.TaskKind.ValueType = ...,
+        outcome: _builtins.str = ...,
+        due_at: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "created_at", b"created_at", "deliveries", b"deliveries", "details_json", b"details_json", "error", b"error", "execution_id", b"execution_id", "finished_at", b"finished_at", "heartbeat_at", b"heartbeat_at", "idempotency_key", b"idempotency_key", "item", b"item", "node", b"node", "output_json", b"output_json", "queue", b"queue", "started_at", b"started_at", "status", b"status", "token", b"token", "visit", b"visit", "worker", b"worker", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_item", b"_item", "args_json", b"args_json", "attempt", b"attempt", "created_at", b"created_at", "deliveries", b"deliveries", "details_json", b"details_json", "due_at", b"due_at", "error", b"error", "execution_id", b"execution_id", "finished_at", b"finished_at", "heartbeat_at", b"heartbeat_at", "idempotency_key", b"idempotency_key", "item", b"item", "kind", b"kind", "node", b"node", "outcome", b"outcome", "output_json", b"output_json", "queue", b"queue", "started_at", b"started_at", "status", b"status", "token", b"token", "visit", b"visit", "worker", b"worker", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__item: _TypeAlias = _typing.Literal["item"]  # noqa: Y015
     _WhichOneofArgType__item: _TypeAlias = _typing.Literal["_item", b"_item"]  # noqa: Y015
@@ -563,17 +575,21 @@ class CompleteTaskRequest(_message.Message):
 
     TOKEN_FIELD_NUMBER: _builtins.int
     OUTPUT_JSON_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     output_json: _builtins.bytes
+    outcome: _builtins.str
+    """Routes the node's `next`; empty: the output's `outcome` field, or SUCCESS."""
     def __init__(
         self,
         *,
         token: _builtins.str = ...,
         output_json: _builtins.bytes = ...,
+        outcome: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["output_json", b"output_json", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "output_json", b"output_json", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
