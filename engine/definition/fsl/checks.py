@@ -32,6 +32,9 @@ from engine.definition.semver import Version
 from engine.errors import Issue
 from engine.templates import TemplateSyntaxError, compile_template
 
+PROTOCOL_FIELDS = ("flowId", "stepName", "ackStates", "uuid")
+"""What weir puts in every FSL action request besides the args; an arg may not take these names."""
+
 
 def workflow_name(flow_name: str) -> str:
     """The workflow name of a flow: lowercase, ``_`` -> ``-`` (``my_flow_run``: ``my-flow-run``)."""
@@ -90,6 +93,14 @@ def _check_action(action: Action) -> list[Problem]:
             )
         if param.name in declared:
             problems.append((param.at, f"arg {param.name} is declared twice in {owner}"))
+        elif param.name in PROTOCOL_FIELDS:
+            problems.append(
+                (
+                    param.at,
+                    f"arg {param.name} of {owner} is a field of the FSL protocol's request "
+                    f"({', '.join(PROTOCOL_FIELDS)}); rename it",
+                )
+            )
         declared.add(param.name)
     if not action.returns:
         problems.append((action.at, f"{owner} has no return (return = (SUCCESS | FAIL);)"))
@@ -146,7 +157,7 @@ def _check_flow(flow: Flow, actions: dict[str, Action]) -> list[Problem]:
             "(a flow starts at its first step only)",
         )
         for step in flow.steps[1:]
-        if step.name not in entered
+        if step.name not in entered and steps[step.name] is step
     )
     return problems
 
