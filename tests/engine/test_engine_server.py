@@ -22,7 +22,11 @@ from engine.server import codec
 from engine.server.process import EngineServer
 from tests.support.engines import running_engine
 
-SLOW = {"name": "slow", "version": "1.0.0", "nodes": [{"id": "nap", "sleep": "5s"}]}
+SLOW = {
+    "name": "slow",
+    "version": "1.0.0",
+    "nodes": [{"id": "nap", "python": "tests.support.tasks:nap", "args": {"seconds": 5}}],
+}
 FAST = {"name": "fast", "version": "1.0.0", "nodes": [{"id": "a", "lua": "return {x = 1}"}]}
 
 

@@ -169,6 +169,7 @@ async def test_an_execution_round_trips_every_field(store: Store) -> None:
         result_json=b'{"status": "completed", "bytes": "\x00\xff"}',
         retry_of="e0",
         retried_by="e3",
+        wake_at=1700000900.5,
     )
     bare = execution("e2")
     store.put_execution(full)
@@ -534,6 +535,9 @@ async def test_a_task_round_trips_every_field(store: Store) -> None:
         error="smtp: 421",
         retryable=True,
         details_json=b'{"progress": 0.5}',
+        kind="callback",
+        deadline_at=1700003600.5,
+        outcome="APPROVED",
     )
     bare = task("tok-2")
     store.put_task(full)
@@ -541,6 +545,7 @@ async def test_a_task_round_trips_every_field(store: Store) -> None:
     await store.durable()
     assert await store.get_task("tok-\u00e9-1") == full
     assert await store.get_task("tok-2") == bare
+    assert (bare.kind, bare.deadline_at, bare.outcome) == ("worker", None, None)
     assert await store.find_task("e1", "send", 2, 3) == full
     assert await store.find_task("e1", "a", 1, 1) == bare
     assert await store.get_task("nope") is None
@@ -562,7 +567,7 @@ async def test_a_task_round_trips_every_field(store: Store) -> None:
 async def test_a_later_put_of_a_task_updates_its_progress_and_keeps_its_identity(
     store: Store,
 ) -> None:
-    first = task("t1", idempotency_key="k", timeout_s=10.0, heartbeat_s=2.0)
+    first = task("t1", idempotency_key="k", timeout_s=10.0, heartbeat_s=2.0, kind="callback")
     changed_identity = {
         "workflow": "other",
         "queue": "other",
@@ -572,6 +577,8 @@ async def test_a_later_put_of_a_task_updates_its_progress_and_keeps_its_identity
         "schedule_to_start_s": 1.0,
         "timeout_s": 1.0,
         "heartbeat_s": 1.0,
+        "kind": "timer",
+        "deadline_at": 50.0,  # the first put had none: it keeps none
     }
     running = replace(
         first, status="running", worker="w1", deliveries=1, started_at=2.0, heartbeat_at=2.5
@@ -590,6 +597,7 @@ async def test_a_later_put_of_a_task_updates_its_progress_and_keeps_its_identity
         details_json=b"[1]",
         error="",
         retryable=True,
+        outcome="AGREE",
     )
     store.put_task(replace(done, **changed_identity))
     await store.durable()

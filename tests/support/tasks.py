@@ -69,3 +69,8 @@ def reset() -> None:
     running = max_running = 0
     gates.clear()
     at_gate.clear()
+
+
+async def nap(seconds: float) -> None:
+    """A slow node that is not a ``sleep`` (which the cluster turns into a durable timer)."""
+    await asyncio.sleep(seconds)
