@@ -89,7 +89,8 @@ class _Parser:
         if first is not None:
             message = f"{keyword.text} is given twice in {owner} (first at line {first.line})"
             self.problems.append((keyword.at, message))
-        seen[keyword.text] = keyword.at
+        else:
+            seen[keyword.text] = keyword.at
 
     # --- blocks ------------------------------------------------------------------------------
 
