@@ -329,7 +329,19 @@ class _Builder:
             return LuaTask(code, lua.max_memory, lua.instructions)
         if n.http is not None:
             h = n.http
-            has_body = h.json_body is not None or h.body is not None
+            has_body = h.json_body is not None or h.body is not None or h.callback is not None
+            if h.timeout is not None and h.callback is None:
+                self.issues.append(
+                    Issue(
+                        f"{path}.http.timeout",
+                        "only with callback (how long to wait for it); a request's own time "
+                        "limit is the node's timeout",
+                    )
+                )
+            if h.callback is not None and h.body is not None:
+                self.issues.append(
+                    Issue(f"{path}.http.body", "not with callback: the token travels in json")
+                )
             return HttpTask(
                 method=(h.method or ("POST" if has_body else "GET")).upper(),
                 url=self._template(h.url, f"{path}.http.url", chunkname=f"{n.id}.url"),

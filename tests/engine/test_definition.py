@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,15 @@ from hypothesis import strategies as st
 
 from engine.definition import Workflow, from_document, load_file, loads, resolve_inputs
 from engine.definition.duration import format_duration, parse_duration
-from engine.definition.model import LuaTask, NoopTask, SleepTask, TriggerRule
+from engine.definition.model import (
+    Callback,
+    HttpTask,
+    LuaTask,
+    NoopTask,
+    SleepTask,
+    TriggerRule,
+    WaitTask,
+)
 from engine.definition.schema import json_schema
 from engine.definition.semver import Version, VersionRange
 from engine.errors import DefinitionError, InputError
@@ -392,3 +401,56 @@ def test_semver_order(low: str, high: str) -> None:
 )
 def test_version_ranges(spec: str, version: str, ok: bool) -> None:
     assert VersionRange.parse(spec).matches(Version.parse(version)) is ok
+
+
+# --- long waits (docs/waits.md) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        (
+            {"http": {"url": "http://x", "timeout": "1h"}},
+            "nodes[0].http.timeout: only with callback",
+        ),
+        (
+            {"http": {"url": "http://x", "body": "b", "callback": True}},
+            "nodes[0].http.body: not with callback",
+        ),
+        (
+            {"http": {"url": "http://x", "callback": {"protocol": "soap"}}},
+            "nodes[0].http.callback.protocol: expected 'weir' or 'fsl'",
+        ),
+        ({"http": {"url": "http://x", "callback": True, "timeout": "0s"}}, "greater than 0"),
+        ({"wait": {"signal": "a b"}}, "nodes[0].wait.signal"),
+        ({"wait": {}}, "nodes[0].wait.signal: required"),
+        ({"wait": {"signal": "go", "after": "1s"}}, "nodes[0].wait.after"),
+        ({"wait": {"signal": "go"}, "noop": {}}, "has 2 executors"),
+    ],
+)
+def test_bad_waits_are_refused_with_their_path(node: dict[str, Any], message: str) -> None:
+    with pytest.raises(DefinitionError, match=re.escape(message)):
+        loads(json.dumps({"name": "w", "version": "1.0.0", "nodes": [{"id": "a", **node}]}))
+
+
+def test_a_callback_request_defaults_to_post_and_its_ack_states_to_the_keys_of_next() -> None:
+    d = loads(
+        json.dumps(
+            {
+                "name": "w",
+                "version": "1.0.0",
+                "nodes": [
+                    {
+                        "id": "a",
+                        "http": {"url": "http://x", "callback": {"protocol": "fsl"}},
+                        "next": {"SUCCESS": "end", "FAIL": "a"},
+                    },
+                    {"id": "b", "wait": {"signal": "approve", "timeout": "72h"}},
+                ],
+            }
+        )
+    )
+    a, b = d.nodes
+    assert isinstance(a.executor, HttpTask) and a.executor.method == "POST"
+    assert a.executor.callback == Callback("fsl", ("SUCCESS", "FAIL"))
+    assert b.executor == WaitTask("approve", 259200.0)
