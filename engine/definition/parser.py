@@ -15,7 +15,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from engine.definition import checks
+from engine.definition import checks, fsl
 from engine.definition.model import (
     DEFAULT_MAX_VISITS,
     NO_RETRY,
@@ -86,7 +86,7 @@ _KNOWN_KEYS = {
 
 
 def load_file(path: str | Path, *, sandbox: LuaSandbox | None = None) -> Definition:
-    """Read and validate the definition in ``path`` (``.yaml``, ``.yml`` or ``.json``)."""
+    """Read and validate the definition in ``path`` (``.yaml``, ``.yml``, ``.json`` or ``.fsl``)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -106,7 +106,9 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def loads(
     text: str, *, source: str = "<definition>", sandbox: LuaSandbox | None = None
 ) -> Definition:
-    """Parse YAML (JSON is a subset of it) and validate."""
+    """Parse YAML (JSON is a subset of it) or FSL (``.fsl``, docs/fsl.md) and validate."""
+    if fsl.is_fsl(text) or source.endswith(".fsl"):
+        return from_document(fsl.convert(text, source=source), source=source, sandbox=sandbox)
     try:
         document = yaml.load(text, Loader=_LOADER)  # a safe loader: plain data only
     except yaml.YAMLError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from engine.definition.model import HttpTask, Node, WaitTask
+from engine.definition.model import Definition, HttpTask, Node, WaitTask
 from engine.errors import HttpTaskError, TaskError
 from engine.executors import http as http_executor
 from engine.executors.ports import CallbackTicket, ExecutionContext, NodeAttempt, TaskScheduler
@@ -24,6 +24,17 @@ DURABLE_SLEEP = 1.0
 (it survives restarts and lets the execution park); a shorter one sleeps in the engine."""
 TOKEN_HEADER = "Weir-Task-Token"
 CALLBACK_HEADER = "Weir-Callback-Url"
+
+
+def orchestrated(definition: Definition) -> list[str]:
+    """The nodes that can only run with an orchestrator: callbacks and signal waits (``weir
+    run`` refuses such a definition up front rather than failing each attempt)."""
+    return [
+        node.id
+        for node in definition.nodes
+        if isinstance(node.executor, WaitTask)
+        or (isinstance(node.executor, HttpTask) and node.executor.callback is not None)
+    ]
 
 
 def _no_orchestrator(what: str) -> TaskError:

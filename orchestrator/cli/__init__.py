@@ -16,6 +16,7 @@ import click
 import grpc
 
 from engine.errors import WeirError
+from orchestrator.cli.convert import convert
 from orchestrator.cli.events import events, logs
 from orchestrator.cli.remote import apply, cancel, engines, get, list_, retry, start
 from orchestrator.cli.run import run
@@ -66,6 +67,7 @@ def main() -> None:
 
 
 main.add_command(validate)
+main.add_command(convert)
 main.add_command(schema)
 main.add_command(run)
 for _command in (

@@ -67,7 +67,7 @@ def _client_call(server: str | None, call: Callable[[Client], Awaitable[T]]) -> 
     multiple=True,
     required=True,
     type=click.Path(exists=True),
-    help="A definition file or a directory of them. Repeatable.",
+    help="A definition file (YAML, JSON or FSL) or a directory of them. Repeatable.",
 )
 @server_option
 def apply(files: tuple[str, ...], server: str | None) -> None:
@@ -77,7 +77,7 @@ def apply(files: tuple[str, ...], server: str | None) -> None:
         path = Path(name)
         if path.is_dir():
             paths.extend(
-                sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+                sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json", ".fsl"))
             )
         else:
             paths.append(path)

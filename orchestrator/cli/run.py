@@ -24,6 +24,7 @@ from rich.table import Table
 
 from engine.definition import Definition, load_file, parse_input_text
 from engine.driver import ExecutionDriver
+from engine.executors.waits import orchestrated
 from engine.journal import JournalError, JournalWriter, read_journal
 from engine.local import LocalWorkflows, run_workflow
 from engine.state.events import Event, NodeResult
@@ -99,6 +100,13 @@ def run(
     With --retry JOURNAL (written by an earlier --journal), the new execution has the same
     inputs and reuses every node that completed, as `weir retry` does on a cluster."""
     definition = load_file(file)
+    waiting = orchestrated(definition)
+    if waiting:
+        raise click.UsageError(
+            f"{file}: nodes {', '.join(waiting)} wait for callbacks or signals, which need an "
+            "orchestrator (weir run has none): register it with `weir apply -f` and start it "
+            "on a cluster (scripts/run-local)"
+        )
     execution_id = str(uuid.uuid4())
     checkpoint: list[NodeResult] = []
     if retry_path is not None:

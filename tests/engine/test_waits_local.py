@@ -3,12 +3,19 @@ saying why, not retried; ``sleep`` sleeps in the process (docs/waits.md)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from engine.definition import Workflow
 from engine.local import run_workflow
+
+ROOT = Path(__file__).parents[2]
+WEIR = shutil.which("weir", path=str(Path(sys.executable).parent)) or "weir"
 
 
 @pytest.mark.parametrize(
@@ -42,3 +49,16 @@ async def test_a_long_sleep_sleeps_in_the_process() -> None:
     assert result.status == "completed"
     assert result.to_json()["nodes"]["a"]["output"] == {"x": 1}
     assert time.monotonic() - started >= 1.0
+
+
+def test_weir_run_refuses_a_flow_that_waits_for_callbacks_up_front(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [WEIR, "run", str(ROOT / "examples" / "approval-flow.fsl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 2
+    assert "nodes A, D, B, E, C wait for callbacks or signals" in answer.stderr
+    assert "Traceback" not in answer.stderr

@@ -76,6 +76,26 @@ def test_apply_start_wait_get_list(two: Cluster) -> None:
     assert all(e["healthy"] and e["capacity"] == 10 for e in engines)
 
 
+def test_apply_fsl_keeps_its_source_across_a_restart(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.start_engine("e1")
+    cluster.start_orchestrator()
+    flow = EXAMPLES / "approval-flow.fsl"
+    proc = weir(cluster, "apply", "-f", str(flow))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"my-flow-run 1.0.0 registered ({flow})\n"
+    assert cluster.orchestrator is not None
+    cluster.orchestrator.stop()
+    cluster.start_orchestrator()  # the registry loads the stored FSL source again
+    assert weir(cluster, "get", "workflow", "my-flow-run").stdout == flow.read_text()
+    again = weir(cluster, "apply", "-f", str(flow))
+    assert again.stdout == f"my-flow-run 1.0.0 unchanged ({flow})\n"
+    bad = tmp_path / "bad.fsl"
+    bad.write_text(flow.read_text().replace('/approval";', '/approval"'))
+    refused = weir(cluster, "apply", "-f", str(bad))
+    assert refused.returncode == 2
+    assert "line 10, column 1: expected ';' after addr, found 'method'" in refused.stderr
+
+
 def test_cancel_and_errors(two: Cluster, tmp_path: Path) -> None:
     cluster = two
     slow = tmp_path / "slow.yaml"
