@@ -77,7 +77,8 @@ def task_json(t: wpb.TaskInfo) -> dict[str, Any]:
 
 @click.group()
 def tasks() -> None:
-    """Durable tasks of task nodes: list, complete, fail (by token)."""
+    """Durable tasks (work for workers, callbacks, signal waits, timers): list, complete, fail
+    (by token)."""
 
 
 @tasks.command("list")
