@@ -1,10 +1,11 @@
 """The benchmarks are not tests, but they must keep running: ``scripts/bench --quick`` and the
 offline half of ``scripts/bench compare`` (weir only: the peers need their own venv and the
-package registry), plus the arithmetic the comparison table rests on and the check that stops
-``scripts/bench map`` on a wrong result."""
+package registry), plus the arithmetic the comparison table rests on and the checks that stop
+``scripts/bench map`` and ``scripts/bench waits`` on a wrong result."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_compare  # noqa: E402
 import bench_map  # noqa: E402
+import bench_waits  # noqa: E402
+from weir.proto.v1 import engine_pb2, orchestrator_pb2  # noqa: E402
 
 
 def run(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -88,6 +91,49 @@ def test_map_check_accepts_every_item_once_and_refuses_a_duplicate_or_a_short_ou
         bench_map.check("t", "mapped", 3, bench_map.from_json(_mapped_result([0, 0, 2], [1] * 3)))
     with pytest.raises(bench_map.WrongResult, match=r"expected a list of 3, got 2"):
         bench_map.check("t", "mapped", 3, bench_map.from_json(_mapped_result([0, 1, 2], [1, 2])))
+
+
+@pytest.mark.integration
+def test_waits_quick_parks_measures_memory_and_resumes_parked_beside_unparked() -> None:
+    proc = run("waits", "--quick", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+
+    def figures(label: str) -> list[str]:
+        row = next(line for line in lines if line.strip().startswith(label))
+        return row.strip()[len(label) :].split()
+
+    for label in ("before (after the warm-up)", "300 parked", "after every execution completed"):
+        assert [float(f) > 0 for f in figures(label)] == [True] * 3, label
+    assert figures("orchestrator, bytes per parked execution")
+    for label in ("parked, event in hand", "unparked, node's start stamp"):
+        p50, p99, peak = (float(f) for f in figures(label))
+        assert 0 < p50 <= p99 <= peak, label
+    targets = lines[lines.index("targets (issue 17):") + 1 :]
+    assert len(targets) == 3 and all(t.endswith(("MET", "MISS")) for t in targets), targets
+
+
+def _approved(
+    execution_id: str, path: list[str], by: str, placements: int
+) -> orchestrator_pb2.Execution:
+    e = orchestrator_pb2.Execution(
+        id=execution_id,
+        status=engine_pb2.EXECUTION_STATUS_COMPLETED,
+        path=path,
+        placements=placements,
+    )
+    e.nodes["ask"].output_json = json.dumps(bench_waits.data_of(by)).encode()
+    return e
+
+
+def test_waits_check_accepts_its_own_signal_and_refuses_a_wrong_path_data_or_placement() -> None:
+    assert bench_waits.problems(_approved("e1", ["ask", "done"], "e1", 2), parked=True) == []
+    assert bench_waits.problems(_approved("e1", ["ask", "done"], "e1", 1), parked=False) == []
+    assert bench_waits.problems(_approved("e1", ["ask"], "e1", 2), parked=True) == ["path ['ask']"]
+    (wrong,) = bench_waits.problems(_approved("e1", ["ask", "done"], "e2", 2), parked=True)
+    assert "not its signal's data" in wrong
+    (wrong,) = bench_waits.problems(_approved("e1", ["ask", "done"], "e1", 1), parked=True)
+    assert wrong == "parked, yet placed 1 time(s)"
 
 
 def test_compare_rejects_an_unknown_system_by_name() -> None:
