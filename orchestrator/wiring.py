@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 
+from engine.state.events import ExecutionStatus
 from orchestrator.children import SubWorkflows
 from orchestrator.discovery import Discovery
 from orchestrator.engines.fleet import EngineFleet, EngineLinks
@@ -263,6 +264,7 @@ class Orchestrator:
             subscriber_drops=self.monitor.dropped_subscribers,
             store_failed=self.journal.failed.is_set(),
             background=self.supervisor.stats(),
+            parked=sum(1 for r in self.table.unfinished() if r.status is ExecutionStatus.WAITING),
         )
 
     def engine_summaries(self) -> list[EngineSummary]:
