@@ -69,9 +69,8 @@ class Actions:
         }
         try:
             answer = httpx.post(self.report_to, json=report, timeout=10)
-            print(
-                f"reported {state} for step {report['stepName']}: {answer.status_code}", flush=True
-            )  # noqa: T201
+            done = f"reported {state} for step {report['stepName']}: {answer.status_code}"
+            print(done, flush=True)  # noqa: T201
         except httpx.HTTPError as exc:
             print(f"report to {self.report_to} failed: {exc}", flush=True)  # noqa: T201
 
