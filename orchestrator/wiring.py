@@ -56,6 +56,7 @@ from orchestrator.stats import OrchestratorStats
 from orchestrator.store import MemoryStore, Store
 from orchestrator.supervise import Supervisor
 from orchestrator.tasks.board import TaskBoard
+from orchestrator.tasks.events import TaskEvents
 from orchestrator.tasks.metrics import TaskMetrics, TaskStats
 from orchestrator.tasks.service import TaskService
 from orchestrator.tasks.workers import WorkerHub
@@ -202,8 +203,9 @@ class Orchestrator:
         self.board.started.connect(self.task_metrics.started)
         self.board.ended.connect(self.task_metrics.ended)
         self.board.refused.connect(self.task_metrics.refused)
-        self.hub.joined.connect(self.board.worker_joined_event)
-        self.hub.left.connect(self.board.worker_left_event)
+        worker_events = TaskEvents(self.monitor, self.table)
+        self.hub.joined.connect(worker_events.worker_joined)
+        self.hub.left.connect(worker_events.worker_left)
         self.store.committed.connect(self.metrics.committed)
 
     # --- lifecycle ---------------------------------------------------------------------------
