@@ -351,6 +351,12 @@ class OrchestratorMetrics:
             "After a restart: executions waiting for their engine to attach them again.",
             placement.awaiting_reattach,
         )
+        yield _value(
+            GaugeMetricFamily,
+            "weir_executions_parked",
+            "Executions parked because they only wait (status waiting): no engine holds them.",
+            stats.parked,
+        )
         in_flight = GaugeMetricFamily(
             "weir_orchestrator_engine_in_flight",
             "Executions on each engine: placed here or reported by the engine, the larger.",

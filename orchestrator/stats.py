@@ -25,6 +25,8 @@ class OrchestratorStats:
     """Event subscribers cut off because they fell a whole buffer behind."""
     store_failed: bool
     background: SupervisorStats
+    parked: int = 0
+    """Executions parked (status ``waiting``): they only wait, no engine holds them."""
 
     def placed_on(self, link_id: str) -> int:
         """Executions placed on that engine link and not ended."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 
+from engine.state.events import ExecutionStatus
 from orchestrator.children import SubWorkflows
 from orchestrator.discovery import Discovery
 from orchestrator.engines.fleet import EngineFleet, EngineLinks
@@ -55,6 +56,7 @@ from orchestrator.stats import OrchestratorStats
 from orchestrator.store import MemoryStore, Store
 from orchestrator.supervise import Supervisor
 from orchestrator.tasks.board import TaskBoard
+from orchestrator.tasks.events import TaskEvents
 from orchestrator.tasks.metrics import TaskMetrics, TaskStats
 from orchestrator.tasks.service import TaskService
 from orchestrator.tasks.workers import WorkerHub
@@ -201,8 +203,9 @@ class Orchestrator:
         self.board.started.connect(self.task_metrics.started)
         self.board.ended.connect(self.task_metrics.ended)
         self.board.refused.connect(self.task_metrics.refused)
-        self.hub.joined.connect(self.board.worker_joined_event)
-        self.hub.left.connect(self.board.worker_left_event)
+        worker_events = TaskEvents(self.monitor, self.table)
+        self.hub.joined.connect(worker_events.worker_joined)
+        self.hub.left.connect(worker_events.worker_left)
         self.store.committed.connect(self.metrics.committed)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -263,6 +266,7 @@ class Orchestrator:
             subscriber_drops=self.monitor.dropped_subscribers,
             store_failed=self.journal.failed.is_set(),
             background=self.supervisor.stats(),
+            parked=sum(1 for r in self.table.unfinished() if r.status is ExecutionStatus.WAITING),
         )
 
     def engine_summaries(self) -> list[EngineSummary]:

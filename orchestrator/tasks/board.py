@@ -22,8 +22,18 @@ time a worker took it, ``heartbeat`` from its last heartbeat) end the task ``tim
 message naming which; the node's ``retry`` decides what follows. When an execution ends, its
 unfinished tasks are cancelled and their workers told.
 
+Other kinds of task (``docs/waits.md``) are never offered to workers: a ``callback`` (its
+engine is told the token — ``TaskTicket`` — sends the request and reports whether it was
+accepted: ``delivered``), a ``signal`` wait (``Signals`` hands it a signal: ``complete_now``) and
+a ``timer`` (its deadline completes it). Their ``timeout`` counts from creation, and every kind
+ends at its node's deadline too. A task of a *parked* execution that ends wakes it (``wake``),
+in the same commit as the end.
+
 An orchestrator restart loads every unfinished task (``load``); those that were running go back
 to pending, and a worker that reconnects still running one claims it in its hello.
+
+The module is past 600 lines: it is the one owner of every task's state (indexes, queues,
+deadlines), and splitting it would mean parts reading each other's indexes.
 """
 
 from __future__ import annotations
@@ -49,7 +59,9 @@ from orchestrator.signals import Signal
 from orchestrator.store import Store, TaskRow
 from orchestrator.supervise import Supervisor
 from orchestrator.tasks import deadlines
+from orchestrator.tasks.events import TaskEvents
 from orchestrator.tasks.rows import (
+    EndedTasks,
     TaskKey,
     answer,
     describe,
@@ -117,7 +129,7 @@ class TaskBoard:
     ) -> None:
         self._store = store
         self._journal = journal
-        self._monitor = monitor
+        self._announce = TaskEvents(monitor, table)
         self._table = table
         self._placement = placement
         self._hub = hub
@@ -142,9 +154,9 @@ class TaskBoard:
         """Executions with an ended task that left memory: a request of theirs missing in
         memory may be in the store (cleared when the execution ends)."""
         self._loaded_at = clock()
-        self._ended: dict[str, list[TaskRow]] = {}
-        """Per unfinished execution, its tasks that ended (not cancelled) while it ran: parking
-        asks whether its engine heard of each (``ended_unseen``)."""
+        self.unseen = EndedTasks()
+        """Tasks that ended (not cancelled) while their execution ran: parking asks whether its
+        engine heard of each."""
         self.scheduled: Signal[[TaskRow]] = Signal("task scheduled")
         self.started: Signal[[TaskRow, float]] = Signal("task started")
         """A worker took the task, after waiting that many seconds in the queue."""
@@ -265,7 +277,7 @@ class TaskBoard:
         row = new_task(record.id, record.name, request, self._clock())
         self._add(row)
         self._journal.task(row.copy())
-        self._publish(row, "task.scheduled", f"{what(row)} scheduled")
+        self._announce.task(row, "task.scheduled", f"{what(row)} scheduled")
         self._arm(row)
         self.scheduled(row)  # a signal wait may be answered at once by a kept signal
         if row.kind == "worker":
@@ -302,7 +314,7 @@ class TaskBoard:
             row.started_at = self._clock()
             row.deliveries += 1
             self._journal.task(row.copy())
-            self._publish(row, "task.started", "the service accepted the request")
+            self._announce.task(row, "task.started", "the service accepted the request")
 
     def _add(self, row: TaskRow) -> None:
         self._open[row.token] = row
@@ -356,7 +368,7 @@ class TaskBoard:
             self._deadlines.push(now + row.timeout_s, row.token, TIMEOUT)
         if row.heartbeat_s:
             self._deadlines.push(now + row.heartbeat_s, row.token, HEARTBEAT)
-        self._publish(row, "task.started", f"worker {session.worker_id} took it", worker=True)
+        self._announce.task(row, "task.started", f"worker {session.worker_id} took it", worker=True)
         self.started(row, waited)
         if push:
             session.push(task_to_pb(row))
@@ -531,10 +543,10 @@ class TaskBoard:
             self.slot_freed(session)
         self._journal.task(row.copy())
         message = f"{what(row)} {status.replace('_', ' ')}"
-        self._publish(row, f"task.{status}", f"{message}: {error}" if error else message)
+        self._announce.task(row, f"task.{status}", f"{message}: {error}" if error else message)
         self.ended(row)
         if status != "cancelled":
-            self._ended.setdefault(row.execution_id, []).append(row)
+            self.unseen.add(row)
             record = self._table.get(row.execution_id)
             if record is not None and record.status is ExecutionStatus.WAITING:
                 # parked: woken in the same commit as this end, so a crash loses neither
@@ -567,19 +579,6 @@ class TaskBoard:
 
     # --- parked executions -------------------------------------------------------------------
 
-    def ended_unseen(self, record: ExecutionRecord) -> TaskRow | None:
-        """A task of ``record`` that ended but whose node attempt has no record in its
-        checkpoint: its engine parked it before hearing of the end (it must run again)."""
-        rows = self._ended.get(record.id)
-        if not rows:
-            return None
-        seen = record.checkpoint.seen
-        rows[:] = [r for r in rows if (r.node, r.visit, r.item, r.attempt) not in seen]
-        if not rows:
-            del self._ended[record.id]
-            return None
-        return rows[0]
-
     def has_open(self, execution_id: str) -> bool:
         """Whether the execution has an unfinished task."""
         return execution_id in self._by_execution
@@ -602,7 +601,7 @@ class TaskBoard:
     def execution_ended(self, record: ExecutionRecord) -> None:
         """Cancel the execution's unfinished tasks (their workers are told)."""
         self._forgot.discard(record.id)
-        self._ended.pop(record.id, None)
+        self.unseen.forget(record.id)
         tokens = self._by_execution.get(record.id)
         if not tokens:
             return
@@ -639,41 +638,3 @@ class TaskBoard:
     async def run(self) -> None:
         """End tasks as their deadlines pass, until cancelled (the wiring supervises it)."""
         await self._deadlines.run(self.expire)
-
-    # --- events ------------------------------------------------------------------------------
-
-    def worker_joined_event(self, session: WorkerSession) -> None:
-        self._monitor.publish(
-            "worker.joined",
-            message=f"worker {session.worker_id} joined: queues {', '.join(session.queues)}, "
-            f"{session.slots} slots",
-            data={"worker": session.worker_id, "queues": list(session.queues)},
-        )
-
-    def worker_left_event(self, session: WorkerSession, why: str) -> None:
-        self._monitor.publish(
-            "worker.left",
-            message=f"worker {session.worker_id} left: {why}",
-            data={"worker": session.worker_id, "queues": list(session.queues)},
-        )
-
-    def _publish(self, row: TaskRow, type_: str, message: str, *, worker: bool = False) -> None:
-        record = self._table.get(row.execution_id)
-        data: dict[str, object] = {"queue": row.queue}
-        if row.kind != "worker":
-            data["kind"] = row.kind
-        if row.item is not None:
-            data["item"] = row.item
-        if worker or row.worker:
-            data["worker"] = row.worker
-        self._monitor.publish(
-            type_,
-            workflow=row.workflow,
-            version=record.version if record is not None else "",
-            execution_id=row.execution_id,
-            node=row.node,
-            visit=row.visit,
-            attempt=row.attempt,
-            message=message,
-            data=data,
-        )

@@ -9,6 +9,7 @@ node without ``map``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Container
 
 from orchestrator.engines.messages import TaskAnswer, TaskRequested, TaskTicket
 from orchestrator.store import TaskRow
@@ -103,3 +104,33 @@ def what(row: TaskRow) -> str:
     if row.kind == "timer":
         return "timer"
     return f"task on queue {row.queue}"
+
+
+class EndedTasks:
+    """Per unfinished execution, its tasks that ended (not cancelled): what parking asks when an
+    engine parks an execution, since the end may have crossed the park report."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[TaskRow]] = {}
+
+    def add(self, row: TaskRow) -> None:
+        self._rows.setdefault(row.execution_id, []).append(row)
+
+    def forget(self, execution_id: str) -> None:
+        """The execution ended."""
+        self._rows.pop(execution_id, None)
+
+    def first_unseen(
+        self, execution_id: str, seen: Container[tuple[str, int, int | None, int]]
+    ) -> TaskRow | None:
+        """A task of the execution that ended but whose node attempt is not in ``seen`` (its
+        checkpoint's keys): its engine parked it before hearing of the end. Those seen are
+        dropped."""
+        rows = self._rows.get(execution_id)
+        if not rows:
+            return None
+        rows[:] = [r for r in rows if (r.node, r.visit, r.item, r.attempt) not in seen]
+        if not rows:
+            del self._rows[execution_id]
+            return None
+        return rows[0]

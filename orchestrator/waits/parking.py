@@ -7,7 +7,7 @@ reports ``parked`` with the time of its earliest timer. ``Lifecycle`` marks it `
 checkpoint (``Lifecycle.unpark``) when:
 
 * a task of it ends (the task board wakes it, in the same commit as the task's end), or already
-  ended before the engine heard of it (``ended_unseen``: the answer crossed the park report);
+  ended before the engine heard of it (``EndedTasks``: the answer crossed the park report);
 * its timer is due (a retry backoff, the workflow's timeout).
 
 After a restart every waiting execution is looked at again once the task board is loaded: one
@@ -25,8 +25,7 @@ from typing import Protocol
 
 from engine.state.events import ExecutionStatus
 from orchestrator.executions.record import ExecutionRecord
-from orchestrator.store import TaskRow
-from orchestrator.tasks.rows import what
+from orchestrator.tasks.rows import EndedTasks, what
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,9 @@ log = logging.getLogger(__name__)
 class ParkedTasks(Protocol):
     """What parking asks the task board."""
 
-    def ended_unseen(self, record: ExecutionRecord) -> TaskRow | None: ...
+    @property
+    def unseen(self) -> EndedTasks:
+        """Tasks that ended while their execution ran."""
 
     def has_open(self, execution_id: str) -> bool: ...
 
@@ -64,7 +65,7 @@ class Parking:
         if not self._loaded:
             self._recovered.append(record)  # looked at once the task board is loaded
             return
-        row = self._tasks.ended_unseen(record)
+        row = self._tasks.unseen.first_unseen(record.id, record.checkpoint.seen)
         if row is not None:
             self._unpark(record, f"{what(row)} {row.node} ended before the park was seen")
             return

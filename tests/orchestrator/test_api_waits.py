@@ -22,51 +22,11 @@ from weir.proto.v1 import orchestrator_pb2_grpc as pb_grpc
 from weir.proto.v1 import worker_pb2 as wpb
 
 from engine.server import codec
-from engine.server.process import EngineServer
-from orchestrator.server import OrchestratorServer
-from orchestrator.settings import OrchestratorSettings
 from tests.support import tasks as gates
 from tests.support.engines import running_engine
 from tests.support.poll import eventually
+from tests.support.waits import APPROVAL, CI, NAP, start_server
 
-APPROVAL = """
-name: approval
-version: 1.0.0
-inputs:
-  gate: {type: string, default: open}
-nodes:
-  - id: prepare
-    python: "tests.support.tasks:gate"
-    args: {name: "${inputs.gate}"}
-  - id: D
-    depends_on: [prepare]
-    wait: {signal: approve, timeout: 1h}
-    next: {AGREE: B, REJECT: C}
-  - id: B
-    lua: return {branch = "B"}
-  - id: C
-    lua: return {branch = "C"}
-"""
-CI = """
-name: ci
-version: 1.0.0
-nodes:
-  - id: A
-    task: ci
-    next: {AGREE: B, REJECT: C}
-  - id: B
-    lua: return {branch = "B"}
-  - id: C
-    lua: return {branch = "C"}
-"""
-NAP = """
-name: nap
-version: 1.0.0
-timeout: 2h
-nodes:
-  - id: nap
-    sleep: 1h
-"""
 OPEN = (wpb.TASK_STATUS_PENDING, wpb.TASK_STATUS_RUNNING)
 
 
@@ -79,7 +39,7 @@ def _reset_gates() -> None:
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
     async with running_engine(capacity=20, park_after=0.3) as engine:
-        server = await _server(engine, tmp_path)
+        server = await start_server(engine, tmp_path)
         try:
             async with Client(f"127.0.0.1:{server.port}", timeout=10) as client:
                 for source in (APPROVAL, CI, NAP):
@@ -87,22 +47,6 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
                 yield client
         finally:
             await server.stop(grace=0.5)
-
-
-async def _server(engine: EngineServer, tmp_path: Path) -> OrchestratorServer:
-    server = OrchestratorServer(
-        OrchestratorSettings(
-            orchestrator_id="test",
-            bind_address="127.0.0.1",
-            grpc_port=0,
-            http_port=0,
-            engines=f"127.0.0.1:{engine.port}",
-            store_url=f"sqlite:///{tmp_path / 'weir.db'}",
-            engine_health_check_interval=0.2,
-        )
-    )
-    await server.start()
-    return server
 
 
 async def _open_task(client: Client, execution_id: str) -> wpb.TaskInfo:

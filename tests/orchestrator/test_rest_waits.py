@@ -23,49 +23,11 @@ import pytest
 
 from engine.server.process import EngineServer
 from orchestrator.server import OrchestratorServer
-from orchestrator.settings import OrchestratorSettings
 from tests.support import tasks as gates
 from tests.support.engines import running_engine
 from tests.support.poll import eventually
+from tests.support.waits import APPROVAL, CI, NAP, start_server
 
-APPROVAL = """
-name: approval
-version: 1.0.0
-inputs:
-  gate: {type: string, default: open}
-nodes:
-  - id: prepare
-    python: "tests.support.tasks:gate"
-    args: {name: "${inputs.gate}"}
-  - id: D
-    depends_on: [prepare]
-    wait: {signal: approve, timeout: 1h}
-    next: {AGREE: B, REJECT: C}
-  - id: B
-    lua: return {branch = "B"}
-  - id: C
-    lua: return {branch = "C"}
-"""
-CI = """
-name: ci
-version: 1.0.0
-nodes:
-  - id: A
-    task: {queue: ci, timeout: 1h}
-    next: {SUCCESS: B, AGREE: B, REJECT: C}
-  - id: B
-    lua: return {branch = "B"}
-  - id: C
-    lua: return {branch = "C"}
-"""
-NAP = """
-name: nap
-version: 1.0.0
-timeout: 2h
-nodes:
-  - id: nap
-    sleep: 1h
-"""
 TOKEN = "s3cret-token"
 
 
@@ -81,26 +43,9 @@ async def engine() -> AsyncIterator[EngineServer]:
         yield server
 
 
-async def _server(engine: EngineServer, tmp_path: Path, **settings: Any) -> OrchestratorServer:
-    server = OrchestratorServer(
-        OrchestratorSettings(
-            orchestrator_id="test",
-            bind_address="127.0.0.1",
-            grpc_port=0,
-            http_port=0,
-            engines=f"127.0.0.1:{engine.port}",
-            store_url=f"sqlite:///{tmp_path / 'weir.db'}",
-            engine_health_check_interval=0.2,
-            **settings,
-        )
-    )
-    await server.start()
-    return server
-
-
 @pytest.fixture
 async def server(engine: EngineServer, tmp_path: Path) -> AsyncIterator[OrchestratorServer]:
-    server = await _server(engine, tmp_path)
+    server = await start_server(engine, tmp_path)
     try:
         yield server
     finally:
@@ -350,7 +295,7 @@ async def test_step_reports_progress_then_completes_the_task_and_routes_next(
 async def test_step_is_open_with_an_api_token_the_rest_is_not(
     engine: EngineServer, tmp_path: Path
 ) -> None:
-    server = await _server(engine, tmp_path, api_token=TOKEN)
+    server = await start_server(engine, tmp_path, api_token=TOKEN)
     try:
         base = f"http://127.0.0.1:{server.http_port}"
         auth = {"Authorization": f"Bearer {TOKEN}"}

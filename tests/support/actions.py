@@ -111,7 +111,7 @@ class ActionServer:
 
 
 @contextmanager
-def action_server() -> Iterator[ActionServer]:
+def action_server(port: int = 0) -> Iterator[ActionServer]:
     actions = ActionServer()
 
     class Handler(BaseHTTPRequestHandler):
@@ -140,7 +140,7 @@ def action_server() -> Iterator[ActionServer]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     actions.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
