@@ -99,12 +99,13 @@ WARM_UP = 1_000
 """Executions parked, signalled and completed before the first RSS reading: the servers'
 allocators reach the size that this kind of work at this concurrency needs (200 left the
 engines 5-7 MB short of it, whatever N), so that what grows after is what N parked cost."""
+NOISY_BELOW = 5_000
+"""Below this N, a per-execution RSS figure is mostly the noise of a reading (+-1 MB)."""
 SETTLE = 2.0
 """Seconds without load before each RSS reading: the servers finish what they were doing."""
 DEADLINE = 600.0
 """Seconds any phase may take at most."""
 SAMPLE_TIMEOUT = 30.0
-WAITING = engine_pb2.EXECUTION_STATUS_WAITING
 COMPLETED = engine_pb2.EXECUTION_STATUS_COMPLETED
 EVENTS = [
     "execution.parked",
@@ -344,6 +345,8 @@ class Watch:
         self.counts: dict[str, int] = {}
         self.on_parked: Callable[[str], None] | None = None
         self._waiters: dict[tuple[str, str], asyncio.Future[Seen]] = {}
+        self._missing: dict[str, set[str]] = {}
+        """Per kind: the executions ``until_all`` waits for that have not had that event."""
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
@@ -366,6 +369,9 @@ class Watch:
                 seen = Seen(arrived, event.at.seconds + event.at.nanos / 1e9)
                 self.seen[key] = seen
                 self.counts[key[0]] = self.counts.get(key[0], 0) + 1
+                missing = self._missing.get(key[0])
+                if missing is not None:
+                    missing.discard(key[1])
                 waiter = self._waiters.pop(key, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(seen)
@@ -402,25 +408,26 @@ class Watch:
                 f"execution {execution_id}: no {kind} within {within:.0f} s"
             ) from None
 
-    def have(self, kind: str, ids: list[str]) -> int:
-        return sum(1 for i in ids if (kind, i) in self.seen)
-
-    async def until(self, test: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
-        """Poll ``test`` on every event and at least every 0.2 s, until it holds."""
-        deadline = time.monotonic() + within
-        while not await test():
-            self.check()
-            if time.monotonic() > deadline:
-                raise WrongResult(f"{what}: not within {within:.0f} s")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), 0.2)
-
-    async def until_all(self, kind: str, ids: list[str]) -> None:
-        async def test() -> bool:
-            return self.have(kind, ids) == len(ids)
-
-        await self.until(test, f"{kind} of {len(ids):,} executions", DEADLINE)
+    async def until_all(
+        self, kind: str, ids: list[str], then: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
+        """Wait until every one of ``ids`` has had a ``kind`` event and then ``then()`` holds
+        (polled on every event and at least every 0.2 s), for ``DEADLINE`` seconds at most."""
+        missing = self._missing[kind] = {i for i in ids if (kind, i) not in self.seen}
+        deadline = time.monotonic() + DEADLINE
+        try:
+            while missing or (then is not None and not await then()):
+                self.check()
+                if time.monotonic() > deadline:
+                    raise WrongResult(
+                        f"{kind}: {len(missing):,} of {len(ids):,} executions without it after "
+                        f"{DEADLINE:.0f} s" + (", and the rest not settled" if not missing else "")
+                    )
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.2)
+        finally:
+            del self._missing[kind]
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -457,10 +464,6 @@ async def waiting_count(http: httpx.AsyncClient) -> int:
     return count
 
 
-async def in_flight(client: Client) -> int:
-    return sum(e.in_flight for e in await client.engines())
-
-
 def data_of(execution_id: str) -> dict[str, str]:
     return {"for": execution_id}
 
@@ -491,10 +494,10 @@ async def park(
     try:
         ids = await bounded([start() for _ in range(n)])
 
-        async def all_parked() -> bool:
-            return watch.have("execution.parked", ids) == n and await in_flight(client) == 0
+        async def engines_idle() -> bool:
+            return sum(e.in_flight for e in await client.engines()) == 0
 
-        await watch.until(all_parked, f"{n} executions parked", DEADLINE)
+        await watch.until_all("execution.parked", ids, then=engines_idle)
     finally:
         watch.on_parked = None
     listed = await waiting_count(http)
@@ -654,19 +657,20 @@ async def one_round(
 
 
 def spread(values: list[float], digits: int = 1) -> str:
-    """Median (min-max), or the one value."""
+    """Median (min-max), or the one value; "min..max" when min is negative."""
     med = statistics.median(values)
     if len(values) == 1:
         return f"{med:,.{digits}f}"
-    return f"{med:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+    between = ".." if min(values) < 0 else "-"
+    return f"{med:,.{digits}f} ({min(values):,.{digits}f}{between}{max(values):,.{digits}f})"
 
 
 MB = 1024 * 1024
 
 
 def row(label: str, *cells: str, indent: int = 2) -> None:
-    """A table line: the label, then the cells right-aligned, 20 wide each."""
-    print(" " * indent + f"{label:<{44 - indent}}" + "".join(f"{c:>20}" for c in cells))
+    """A table line: the label, then the cells right-aligned, 22 wide each."""
+    print(" " * indent + f"{label:<{44 - indent}}" + "".join(f"{c:>22}" for c in cells))
 
 
 def ratios(top: list[float], bottom: list[float]) -> list[float]:
@@ -709,6 +713,8 @@ def report(args: argparse.Namespace, rounds: list[Round]) -> None:
     ]
     row("orchestrator, bytes per parked execution", spread(per_parked, 0))
     row("  the same, second half only", spread(second_half, 0))
+    if n < NOISY_BELOW:
+        print(f"  (N < {NOISY_BELOW:,}: RSS moves by whole MB, so bytes per execution is noise)")
 
     park = [r.park_seconds for r in rounds]
     resume = [r.resume_seconds for r in rounds]
