@@ -151,3 +151,24 @@ async def test_the_fsl_seed_runs_from_its_own_text_with_actions_reporting_to_ste
         )
         assert actions.of("/approval")[0]["version"] == 12343
         assert all(status == 200 for _, status, _ in actions.reports), actions.reports
+
+
+async def test_the_expense_example_is_paid_or_returned_as_the_signal_says(cluster: Cluster) -> None:
+    cluster.start_engine("e1", park_after="100ms")
+    cluster.start_orchestrator()
+    async with cluster.client() as client:
+        await cluster.wait_ready(client, 1)
+        await client.register((ROOT / "examples" / "expense-approval.yaml").read_text())
+        paid = await client.start("expense-approval", {"amount": 250})
+        returned = await client.start("expense-approval")
+        await client.signal(paid.id, "approve", outcome="AGREE", data={"by": "grace"})
+        await client.signal(returned.id, "approve", outcome="REJECT", data={"reason": "no receipt"})
+        one = await asyncio.wait_for(client.wait(paid.id), 30)
+        two = await asyncio.wait_for(client.wait(returned.id), 30)
+    assert json.loads(one.outputs_json) == {"paid": 250, "approved_by": "grace"}
+    assert list(one.path) == ["submit", "approve", "pay"]
+    assert list(two.path) == ["submit", "approve", "return_it"]
+    assert json.loads(two.nodes["return_it"].output_json) == {
+        "returned": True,
+        "reason": "no receipt",
+    }
