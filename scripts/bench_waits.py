@@ -97,8 +97,9 @@ WINDOW = 2_000
 """Executions started and not yet parked, at most: the orchestrator's queue holds 10,000."""
 WARM_UP = 1_000
 """Executions parked, signalled and completed before the first RSS reading: the servers'
-allocators reach the size that this kind of work at this concurrency needs (200 left the
-engines 5-7 MB short of it, whatever N), so that what grows after is what N parked cost."""
+allocators reach the size that this kind of work at this concurrency needs (after 200, the
+engines still grew 5-7 MB with 10,000 or 20,000 parked alike), so that what grows after is what
+N parked cost."""
 NOISY_BELOW = 5_000
 """Below this N, a per-execution RSS figure is mostly the noise of a reading (+-1 MB)."""
 SETTLE = 2.0
