@@ -88,7 +88,8 @@ class EngineSettings(EnvSettings):
     park_after: Annotated[Seconds, Field(ge=0)] = 10.0
     """An execution whose only unfinished work waits on the orchestrator (tasks, callbacks,
     signals, durable timers, retry backoffs) this long is parked: the engine gives its slot
-    back and the orchestrator places it again when the wait ends. 0: never park."""
+    back and the orchestrator places it again when the wait ends (after at most 1 s while the
+    engine is full). 0: never park."""
     lua_workers: int = Field(default=2, ge=1, le=64)
     """Threads running Lua code that is too long for the inline slice."""
     log_level: str = "INFO"

@@ -88,6 +88,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 2.0
 """Seconds between load-only messages on an idle stream."""
+FULL_PARK_AFTER = 1.0
+"""While the engine is full, runs that only wait are parked after this long when
+``park_after`` is longer: their slots are what the executions queued behind them need."""
 
 Reason = pb.ExecutionRejected.Reason
 
@@ -512,16 +515,19 @@ class EngineService(pb_grpc.EngineServicer):
 
     async def _sweep(self) -> None:
         """Park the runs that only waited for ``park_after`` seconds, until closed."""
-        every = min(1.0, max(0.02, self.park_after / 4))
+        every = min(FULL_PARK_AFTER / 4, max(0.02, self.park_after / 4))
         while not self._closed:
             await asyncio.sleep(every)
             self.park_idle(time.monotonic())
 
     def park_idle(self, now: float) -> int:
         """Park every attached run that has only waited, without any activity, for
-        ``park_after`` seconds; returns how many. (Held runs are not parked: no orchestrator
-        would hear of it.)"""
+        ``park_after`` seconds (at most ``FULL_PARK_AFTER`` while the engine is full); returns
+        how many. (Held runs are not parked: no orchestrator would hear of it.)"""
         quiet = self._quiet
+        after = self.park_after
+        if self._running >= self.capacity:
+            after = min(after, FULL_PARK_AFTER)
         parked = 0
         seen: set[str] = set()
         for run in list(self._runs.values()):
@@ -533,7 +539,7 @@ class EngineService(pb_grpc.EngineServicer):
             since = quiet.get(run.id)
             if since is None or since[0] != run.activity:
                 quiet[run.id] = (run.activity, now)
-            elif now - since[1] >= self.park_after:
+            elif now - since[1] >= after:
                 self._park(run)
                 parked += 1
         for execution_id in [e for e in quiet if e not in seen]:

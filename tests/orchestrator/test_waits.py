@@ -311,3 +311,24 @@ async def test_a_parked_callback_wakes_its_execution_when_called_back(
         result = await _done(core, record.id)
         assert result["outputs"] == {"ci": {"ok": 1}}
         assert len(service.of("/build")) == 1  # not sent again when placed again
+
+
+async def test_a_full_engine_parks_what_only_waits_sooner_so_queued_executions_get_a_slot(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_engine(capacity=2, park_after=60) as small,
+        _core([small], f"sqlite:///{tmp_path / 'w.db'}") as core,
+    ):
+        await core.workflows.register(APPROVAL)
+        ids = [(await core.executions.start("approval")).id for _ in range(4)]
+
+        async def every_one_waits() -> bool:
+            waits = [t for t in core.board.open_tasks() if t.kind == "signal"]
+            return len(waits) == 4
+
+        await eventually(every_one_waits, within=15, what="all four waits open on 2 slots")
+        for execution_id in ids:
+            await core.executions.signal(execution_id, "approve", outcome="AGREE")
+        for execution_id in ids:
+            assert (await _done(core, execution_id))["path"] == ["ask", "yes"]
