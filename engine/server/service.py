@@ -53,6 +53,10 @@ One bad message does not end a stream: a part of a ``ToEngine`` (an ``attach``, 
 ``execute`` that failed so and left nothing running is refused with ``REASON_INVALID``. Only a
 stream that breaks, or a message gRPC cannot decode, ends the stream.
 
+Parking (``parking.py``): a running run whose attempts only wait on the orchestrator is stopped
+after ``PARK_AFTER`` and reported ``parked`` instead of finished (RUNNING -> ENDED like a finished
+one, its report kept until acknowledged), which frees its slot.
+
 Draining (SIGTERM): new executions are refused with ``REASON_DRAINING`` and every stream's next
 message says ``draining``; running executions get a grace period to finish, the rest are
 cancelled and reported as handed back, which the orchestrator re-places from its checkpoints.
@@ -66,7 +70,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -80,6 +84,7 @@ from engine.server import codec
 from engine.server.children import ChildRequests
 from engine.server.definitions import DefinitionCache, Rejected
 from engine.server.metrics import EngineMetrics
+from engine.server.parking import Parking
 from engine.server.session import Phase, Run, Session
 from engine.server.tasks import TaskRequests
 from engine.state.events import NodeResult
@@ -88,9 +93,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 2.0
 """Seconds between load-only messages on an idle stream."""
-FULL_PARK_AFTER = 1.0
-"""While the engine is full, runs that only wait are parked after this long when
-``park_after`` is longer: their slots are what the executions queued behind them need."""
 
 Reason = pb.ExecutionRejected.Reason
 
@@ -113,8 +115,6 @@ class EngineService(pb_grpc.EngineServicer):
         self.capacity = capacity
         self.version = version
         self.detached_timeout = detached_timeout
-        self.park_after = park_after
-        """Seconds an execution may only wait before it is parked; 0: never park."""
         self.draining = False
         self._runner = runner
         self._metrics = metrics
@@ -137,8 +137,10 @@ class EngineService(pb_grpc.EngineServicer):
         self._idle.set()
         self._closed = False
         self._sweeper: asyncio.Task[None] | None = None
-        self._quiet: dict[str, tuple[int, float]] = {}
-        """Runs seen only waiting: (their activity count then, since when)."""
+        self.parking = Parking(
+            park_after, self._runs.values, lambda: self._running >= self.capacity
+        )
+        """Which runs only wait, and parking them (``parking.py``)."""
 
     @property
     def in_flight(self) -> int:
@@ -247,26 +249,18 @@ class EngineService(pb_grpc.EngineServicer):
             except Exception as exc:
                 self._failed(session, "execute", execute.execution_id, execute.lease)
                 self._refuse_failed(session, execute, exc)
-        for cancel in message.cancel:
-            try:
-                self._cancel(cancel)
-            except Exception:
-                self._failed(session, "cancel", cancel.execution_id, cancel.lease)
-        for answer in message.child_finished:
-            try:
-                self.children.answer(answer)
-            except Exception:
-                self._failed(session, "child_finished", answer.execution_id, answer.lease)
-        for scheduled in message.task_scheduled:
-            try:
-                self.tasks.scheduled(scheduled)
-            except Exception:
-                self._failed(session, "task_scheduled", scheduled.execution_id, scheduled.lease)
-        for finished in message.task_finished:
-            try:
-                self.tasks.answer(finished)
-            except Exception:
-                self._failed(session, "task_finished", finished.execution_id, finished.lease)
+        parts: tuple[tuple[str, Any, Callable[[Any], None]], ...] = (
+            ("cancel", message.cancel, self._cancel),
+            ("child_finished", message.child_finished, self.children.answer),
+            ("task_scheduled", message.task_scheduled, self.tasks.scheduled),
+            ("task_finished", message.task_finished, self.tasks.answer),
+        )
+        for part, items, handle in parts:
+            for item in items:
+                try:
+                    handle(item)
+                except Exception:
+                    self._failed(session, part, item.execution_id, item.lease)
         if message.ack:
             try:
                 self._ack(session, message.ack)
@@ -458,7 +452,7 @@ class EngineService(pb_grpc.EngineServicer):
     def _place(self, run: Run, session: Session) -> None:
         """NEW -> RUNNING on ``session``: start its task."""
         self._move(run, Phase.RUNNING, session)
-        if self._sweeper is None and self.park_after > 0 and not self._closed:
+        if self._sweeper is None and self.parking.park_after > 0 and not self._closed:
             self._sweeper = asyncio.create_task(self._sweep(), name="engine-park-sweep")
         task = asyncio.create_task(self._run(run), name=f"execution {run.id}")
         run.task = task
@@ -514,50 +508,10 @@ class EngineService(pb_grpc.EngineServicer):
     # --- parking -----------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
-        """Park the runs that only waited for ``park_after`` seconds, until closed."""
-        every = min(FULL_PARK_AFTER / 4, max(0.02, self.park_after / 4))
+        """Park the runs that only waited long enough (``parking.py``), until closed."""
         while not self._closed:
-            await asyncio.sleep(every)
-            self.park_idle(time.monotonic())
-
-    def park_idle(self, now: float) -> int:
-        """Park every attached run that has only waited, without any activity, for
-        ``park_after`` seconds (at most ``FULL_PARK_AFTER`` while the engine is full); returns
-        how many. (Held runs are not parked: no orchestrator would hear of it.)"""
-        quiet = self._quiet
-        after = self.park_after
-        if self._running >= self.capacity:
-            after = min(after, FULL_PARK_AFTER)
-        parked = 0
-        seen: set[str] = set()
-        for run in list(self._runs.values()):
-            if run.phase is not Phase.RUNNING or run.session is None or run.parked is not None:
-                continue
-            if not run.driver.only_waits(run.waiting):
-                continue
-            seen.add(run.id)
-            since = quiet.get(run.id)
-            if since is None or since[0] != run.activity:
-                quiet[run.id] = (run.activity, now)
-            elif now - since[1] >= after:
-                self._park(run)
-                parked += 1
-        for execution_id in [e for e in quiet if e not in seen]:
-            del quiet[execution_id]
-        return parked
-
-    def _park(self, run: Run) -> None:
-        """Stop ``run`` without a result: the orchestrator places it again when its wait ends."""
-        self._quiet.pop(run.id, None)
-        run.parked = pb.ExecutionParked(
-            execution_id=run.id,
-            lease=run.lease,
-            wake_at=run.driver.wake_at(),
-            waiting=run.waiting,
-        )
-        log.info("execution %s lease %d parked (%d waiting)", run.id, run.lease, run.waiting)
-        if run.task is not None:
-            run.task.cancel()
+            await asyncio.sleep(self.parking.every)
+            self.parking.sweep(time.monotonic())
 
     # --- detached executions -----------------------------------------------------------------
 
