@@ -36,10 +36,11 @@ from engine.definition.model import (
     SubWorkflowTask,
     WaitTask,
 )
-from engine.errors import HttpTaskError, TaskError, TemplateError
+from engine.errors import TaskError, TemplateError
 from engine.executors import http as http_executor
 from engine.executors import python as python_executor
 from engine.executors import waits
+from engine.executors.outcome import outcome_of
 from engine.executors.ports import (
     ExecutionContext,
     NodeAttempt,
@@ -154,7 +155,7 @@ class NodeRunner:
                 scope = Scope(ctx.inputs, ctx.outputs, ctx.execution, node.args.value)
                 try:
                     output = self.sandbox.run_inline(task.code, scope, self._lua_limits(task, node))
-                    outcome = self._outcome(node, output)
+                    outcome = outcome_of(node, output)
                 except TaskError:
                     return _drive(self._attempt(ctx, node, visit, attempt, inline=True))
                 if output is ESCALATE:
@@ -249,7 +250,7 @@ class NodeRunner:
             if type(output) is Routed:
                 output, outcome = output.output, output.outcome
             else:
-                outcome = self._outcome(node, output)
+                outcome = outcome_of(node, output)
         except _Escalate:
             raise
         except TaskError as exc:
@@ -479,24 +480,6 @@ class NodeRunner:
             has_json=task.json_body is not None,
             deadline=node.timeout,
         )
-
-    def _outcome(self, node: Node, output: Any) -> str:
-        task = node.executor
-        if isinstance(task, HttpTask) and task.outcome:
-            try:
-                value = http_executor.field(output, task.outcome)
-            except KeyError as exc:
-                raise HttpTaskError(
-                    f"response has no field '{task.outcome}' for the outcome "
-                    f"(missing '{exc.args[0]}')",
-                    retryable=False,
-                ) from None
-            return str(value)
-        if isinstance(output, dict):
-            value = output.get("outcome")
-            if isinstance(value, str) and value:
-                return value
-        return SUCCESS
 
     async def _route(
         self, ctx: ExecutionContext, node: Node, output: Any, outcome: str, inline: bool
