@@ -60,7 +60,7 @@ class TaskRequests:
         request.heartbeat_s = task.heartbeat or 0.0
         request.schedule_to_start_s = task.schedule_to_start or 0.0
         self._metrics.tasks.inc()
-        return await self._wait(run, request, f"task on queue {task.queue}")
+        return await self._wait(run, attempt, request, f"task on queue {task.queue}")
 
     async def run_callback(
         self,
@@ -71,44 +71,49 @@ class TaskRequests:
     ) -> Any:
         run, request = self._request(ctx, attempt, pb.TASK_KIND_CALLBACK, None)
         request.timeout_s = within or 0.0
-        scheduled: asyncio.Future[pb.TaskScheduled] = asyncio.get_running_loop().create_future()
-        return await self._wait(run, request, "callback", scheduled=(scheduled, send))
+        return await self._wait(run, attempt, request, "callback", send=send)
 
     async def wait_signal(self, task: WaitTask, ctx: ExecutionContext, attempt: NodeAttempt) -> Any:
         run, request = self._request(ctx, attempt, pb.TASK_KIND_SIGNAL, None)
         request.queue = task.signal
         request.timeout_s = task.timeout or 0.0
-        return await self._wait(run, request, f"wait for signal {task.signal}")
+        return await self._wait(run, attempt, request, f"wait for signal {task.signal}")
 
     async def sleep(
         self, seconds: float, output: Any, ctx: ExecutionContext, attempt: NodeAttempt
     ) -> Any:
         run, request = self._request(ctx, attempt, pb.TASK_KIND_TIMER, output)
         request.timeout_s = seconds
-        return await self._wait(run, request, "sleep")
+        return await self._wait(run, attempt, request, "sleep")
 
     # --- the orchestrator's answers -----------------------------------------------------------
 
     def scheduled(self, m: pb.TaskScheduled) -> None:
         """A ``task_scheduled``: hand the callback task's token to the attempt sending it."""
-        run = self._running(m.execution_id)
-        key = (m.node, m.visit, m.item if m.HasField("item") else None, m.attempt)
-        wait = run.task_waits.get(key) if run and run.lease == m.lease else None
+        wait = self._waiting_for(m)
         if wait is not None and wait.scheduled is not None and not wait.scheduled.done():
             wait.scheduled.set_result(m)
 
     def answer(self, m: pb.TaskFinished) -> None:
         """A ``task_finished`` from the orchestrator: wake the attempt waiting for it."""
-        run = self._running(m.execution_id)
-        key = (m.node, m.visit, m.item if m.HasField("item") else None, m.attempt)
-        wait = run.task_waits.get(key) if run and run.lease == m.lease else None
+        wait = self._waiting_for(m)
         hand_over(wait, m, f"task_finished for {m.execution_id} lease {m.lease} {m.node}")
+
+    def _waiting_for(self, m: pb.TaskScheduled | pb.TaskFinished) -> TaskWait | None:
+        """The attempt of the running run (same lease) that an answer is for, if it waits."""
+        run = self._running(m.execution_id)
+        if run is None or run.lease != m.lease:
+            return None
+        item = m.item if m.HasField("item") else None
+        return run.task_waits.get((m.node, m.visit, item, m.attempt))
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _request(
         self, ctx: ExecutionContext, attempt: NodeAttempt, kind: Any, args: Any
     ) -> tuple[Run, pb.ScheduleTask]:
+        """The run of ``ctx`` (raises when it no longer runs here) and the request to put on
+        it for ``attempt``."""
         run = self._running(ctx.id)
         if run is None or run.driver.context is not ctx:
             raise TaskError(f"execution {ctx.id} no longer runs here", retryable=False)
@@ -127,23 +132,21 @@ class TaskRequests:
     async def _wait(
         self,
         run: Run,
+        attempt: NodeAttempt,
         request: pb.ScheduleTask,
         what: str,
         *,
-        scheduled: tuple[
-            asyncio.Future[pb.TaskScheduled], Callable[[CallbackTicket], Awaitable[None]]
-        ]
-        | None = None,
+        send: Callable[[CallbackTicket], Awaitable[None]] | None = None,
     ) -> Any:
-        key: ChildKey = (request.node, request.visit, request.item, request.attempt)
-        if not request.HasField("item"):
-            key = (request.node, request.visit, None, request.attempt)
+        """Put ``request`` on the execution's run and wait for the task's end (a callback task
+        sends its request with ``send`` first); the answer as the node's output."""
+        key: ChildKey = (attempt.node, attempt.visit, attempt.item, attempt.attempt)
         wait = TaskWait(request, asyncio.get_running_loop().create_future())
-        if scheduled is None:
+        if send is None:
             answer = await self._waiting(run, ask(run, run.task_waits, key, wait))
         else:
-            wait.scheduled = scheduled[0]
-            answer = await self._call_back(run, key, wait, scheduled[1])
+            wait.scheduled = asyncio.get_running_loop().create_future()
+            answer = await self._call_back(run, key, wait, send)
         if not answer.completed:
             raise TaskError(answer.error or f"{what} failed", retryable=answer.retryable)
         try:
