@@ -431,9 +431,8 @@ class Lifecycle:
         self._journal.after_durable(lambda: self._place_again(record))
 
     def _place_again(self, record: ExecutionRecord) -> None:
-        if record.cancel_reason is not None and not record.finished:
-            self.end_here(record, record.cancel_reason)
-        elif not record.finished and record.placement.where is Where.NOWHERE:
+        # not if it ended meanwhile (a cancel of an unplaced execution ends it at once)
+        if not record.finished and record.placement.where is Where.NOWHERE:
             self._placement.enqueue(record, front=True)
 
     def _current(self, record: ExecutionRecord, link: EnginePort, lease: int) -> bool:

@@ -124,7 +124,6 @@ class TaskBoard:
         placement: Placement,
         hub: WorkerHub,
         supervisor: Supervisor,
-        base_url: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -135,8 +134,9 @@ class TaskBoard:
         self._hub = hub
         self._supervisor = supervisor
         self._clock = clock
-        self.base_url = base_url.rstrip("/")
-        """The orchestrator's HTTP base URL, for callback URLs (set once the port is bound)."""
+        self.base_url = ""
+        """The orchestrator's HTTP base URL, without a trailing ``/``, for callback URLs (set by
+        the server once its port is bound: ``OrchestratorSettings.callback_base``)."""
         self._open: dict[str, TaskRow] = {}
         """Unfinished tasks by token."""
         self._by_key: dict[TaskKey, TaskRow] = {}
@@ -207,10 +207,9 @@ class TaskBoard:
                 continue
             self._add(row)
             count += 1
-            if row.kind != "worker":
-                self._arm(row)  # nobody takes it: it waits for its answer or its time
-                continue
             self._arm(row)
+            if row.kind != "worker":
+                continue  # nobody takes it: it waits for its answer or its time
             if row.status == "running" and reclaim > 0:
                 row.status = "pending"  # its worker's stream died with the old process
                 row.started_at = None
@@ -288,7 +287,7 @@ class TaskBoard:
     def _arm(self, row: TaskRow) -> None:
         """Push the deadlines a task has from its creation (its node's; a callback's, signal
         wait's or timer's own)."""
-        for at, kind in deadlines.first(row, self._clock()):
+        for at, kind in deadlines.first(row):
             self._deadlines.push(at, row.token, kind)
 
     def _ticket(self, row: TaskRow) -> None:
@@ -296,7 +295,7 @@ class TaskBoard:
         record = self._table.get(row.execution_id)
         link = self._placement.engine_of(record) if record is not None else None
         if record is not None and link is not None and self._open.get(row.token) is row:
-            link.task_scheduled(ticket(row, record.placement.lease, self.base_url.rstrip("/")))
+            link.task_scheduled(ticket(row, record.placement.lease, self.base_url))
 
     def delivered(self, record: ExecutionRecord, d: Delivered) -> None:
         """How a callback task's request went: accepted (the task runs: the service has it),
@@ -570,11 +569,10 @@ class TaskBoard:
         """Send an ended task's answer to the engine running its execution, if it is placed."""
         record = self._table.get(row.execution_id)
         link = self._placement.engine_of(record) if record is not None else None
-        if record is not None and link is None and record.status is ExecutionStatus.WAITING:
-            self.wake(record, f"{what(row)} {row.node} {row.status.replace('_', ' ')}")
-            return
         if record is None or link is None:
-            return  # ended, or not placed now: its engine asks again when it gets there
+            # ended, or not placed now: its engine asks again when it gets there (a parked
+            # one was woken by ``_end``, or is by parking's ``EndedTasks`` check)
+            return
         link.task_finished(answer(row, record.placement.lease))
 
     # --- parked executions -------------------------------------------------------------------

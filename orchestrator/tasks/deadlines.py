@@ -71,7 +71,7 @@ def message(row: TaskRow, kind: Deadline) -> str:
     return f"heartbeat: worker {row.worker} sent no heartbeat for {row.heartbeat_s:g}s"
 
 
-def first(row: TaskRow, now: float) -> list[tuple[float, Deadline]]:
+def first(row: TaskRow) -> list[tuple[float, Deadline]]:
     """The deadlines a task of a kind other than ``worker`` has from its creation (and any
     task's node deadline): what to push when it is created or loaded."""
     pushes: list[tuple[float, Deadline]] = []

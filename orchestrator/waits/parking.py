@@ -57,9 +57,6 @@ class Parking:
         self._loaded = False
         self._recovered: list[ExecutionRecord] = []
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def parked(self, record: ExecutionRecord) -> None:
         """``record`` is waiting now (parked by its engine, or read back at a restart)."""
         if not self._loaded:

@@ -64,18 +64,19 @@ class Signals:
         self._journal = journal
         self._monitor = monitor
         self._clock = clock
-        self._kept: dict[tuple[str, str], collections.deque[SignalRow]] = {}
+        self._kept: dict[str, dict[str, collections.deque[SignalRow]]] = {}
+        """By execution, then by name: the signals no wait took yet, oldest first."""
 
     def kept(self, execution_id: str) -> int:
         """How many signals of the execution wait for a node."""
-        return sum(len(q) for (e, _), q in self._kept.items() if e == execution_id)
+        return sum(len(q) for q in self._kept.get(execution_id, {}).values())
 
     async def load(self, store: Store) -> int:
         """Take up the kept signals of unfinished executions (at start, after the task board:
         a wait and a kept signal of the same name meet here if a crash parted them)."""
         rows = await store.unconsumed_signals()
         for row in rows:
-            self._kept.setdefault((row.execution_id, row.name), collections.deque()).append(row)
+            self._keep(row)
             self._match(row.execution_id, row.name)
         return len(rows)
 
@@ -96,7 +97,7 @@ class Signals:
             )
         codec.from_json(data_json, "data")
         row = SignalRow(str(uuid.uuid4()), record.id, name, outcome, data_json, self._clock())
-        self._kept.setdefault((record.id, name), collections.deque()).append(row)
+        self._keep(row)
         self._journal.signal(row.copy())
         announce(
             self._monitor,
@@ -117,12 +118,16 @@ class Signals:
 
     def execution_ended(self, record: ExecutionRecord) -> None:
         """Forget the kept signals of an execution that ended (their rows go with it)."""
-        for key in [k for k in self._kept if k[0] == record.id]:
-            del self._kept[key]
+        self._kept.pop(record.id, None)
+
+    def _keep(self, row: SignalRow) -> None:
+        names = self._kept.setdefault(row.execution_id, {})
+        names.setdefault(row.name, collections.deque()).append(row)
 
     def _match(self, execution_id: str, name: str) -> TaskRow | None:
         """Give the oldest kept signal of that name to the oldest open wait for it."""
-        queue = self._kept.get((execution_id, name))
+        names = self._kept.get(execution_id, {})
+        queue = names.get(name)
         if not queue:
             return None
         task = self._tasks.waiting_for(execution_id, name)
@@ -130,7 +135,9 @@ class Signals:
             return None
         signal = queue.popleft()
         if not queue:
-            del self._kept[(execution_id, name)]
+            del names[name]
+            if not names:
+                del self._kept[execution_id]
         signal.consumed_by = task.token
         signal.consumed_at = self._clock()
         self._journal.signal(signal.copy())
