@@ -132,17 +132,29 @@ class Server:
     """One ``weir`` server process, its output in a log file, optionally under cProfile."""
 
     def __init__(
-        self, name: str, command: str, env: dict[str, str], logs: Path, profile: Path | None
+        self,
+        name: str,
+        command: str,
+        env: dict[str, str],
+        logs: Path,
+        profile: Path | None,
+        *,
+        launcher: tuple[str, dict[str, str]] | None = None,
     ) -> None:
+        """``launcher``: (a Python script run with ``-c`` that starts the ``weir`` command, the
+        environment it reads), for a server run under some instrument; ``profile`` is the one
+        for cProfile."""
         self.name = name
         self.profile = profile
         self.log = logs / f"{name}.log"
         self._file = self.log.open("wb")
-        if profile is None:
+        if profile is not None:
+            launcher = (PROFILED, {"WEIR_BENCH_PROFILE": str(profile)})
+        if launcher is None:
             argv = [WEIR, command]
         else:
-            argv = [sys.executable, "-c", PROFILED, command]
-            env = {**env, "WEIR_BENCH_PROFILE": str(profile)}
+            argv = [sys.executable, "-c", launcher[0], command]
+            env = {**env, **launcher[1]}
         self.popen = subprocess.Popen(
             argv,
             stdout=self._file,

@@ -52,11 +52,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,7 +66,7 @@ from typing import Any, TypeVar
 
 import bench_e2e
 import httpx
-from bench_e2e import ROOT, WEIR, free_port, percentile
+from bench_e2e import ROOT, free_port, percentile
 from weir import Client
 from weir.proto.v1 import engine_pb2, orchestrator_pb2
 
@@ -165,52 +163,26 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-class Proc:
-    """One server process, its output in a log file."""
+class Proc(bench_e2e.Server):
+    """One server process, its output in a log file; ``traced``: under tracemalloc, snapshots
+    on demand (``snapshot``)."""
 
     def __init__(
         self, name: str, command: str, env: dict[str, str], logs: Path, *, traced: bool = False
     ) -> None:
-        self.name = name
-        self.log = logs / f"{name}.log"
         self.trace = logs / f"trace-{name}"
         self._snapshots = 0
-        self._file = self.log.open("wb")
-        argv = [WEIR, command]
+        launcher = None
         if traced:
-            argv = [sys.executable, "-c", TRACED, command]
-            env = {
-                **env,
+            trace_env = {
                 "WEIR_BENCH_TRACE": str(self.trace),
                 "WEIR_BENCH_TRACE_FRAMES": str(TRACE_FRAMES),
             }
-        self.popen = subprocess.Popen(
-            argv,
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", **env},
-            cwd=ROOT,
-            start_new_session=True,  # Ctrl-C reaches us only: the servers get one SIGTERM
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
+            launcher = (TRACED, trace_env)
+        super().__init__(name, command, env, logs, None, launcher=launcher)
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def listening(self) -> bool:
-        if self.popen.poll() is not None:
-            raise RuntimeError(f"{self.name} exited early:\n{self.output()[-3000:]}")
-        return "listening on port" in self.output()
-
-    def terminate(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
 
     async def snapshot(self) -> tracemalloc.Snapshot:
         """A traced server's next tracemalloc snapshot (SIGUSR1, then its file)."""
@@ -224,16 +196,6 @@ class Proc:
             self.listening()  # raises if it died
             await asyncio.sleep(0.1)
         return tracemalloc.Snapshot.load(str(path))
-
-    def finish(self, deadline: float) -> None:
-        """Wait until ``deadline`` (monotonic) for the process to exit, then kill it."""
-        try:
-            self.popen.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            print(f"{self.name} did not stop in time: killed", file=sys.stderr)
-            self.popen.kill()
-            self.popen.wait(5)
-        self._file.close()
 
 
 class Cluster:
@@ -315,10 +277,11 @@ class Cluster:
         return {s.name: await s.snapshot() for s in traced}
 
     def stop(self) -> None:
-        """SIGTERM to every process at once, then SIGKILL what is left after 15 s."""
+        """SIGTERM to every process at once, then SIGKILL what is left after
+        ``STOP_TIMEOUT``."""
         for server in self.servers:
             server.terminate()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + bench_e2e.STOP_TIMEOUT
         for server in self.servers:
             server.finish(deadline)
 
