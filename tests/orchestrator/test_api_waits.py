@@ -25,7 +25,8 @@ from engine.server import codec
 from tests.support import tasks as gates
 from tests.support.engines import running_engine
 from tests.support.poll import eventually
-from tests.support.waits import APPROVAL, CI, NAP, start_server
+from tests.support.servers import start_server
+from tests.support.waits import APPROVAL, CI, NAP
 
 OPEN = (wpb.TASK_STATUS_PENDING, wpb.TASK_STATUS_RUNNING)
 

@@ -22,9 +22,9 @@ from weir import Client
 from engine.server.process import EngineServer
 from orchestrator.errors import RpcError
 from orchestrator.server import OrchestratorServer
-from orchestrator.settings import OrchestratorSettings
 from tests.support.engines import running_engine
 from tests.support.poll import eventually
+from tests.support.servers import start_server
 
 ADD = """
 name: add
@@ -54,26 +54,9 @@ async def engine() -> AsyncIterator[EngineServer]:
         yield server
 
 
-async def _server(engine: EngineServer, tmp_path: Path, **settings: Any) -> OrchestratorServer:
-    server = OrchestratorServer(
-        OrchestratorSettings(
-            orchestrator_id="test",
-            bind_address="127.0.0.1",
-            grpc_port=0,
-            http_port=0,
-            engines=f"127.0.0.1:{engine.port}",
-            store_url=f"sqlite:///{tmp_path / 'weir.db'}",
-            engine_health_check_interval=0.2,
-            **settings,
-        )
-    )
-    await server.start()
-    return server
-
-
 @pytest.fixture
 async def server(engine: EngineServer, tmp_path: Path) -> AsyncIterator[OrchestratorServer]:
-    server = await _server(engine, tmp_path, max_request_bytes=4096, subscriber_buffer=50)
+    server = await start_server(engine, tmp_path, max_request_bytes=4096, subscriber_buffer=50)
     try:
         yield server
     finally:
@@ -382,7 +365,7 @@ async def test_openapi_document_lists_the_api(http: httpx.AsyncClient) -> None:
 async def test_bearer_token_guards_rest_and_grpc_but_not_health_or_metrics(
     engine: EngineServer, tmp_path: Path
 ) -> None:
-    server = await _server(engine, tmp_path, api_token=TOKEN)
+    server = await start_server(engine, tmp_path, api_token=TOKEN)
     try:
         base = f"http://127.0.0.1:{server.http_port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:

@@ -26,7 +26,8 @@ from orchestrator.server import OrchestratorServer
 from tests.support import tasks as gates
 from tests.support.engines import running_engine
 from tests.support.poll import eventually
-from tests.support.waits import APPROVAL, CI, NAP, start_server
+from tests.support.servers import start_server
+from tests.support.waits import APPROVAL, CI, NAP
 
 TOKEN = "s3cret-token"
 

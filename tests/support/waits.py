@@ -1,14 +1,7 @@
 """Shared by the API tests of long waits (REST and gRPC, docs/waits.md): the workflows they
-register and an orchestrator server on 127.0.0.1 with ports the kernel picks."""
+register."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-from engine.server.process import EngineServer
-from orchestrator.server import OrchestratorServer
-from orchestrator.settings import OrchestratorSettings
 
 APPROVAL = """
 name: approval
@@ -48,20 +41,3 @@ nodes:
   - id: nap
     sleep: 1h
 """
-
-
-async def start_server(engine: EngineServer, tmp_path: Path, **settings: Any) -> OrchestratorServer:
-    server = OrchestratorServer(
-        OrchestratorSettings(
-            orchestrator_id="test",
-            bind_address="127.0.0.1",
-            grpc_port=0,
-            http_port=0,
-            engines=f"127.0.0.1:{engine.port}",
-            store_url=f"sqlite:///{tmp_path / 'weir.db'}",
-            engine_health_check_interval=0.2,
-            **settings,
-        )
-    )
-    await server.start()
-    return server
