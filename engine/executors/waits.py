@@ -82,8 +82,11 @@ async def call_back(
                 }
                 body.update((k, v) for k, v in json_body.items() if k not in body)
             else:
-                body = {**json_body, "weir_task_token": ticket.token}
-                body["weir_callback_url"] = ticket.callback_url
+                body = {
+                    **json_body,
+                    "weir_task_token": ticket.token,
+                    "weir_callback_url": ticket.callback_url,
+                }
         await http_executor.request(
             client,
             method=task.method,
