@@ -1,0 +1,1 @@
+"""The web UI at ``/ui``, served by the orchestrator's HTTP port (docs/ui.md)."""
