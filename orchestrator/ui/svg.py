@@ -125,6 +125,14 @@ def aggregate(statuses: Iterable[str]) -> str:
     return "completed"
 
 
+def group_summary(members: Iterable[str], views: Mapping[str, NodeView]) -> tuple[str, str]:
+    """A collapsed group's aggregate status and its counts by status (``12 completed · 3
+    running``), as its element shows them; the page's live updates use the same pair."""
+    tally = Counter(_view(views, m).status for m in members)
+    counts = " · ".join(f"{tally[s]} {s}" for s in STATUS_ORDER if tally[s])
+    return aggregate(tally), counts
+
+
 def _statuses(graph: Graph, views: Mapping[str, NodeView] | None) -> dict[str, str]:
     """The status each edge end shows: a node's own, a collapsed group's aggregate."""
     if views is None:
@@ -211,8 +219,7 @@ def _collapsed(
         counts = "collapsed: expand to see them"
         third = ""
     else:
-        tally = Counter(_view(views, m).status for m in group.members)
-        counts = " · ".join(f"{tally[s]} {s}" for s in STATUS_ORDER if tally[s])
+        counts = group_summary(group.members, views)[1]
         third = (
             f'<text class="node-status" x="{TEXT_INSET}" y="52">'
             f'<tspan class="glyph">{GLYPHS.get(status, "?")}</tspan> {escape(status)}</text>'
