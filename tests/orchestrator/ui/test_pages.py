@@ -52,8 +52,8 @@ nodes:
     lua: |
       local n = (outputs.count and outputs.count.n or 0) + 1
       return {n = n, outcome = n < 3 and "again" or "done"}
-    next: {again: count, done: end}
-  - id: end
+    next: {again: count, done: finish}
+  - id: finish
     noop: {}
 """
 SLOW = """
@@ -148,7 +148,7 @@ async def test_a_failed_execution_shows_its_path_and_escapes_what_users_wrote(
 async def test_loop_visits_are_counted_on_the_node(ui: UiSession) -> None:
     execution = await _run(ui, "loop")
     html = await ui.page(f"/ui/executions/{execution}")
-    assert _nodes(html) == {"count": "completed", "end": "completed"}
+    assert _nodes(html) == {"count": "completed", "finish": "completed"}
     assert "×3" in html  # three visits of `count`
     assert "edge-loop" in html
     status = (await ui.http.get(f"/ui/executions/{execution}/status")).json()
