@@ -116,7 +116,10 @@ class HttpServer:
         if self._socket is not None:
             return self.port
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of a socket that
+        # says it is TCP. Without it every answer on a kept-alive connection but the first
+        # waited 40 ms for the client's delayed ACK (uvicorn writes head and body apart).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
