@@ -11,7 +11,7 @@ GLYPHS = {
     "pending": "○",
     "queued": "○",
     "running": "⟳",
-    "waiting": "⏸",
+    "waiting": "◷",
     "completed": "✓",
     "failed": "✗",
     "skipped": "\N{EN DASH}",

@@ -5,7 +5,7 @@
 
 (function () {
   const GLYPHS = {
-    pending: "○", queued: "○", running: "⟳", waiting: "⏸", completed: "✓",
+    pending: "○", queued: "○", running: "⟳", waiting: "◷", completed: "✓",
     failed: "✗", skipped: "–", cancelled: "⊘",
   };
   const TERMINAL = new Set(["execution.completed", "execution.failed", "execution.cancelled"]);
