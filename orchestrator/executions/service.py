@@ -6,7 +6,8 @@
   restart and after it finished — and the same key with other arguments is ``AlreadyExists``;
   concurrent calls with one key are serialised.
 * ``get`` finds an execution in memory, else reads it back from the store (not kept in memory).
-* ``list_executions`` reads the store after everything written so far is committed.
+* ``list_executions`` and ``counts`` read the store after everything written so far is
+  committed.
 * ``retry`` makes a new execution of an ended one's version and inputs that reuses what the
   original finished (``engine.state.reuse``) and runs the rest, and links the two both ways
   (docs/retry.md). One retry per execution: a second one is refused naming the first (two
@@ -165,21 +166,38 @@ class ExecutionService:
         self,
         *,
         workflow: str = "",
+        version: str = "",
         status: ExecutionStatus | None = None,
         parent_id: str = "",
+        created_after: float | None = None,
+        created_before: float | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        summary: bool = False,
     ) -> list[ExecutionRow]:
         """Newest first, from the store (after everything written so far is committed);
-        ``before`` is the (created_at, id) of the last row of the previous page."""
+        ``before`` is the (created_at, id) of the last row of the previous page, and
+        ``created_after`` / ``created_before`` bound ``created_at`` (Unix seconds, strictly).
+        With ``summary`` the rows have no inputs or result (``Store.list_executions``)."""
         await self._journal.durable()
         return await self._store.list_executions(
             workflow=workflow,
+            version=version,
             status=str(status) if status is not None else "",
             parent_id=parent_id,
+            created_after=created_after,
+            created_before=created_before,
             limit=max(1, min(limit, MAX_PAGE)),
             before=before,
+            summary=summary,
         )
+
+    async def counts(self, since: float, workflow: str = "") -> dict[str, int]:
+        """How many executions (of ``workflow``, when given) were created at or after
+        ``since`` (Unix seconds), by status, from the store once everything written so far is
+        committed; a status none has is left out."""
+        await self._journal.durable()
+        return await self._store.count_executions(since=since, workflow=workflow)
 
     async def cancel(self, execution_id: str, reason: str = "") -> ExecutionRecord:
         """Ask an execution and its children to stop; a finished one is returned as it is."""

@@ -392,10 +392,23 @@ class Store(Protocol):
         version: str = "",
         status: str = "",
         parent_id: str = "",
+        created_after: float | None = None,
+        created_before: float | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        summary: bool = False,
     ) -> list[ExecutionRow]:
-        """Newest first (created_at, then id, descending), strictly older than ``before``."""
+        """Newest first (created_at, then id, descending), strictly older than ``before``.
+
+        An empty filter matches any; ``created_after`` and ``created_before`` bound
+        ``created_at`` strictly. With ``summary`` the rows leave out what a list does not show
+        and may be large (a result of 1,000 nodes is about 200 KB): ``inputs_json`` is ``b""``
+        and ``result_json`` None, whatever is stored.
+        """
+
+    async def count_executions(self, *, since: float, workflow: str = "") -> dict[str, int]:
+        """How many executions (of ``workflow``, when given) were created at or after
+        ``since``, by status; a status none has is left out."""
 
     async def unfinished_executions(self) -> list[ExecutionRow]:
         """Every execution not yet completed, failed or cancelled, oldest first."""

@@ -15,6 +15,7 @@ hundreds of thousands of rows (pauses of 100-400 ms on the benchmark machine, th
 from __future__ import annotations
 
 import bisect
+import collections
 import copy
 import dataclasses
 import operator
@@ -191,8 +192,11 @@ class MemoryStore:
         version: str = "",
         status: str = "",
         parent_id: str = "",
+        created_after: float | None = None,
+        created_before: float | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        summary: bool = False,
     ) -> list[ExecutionRow]:
         rows = [
             row
@@ -201,10 +205,24 @@ class MemoryStore:
             and (not version or row.version == version)
             and (not status or row.status == status)
             and (not parent_id or row.parent_id == parent_id)
+            and (created_after is None or row.created_at > created_after)
+            and (created_before is None or row.created_at < created_before)
             and (before is None or (row.created_at, row.id) < before)
         ]
         rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
-        return [copy.copy(row) for row in rows[: max(limit, 0)]]
+        page = [copy.copy(row) for row in rows[: max(limit, 0)]]
+        if summary:
+            for row in page:
+                row.inputs_json, row.result_json = b"", None
+        return page
+
+    async def count_executions(self, *, since: float, workflow: str = "") -> dict[str, int]:
+        counts = collections.Counter(
+            row.status
+            for row in self._executions.values()
+            if row.created_at >= since and (not workflow or row.workflow == workflow)
+        )
+        return dict(counts)
 
     async def unfinished_executions(self) -> list[ExecutionRow]:
         rows = [

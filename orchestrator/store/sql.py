@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from engine.state.events import ExecutionStatus
 from orchestrator.signals import Signal
 from orchestrator.store import tables as t
 from orchestrator.store.base import (
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 0x77656972  # "weir": serialises migrations of replicas starting together
 _CHUNK = 500  # ids per IN (...) list
+_SUMMARY = [c for c in t.executions.c if c.name not in ("inputs_json", "result_json")]
+"""The columns of ``list_executions(summary=True)``: all but the two that can be large."""
+_STATUSES = tuple(str(status) for status in ExecutionStatus)
 
 
 def _values(table: sa.Table) -> Callable[[Any], dict[str, Any]]:
@@ -308,11 +312,16 @@ class SqlStore:
         version: str = "",
         status: str = "",
         parent_id: str = "",
+        created_after: float | None = None,
+        created_before: float | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
+        summary: bool = False,
     ) -> list[ExecutionRow]:
+        # Each filter has an index of its equality columns then (created_at, id) (tables.py,
+        # migration 0007): a page is a walk of one index in order, whatever its depth.
         e = t.executions.c
-        query = sa.select(t.executions)
+        query = sa.select(*_SUMMARY) if summary else sa.select(t.executions)
         if workflow:
             query = query.where(e.workflow == workflow)
         if version:
@@ -321,14 +330,39 @@ class SqlStore:
             query = query.where(e.status == status)
         if parent_id:
             query = query.where(e.parent_id == parent_id)
+        if created_after is not None:
+            query = query.where(e.created_at > created_after)
         if before is not None:
-            at, ident = before
-            query = query.where(
-                sa.or_(e.created_at < at, sa.and_(e.created_at == at, e.id < ident))
-            )
+            # A row value, not "a < x OR (a = x AND b < y)": both databases then bound the
+            # index walk with it (PostgreSQL only filters with the OR form, from the top).
+            query = query.where(sa.tuple_(e.created_at, e.id) < sa.tuple_(*before))
+        if created_before is not None and (before is None or before[0] >= created_before):
+            # Left out when the keyset implies it: given both, SQLite bounds its walk with
+            # this one and filters the keyset, from the top of the range on every page.
+            query = query.where(e.created_at < created_before)
         query = query.order_by(e.created_at.desc(), e.id.desc()).limit(limit)
         async with self._connect() as conn:
-            return [ExecutionRow(**r._mapping) for r in await conn.execute(query)]
+            result = await conn.execute(query)
+            if summary:
+                return [ExecutionRow(**r._mapping, inputs_json=b"") for r in result]
+            return [ExecutionRow(**r._mapping) for r in result]
+
+    async def count_executions(self, *, since: float, workflow: str = "") -> dict[str, int]:
+        # One count per status, not GROUP BY status: each is a range of the status index (or
+        # the workflow and status one), read without the table, so the time is that of the
+        # rows counted. GROUP BY read every row of the index on SQLite, and the whole table
+        # (or a bitmap of it) on PostgreSQL, even for the last minute.
+        e = t.executions.c
+        counts = []
+        for status in _STATUSES:
+            query = sa.select(sa.literal(status), sa.func.count()).select_from(t.executions)
+            query = query.where(e.status == status, e.created_at >= since)
+            if workflow:
+                query = query.where(e.workflow == workflow)
+            counts.append(query)
+        async with self._connect() as conn:
+            result = await conn.execute(sa.union_all(*counts))
+            return {status: int(n) for status, n in result if n}
 
     async def unfinished_executions(self) -> list[ExecutionRow]:
         e = t.executions.c

@@ -223,6 +223,7 @@ SIGNAL_IDENTITY = frozenset({"id", "execution_id", "name", "outcome", "data_json
 TABLES = ("workflows", "executions", "node_runs", "events", "triggers", "tasks", "signals")
 
 _unfinished = executions.c.status.not_in(FINISHED)
+_newest = (executions.c.created_at, executions.c.id)
 
 INDEXES = (
     # unfinished_executions(): a partial index, small however long the history grows
@@ -233,15 +234,14 @@ INDEXES = (
         sqlite_where=_unfinished,
         postgresql_where=_unfinished,
     ),
-    sa.Index("ix_executions_created", executions.c.created_at, executions.c.id),
-    sa.Index("ix_executions_parent", executions.c.parent_id),
-    sa.Index(
-        "ix_executions_workflow",
-        executions.c.workflow,
-        executions.c.version,
-        executions.c.created_at,
-    ),
-    sa.Index("ix_executions_status", executions.c.status, executions.c.created_at),
+    # list_executions(): newest first (created_at, id), and the same order after each
+    # filter's equality columns, so that a page is a walk of one index (migration 0007)
+    sa.Index("ix_executions_created", *_newest),
+    sa.Index("ix_executions_parent", executions.c.parent_id, *_newest),
+    sa.Index("ix_executions_workflow", executions.c.workflow, *_newest),
+    sa.Index("ix_executions_version", executions.c.workflow, executions.c.version, *_newest),
+    sa.Index("ix_executions_workflow_status", executions.c.workflow, executions.c.status, *_newest),
+    sa.Index("ix_executions_status", executions.c.status, *_newest),
     sa.Index("ix_executions_finished", executions.c.finished_at),
     sa.Index("ix_events_execution", events.c.execution_id, events.c.seq),
     sa.Index("ix_events_workflow", events.c.workflow, events.c.seq),

@@ -39,7 +39,7 @@ from orchestrator.watch import EventQuery
 router = APIRouter(prefix=PREFIX, route_class=UiRoute, include_in_schema=False)
 
 ExecutionId = Annotated[str, Path(min_length=1, max_length=200)]
-Expand = Annotated[list[str], Query(max_length=100)]
+Expand = Annotated[list[str] | None, Query(max_length=100)]
 RECENT_EVENTS = 200
 TIMELINE_EVENTS = 20_000
 
@@ -75,11 +75,14 @@ def views_of(result: ExecutionResult) -> dict[str, NodeView]:
 
 
 def _graph(
-    record: ExecutionRecord, views: Mapping[str, NodeView], expand: list[str], expand_all: bool
+    record: ExecutionRecord,
+    views: Mapping[str, NodeView],
+    expand: list[str] | None,
+    expand_all: bool,
 ) -> tuple[Graph | None, Any]:
     if record.wf is None:
         return None, ""
-    graph = LAYOUTS.of(record.wf.definition, frozenset(expand), expand_all)
+    graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
     url = f"{PREFIX}/executions/{record.id}/nodes/"
     return graph, render_graph(graph, views, link=lambda node: url + node)
 
@@ -104,7 +107,10 @@ async def _events(api: Services, execution_id: str, limit: int) -> list[MonitorE
 
 @router.get("/executions/{execution_id}")
 async def execution(
-    page: Page, execution_id: ExecutionId, expand: Expand = [], expand_all: bool = False  # noqa: B006
+    page: Page,
+    execution_id: ExecutionId,
+    expand: Expand = None,
+    expand_all: bool = False,
 ) -> HTMLResponse:
     api = page.services
     record = await api.executions.get(execution_id)
@@ -124,7 +130,7 @@ async def execution(
         result=result,
         graph=graph,
         svg=svg,
-        expand=expand,
+        expand=expand or [],
         expand_all=expand_all,
         events=events,
         last_sequence=max((e.sequence for e in events), default=0),
@@ -137,19 +143,30 @@ async def execution(
 
 @router.get("/executions/{execution_id}/graph")
 async def graph_fragment(
-    page: Page, execution_id: ExecutionId, expand: Expand = [], expand_all: bool = False  # noqa: B006
+    page: Page,
+    execution_id: ExecutionId,
+    expand: Expand = None,
+    expand_all: bool = False,
 ) -> HTMLResponse:
     record = await page.services.executions.get(execution_id)
     views = views_of(page.services.executions.result(record))
     graph, svg = _graph(record, views, expand, expand_all)
     return page.render(
-        "_graph.html", record=record, graph=graph, svg=svg, expand=expand, expand_all=expand_all
+        "_graph.html",
+        record=record,
+        graph=graph,
+        svg=svg,
+        expand=expand or [],
+        expand_all=expand_all,
     )
 
 
 @router.get("/executions/{execution_id}/status")
 async def status(
-    page: Page, execution_id: ExecutionId, expand: Expand = [], expand_all: bool = False  # noqa: B006
+    page: Page,
+    execution_id: ExecutionId,
+    expand: Expand = None,
+    expand_all: bool = False,
 ) -> JSONResponse:
     """Every node's ``[status, attempts, visits]`` and every collapsed group's summary."""
     record = await page.services.executions.get(execution_id)
@@ -157,7 +174,7 @@ async def status(
     views = views_of(result)
     groups: dict[str, list[str]] = {}
     if record.wf is not None:
-        graph = LAYOUTS.of(record.wf.definition, frozenset(expand), expand_all)
+        graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
         for group in graph.groups:
             if group.collapsed:
                 groups[group.id] = list(group_summary(group.members, views))
@@ -194,7 +211,9 @@ async def timeline(page: Page, execution_id: ExecutionId) -> HTMLResponse:
         EventQuery(execution_id=record.id), after=0, limit=TIMELINE_EVENTS
     )
     line = build_timeline(events, now=record.finished_at or time.time())
-    return page.render("_timeline.html", svg=render_timeline(line), truncated=len(events) >= TIMELINE_EVENTS)
+    return page.render(
+        "_timeline.html", svg=render_timeline(line), truncated=len(events) >= TIMELINE_EVENTS
+    )
 
 
 @router.get("/executions/{execution_id}/nodes/{node}")
@@ -304,7 +323,9 @@ async def complete_task(
 ) -> Response:
     task = await act.services.tasks.get(token)
     _same_execution(task.execution_id, execution_id)
-    await act.services.tasks.complete(token, _json_field(act, "output"), act.field("outcome").strip())
+    await act.services.tasks.complete(
+        token, _json_field(act, "output"), act.field("outcome").strip()
+    )
     return act.redirect(f"{PREFIX}/executions/{execution_id}")
 
 
@@ -314,11 +335,12 @@ async def fail_task(
 ) -> Response:
     task = await act.services.tasks.get(token)
     _same_execution(task.execution_id, execution_id)
-    await act.services.tasks.fail(token, act.field("message"), retryable=act.field("retryable") == "on")
+    await act.services.tasks.fail(
+        token, act.field("message"), retryable=act.field("retryable") == "on"
+    )
     return act.redirect(f"{PREFIX}/executions/{execution_id}")
 
 
 def _same_execution(owner: str, execution_id: str) -> None:
     if owner != execution_id:
         raise InputError([Issue("token", f"the task is not one of execution {execution_id!r}")])
-

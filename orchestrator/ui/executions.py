@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
@@ -77,7 +77,7 @@ def keyset(row: ExecutionRow) -> str:
 def _before(text: str) -> tuple[float, str] | None:
     if not text:
         return None
-    at, sep, ident = text.partition("~")
+    at, _, ident = text.partition("~")
     try:
         return float(at), ident
     except ValueError:
@@ -117,11 +117,12 @@ async def executions(
         created_before=created_before,
         limit=PAGE,
         before=_before(before),
+        summary=True,
     )
     next_url = (
         f"{PREFIX}/executions?{filters.query(before=keyset(rows[-1]))}" if len(rows) == PAGE else ""
     )
-    context = {
+    context: dict[str, Any] = {
         "rows": rows,
         "filters": filters,
         "next_url": next_url,

@@ -14,7 +14,7 @@ GLYPHS = {
     "waiting": "⏸",
     "completed": "✓",
     "failed": "✗",
-    "skipped": "–",
+    "skipped": "\N{EN DASH}",
     "cancelled": "⊘",
 }
 """A glyph beside every status word, so a status never shows by colour alone."""

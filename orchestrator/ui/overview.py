@@ -23,7 +23,9 @@ FAILURES = 10
 async def overview(page: Page) -> HTMLResponse:
     api = page.services
     counts = await api.executions.counts(since=time.time() - HOUR)
-    failures = await api.executions.list_executions(status=ExecutionStatus.FAILED, limit=FAILURES)
+    failures = await api.executions.list_executions(
+        status=ExecutionStatus.FAILED, limit=FAILURES, summary=True
+    )
     workers = api.tasks.workers()
     queues: Counter[str] = Counter()
     for worker in workers:

@@ -17,10 +17,11 @@ Decisions:
   the nodes of a new execution start in, so one stylesheet serves both pages; its nodes show
   their executor kind where an execution's show their status, and carry no badges. A node
   missing from ``views`` is pending too.
-- An edge is ``taken`` when its source completed and its target ran (neither pending nor
-  skipped); ``failed-path`` when its target failed. For a collapsed group the group's aggregate
-  status stands for its members. The page script (``static/app.js``, ``applyStatus``) applies
-  the same rule to live updates.
+- An edge is ``taken`` once its source ran to an end that routes (completed, or failed: a
+  ``FAIL`` transition and a ``one_failed`` dependent follow a failed node) and its target ran
+  (neither pending nor skipped); ``failed-path`` when its target failed. For a collapsed group
+  the group's aggregate status stands for its members. The page script (``static/app.js``,
+  ``applyStatus``) applies the same rule to live updates.
 - What changes while an execution runs is where the page script rewrites it: ``data-status``,
   the ``.node-status`` text, the ``.badges`` text (always present on an execution's nodes,
   empty when there is nothing to show), the node's ``aria-label`` (``id: status, N attempts,
@@ -79,6 +80,7 @@ class NodeView:
 
 
 _PENDING = NodeView("pending")
+_ROUTED = frozenset({"completed", "failed"})
 _NOT_REACHED = frozenset({"pending", "skipped"})
 
 _DEFS = (
@@ -264,7 +266,7 @@ def _edge(out: list[str], edge: GraphEdge, status: Mapping[str, str] | None) -> 
     classes = f"edge edge-{escape(edge.kind)}"
     if status is not None:
         target = status.get(edge.target, "pending")
-        if status.get(edge.source) == "completed" and target not in _NOT_REACHED:
+        if status.get(edge.source) in _ROUTED and target not in _NOT_REACHED:
             classes += " taken"
         if target == "failed":
             classes += " failed-path"

@@ -111,7 +111,11 @@ class View:
         return values[0] if values else default
 
     def render(
-        self, template: str, status: int = 200, headers: Mapping[str, str] | None = None, **context: Any
+        self,
+        template: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        **context: Any,
     ) -> HTMLResponse:
         """The template filled with ``context`` and what every page needs."""
         page = self.ui.templates.get_template(template)

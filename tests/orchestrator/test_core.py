@@ -118,6 +118,39 @@ async def test_executions_are_pinned_and_deprecated_versions_take_no_starts(
         assert not core.registry.get("add", "1.1.0").deprecated
 
 
+async def test_executions_list_by_version_and_creation_time_and_count_by_status(
+    engine: EngineServer, tmp_path: Path
+) -> None:
+    async with _core(engine, f"sqlite:///{tmp_path / 'weir.db'}") as core:
+        await core.workflows.register(ADD)
+        await core.workflows.register(ADD_1_1)
+        first = await core.executions.start("add", "1.0.0", {"a": 1})
+        later = [await core.executions.start("add", "1.1.0", {"a": a}) for a in range(2)]
+        for record in (first, *later):
+            await _done(core, record.id)
+        newest_first = [later[1].id, later[0].id, first.id]
+        listed = await core.executions.list_executions()
+        assert [r.id for r in listed] == newest_first
+        at = {r.id: r.created_at for r in listed}
+        by_version = await core.executions.list_executions(workflow="add", version="1.1.0")
+        assert [r.id for r in by_version] == newest_first[:2]
+        after = await core.executions.list_executions(created_after=at[first.id])
+        assert [r.id for r in after] == newest_first[:2]
+        before = await core.executions.list_executions(created_before=at[later[1].id], limit=1)
+        assert [r.id for r in before] == [later[0].id]
+        [summary] = await core.executions.list_executions(summary=True, limit=1)
+        assert summary.result_json is None and listed[0].result_json is not None
+
+        assert await core.executions.counts(at[first.id]) == {"completed": 3}
+        assert await core.executions.counts(at[later[0].id], workflow="add") == {"completed": 2}
+        assert await core.executions.counts(0.0, workflow="other") == {}
+        running = await core.executions.start("add", "1.0.0", {"a": 5})
+        counts = await core.executions.counts(at[first.id])
+        assert sum(counts.values()) == 4 and counts["completed"] >= 3, counts
+        await _done(core, running.id)
+        assert await core.executions.counts(at[first.id]) == {"completed": 4}
+
+
 async def test_a_version_is_deleted_only_when_nothing_uses_it(
     engine: EngineServer, tmp_path: Path
 ) -> None:

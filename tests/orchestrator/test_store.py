@@ -780,7 +780,7 @@ async def test_a_reopened_store_keeps_everything_and_migrating_again_is_a_no_op(
             versions = (
                 await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
             ).all()
-        assert [v[0] for v in versions] == ["0006"]
+        assert [v[0] for v in versions] == ["0007"]
         assert await store.load_workflows() == [wf]
         assert await store.trigger_states() == [TriggerRow("w", "0", 1.0, 2.0, "o")]
         assert await store.get_execution("e1") == execution("e1", idempotency_key="k")
@@ -1092,7 +1092,7 @@ async def test_a_relative_sqlite_path_is_relative_to_the_working_directory(
     async with _opened(SqlStore("sqlite:///weir.db")):
         pass
     with contextlib.closing(sqlite3.connect(tmp_path / "weir.db")) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0006",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0007",)]
 
 
 async def test_an_unreachable_postgres_is_refused_quickly() -> None:

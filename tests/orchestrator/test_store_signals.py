@@ -306,7 +306,7 @@ async def test_a_database_of_revision_0005_gets_worker_tasks_and_no_signals_when
         assert store.engine is not None
         async with store.engine.connect() as conn:
             version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).one()
-        assert version == ("0006",)
+        assert version == ("0007",)
         assert await store.unfinished_executions() == [
             execution("e1"),
             execution("e2", status="pending"),

@@ -26,7 +26,7 @@ from orchestrator.api.rest.common import on_error, on_http_error, on_validation_
 from orchestrator.api.rest.middleware import BearerToken, BodyLimit
 from orchestrator.api.rest.models import Health
 from orchestrator.services import Services
-from orchestrator import ui as web_ui
+from orchestrator.ui.app import mount as mount_ui
 
 API_VERSION = "1.0.0"
 
@@ -87,7 +87,7 @@ def create_app(
         return Response(payload, media_type=content_type)
 
     if ui:
-        web_ui.mount(app, services, api_token=api_token)
+        mount_ui(app, services, api_token=api_token)
     app.add_middleware(BodyLimit, limit=max_request_bytes)
     if api_token:
         app.add_middleware(BearerToken, token=api_token)
@@ -116,7 +116,10 @@ class HttpServer:
         if self._socket is not None:
             return self.port
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of a socket that
+        # says it is TCP. Without it every answer on a kept-alive connection but the first
+        # waited 40 ms for the client's delayed ACK (uvicorn writes head and body apart).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))

@@ -77,7 +77,8 @@ async def sse_stream(
 
 
 def resume_point(last_event_id: str | None, since: int | None) -> int | None:
-    """Where a stream resumes: ``Last-Event-ID`` (a reconnecting ``EventSource``), else ``since``."""
+    """Where a stream resumes: ``Last-Event-ID`` (an ``EventSource`` reconnecting), or
+    ``since``."""
     if last_event_id is None or not last_event_id.strip():
         return since
     try:

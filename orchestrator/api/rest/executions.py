@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -179,21 +180,44 @@ def _from_token(token: str) -> tuple[float, str]:
         raise InputError([Issue("page_token", "is not a token this API gave out")]) from None
 
 
+def _seconds(at: datetime | None) -> float | None:
+    """A time of a query (ISO 8601, without an offset taken as UTC) as Unix seconds."""
+    if at is None:
+        return None
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+
+
+CreatedBound = Annotated[
+    datetime | None,
+    Query(
+        description="ISO 8601 (`2026-12-03T15:00:00Z`; without an offset, UTC) or Unix seconds; "
+        "strictly."
+    ),
+]
+
+
 @router.get("/api/v1/executions", response_model=ExecutionPage, summary="List executions")
 async def list_executions(
     api: Api,
     workflow: Annotated[str, Query(max_length=63)] = "",
+    version: Annotated[str, Query(max_length=256)] = "",
     status: Literal["pending", "running", "waiting", "completed", "failed", "cancelled", ""] = "",
     parent: Annotated[str, Query(max_length=200, description="Children of this execution.")] = "",
+    created_after: CreatedBound = None,
+    created_before: CreatedBound = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     page_token: Annotated[str, Query(max_length=500)] = "",
 ) -> ExecutionPage:
     rows = await api.executions.list_executions(
         workflow=workflow,
+        version=version,
         status=ExecutionStatus(status) if status else None,
         parent_id=parent,
+        created_after=_seconds(created_after),
+        created_before=_seconds(created_before),
         limit=limit,
         before=_from_token(page_token) if page_token else None,
+        summary=True,  # a summary shows neither inputs nor result: not read at all
     )
     out = [ExecutionSummaryOut.of(row) for row in rows]
     token = _page_token(rows[-1]) if len(rows) == limit else None

@@ -148,7 +148,7 @@
   // --- live execution ----------------------------------------------------------------------
 
   function statusText(el, status) {
-    const label = el.querySelector(".node-status, .status-word");
+    const label = el.querySelector(".node-status");
     if (label) label.textContent = `${GLYPHS[status] || "•"} ${status}`;
   }
 
@@ -168,11 +168,19 @@
         const label = `${el.dataset.node}: ${status}` +
           (attempts > 1 ? `, ${attempts} attempts` : "") + (visits > 1 ? `, ${visits} visits` : "");
         el.setAttribute("aria-label", label);
-        const badge = el.querySelector(".node-badges, .badges");
-        if (badge) {
-          badge.textContent = [visits > 1 ? `×${visits}` : "", attempts > 1 ? `attempt ${attempts}` : ""]
-            .filter(Boolean).join(" ");
+        const words = [visits > 1 ? `×${visits}` : "", attempts > 1 ? `attempt ${attempts}` : ""]
+          .filter(Boolean).join(" ");
+        let badge = el.querySelector(".badges");
+        if (!badge && words) {
+          const box = el.querySelector("rect.node-box");
+          badge = document.createElementNS("http://www.w3.org/2000/svg", "text");
+          badge.setAttribute("class", "badges");
+          badge.setAttribute("x", String(Number(box ? box.getAttribute("width") : 180) - 10));
+          badge.setAttribute("y", "34");
+          badge.setAttribute("text-anchor", "end");
+          el.appendChild(badge);
         }
+        if (badge) badge.textContent = words;
       }
       for (const el of view.querySelectorAll(".group.collapsed[data-group]")) {
         const info = body.groups[el.dataset.group];
@@ -184,7 +192,8 @@
       }
       for (const edge of view.querySelectorAll(".edge[data-from]")) {
         const from = statuses[edge.dataset.from], to = statuses[edge.dataset.to];
-        edge.classList.toggle("taken", from === "completed" && !!to && to !== "pending" && to !== "skipped");
+        const ran = from === "completed" || from === "failed";  // both route (svg.py)
+        edge.classList.toggle("taken", ran && !!to && to !== "pending" && to !== "skipped");
         edge.classList.toggle("failed-path", to === "failed");
       }
     }

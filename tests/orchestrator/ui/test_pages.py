@@ -21,6 +21,7 @@ import pytest
 
 from engine.server.process import EngineServer
 from orchestrator.server import OrchestratorServer
+from tests.support import tasks as gates
 from tests.support.engines import running_engine
 from tests.support.poll import eventually
 from tests.support.servers import start_server
@@ -52,8 +53,8 @@ nodes:
     lua: |
       local n = (outputs.count and outputs.count.n or 0) + 1
       return {n = n, outcome = n < 3 and "again" or "done"}
-    next: {again: count, done: end}
-  - id: end
+    next: {again: count, done: finish}
+  - id: finish
     noop: {}
 """
 SLOW = """
@@ -67,6 +68,12 @@ nodes:
     sleep: 30s
 """
 RAW_TAGS = ("<script>alert(1)", "<img src=x", "<b>bold</b>")
+
+
+@pytest.fixture(autouse=True)
+def _open_gates() -> None:
+    gates.reset()
+    gates.open_gate("open")  # APPROVAL's first node passes at once
 
 
 @pytest.fixture
@@ -128,7 +135,7 @@ async def test_a_failed_execution_shows_its_path_and_escapes_what_users_wrote(
     _no_raw_tags(html)
     assert _nodes(html) == {"echo": "completed", "boom": "failed", "after": "skipped"}
     assert "&lt;img src=x onerror=alert(2)&gt;" in html  # the error, shown escaped
-    assert "✗ failed" in html and "– skipped" in html  # status words beside the colour
+    assert "✗ failed" in html and "\N{EN DASH} skipped" in html  # status words beside the colour
     assert 'class="edge' in html and "failed-path" in html
     panel = await ui.page(f"/ui/executions/{execution}/nodes/echo", headers={"HX-Request": "true"})
     _no_raw_tags(panel)
@@ -148,8 +155,8 @@ async def test_a_failed_execution_shows_its_path_and_escapes_what_users_wrote(
 async def test_loop_visits_are_counted_on_the_node(ui: UiSession) -> None:
     execution = await _run(ui, "loop")
     html = await ui.page(f"/ui/executions/{execution}")
-    assert _nodes(html) == {"count": "completed", "end": "completed"}
-    assert "×3" in html  # three visits of `count`
+    assert _nodes(html) == {"count": "completed", "finish": "completed"}
+    assert "\N{MULTIPLICATION SIGN}3" in html  # three visits of `count`
     assert "edge-loop" in html
     status = (await ui.http.get(f"/ui/executions/{execution}/status")).json()
     assert status["nodes"]["count"] == ["completed", 1, 3]
@@ -251,7 +258,6 @@ async def test_answering_a_signal_and_a_task_from_the_page(ui: UiSession) -> Non
         {"name": "approve", "outcome": "AGREE", "data": '{"by": "ui"}'},
     )
     assert sent.status_code == 204, sent.text
-    done = (await ui.http.get(f"/api/v1/executions/{waiting}?wait=true")).json()
 
     async def completed() -> bool:
         body = (await ui.http.get(f"/api/v1/executions/{waiting}")).json()
@@ -314,7 +320,9 @@ async def test_the_overview_counts_and_lists_failures(ui: UiSession) -> None:
     await _run(ui, "loop")
     html = await ui.page("/ui")
     assert f'href="/ui/executions/{failed}"' in html
-    assert re.search(r'data-count="failed">1<', html) and re.search(r'data-count="completed">1<', html)
+    assert re.search(r'data-count="failed">1<', html) and re.search(
+        r'data-count="completed">1<', html
+    )
     assert "in flight" in html  # the engine's row
     assert (await ui.http.get("/ui/")).status_code == 200
 
