@@ -259,10 +259,13 @@ def test_group_summary_is_what_the_box_shows_and_live_updates_send() -> None:
     assert group_summary(["a", "c"], views) == ("completed", "1 completed · 1 skipped")
 
 
-def test_a_failed_source_does_not_make_its_edge_taken() -> None:
-    # the page script's rule for live updates: only a completed source makes an edge taken
-    root = parse(render_graph(build_graph(DIAMOND), {"a": NodeView("failed"), "b": RAN["c"]}))
-    assert "taken" not in edges(root)[("a", "b")]
+def test_a_failed_source_routes_too() -> None:
+    # a FAIL transition or a one_failed dependent ran after it; the page script agrees
+    views = {"a": NodeView("failed"), "b": NodeView("running"), "c": NodeView("skipped")}
+    root = parse(render_graph(build_graph(DIAMOND), views))
+    assert "taken" in edges(root)[("a", "b")]
+    assert "taken" not in edges(root)[("a", "c")]
+    assert "taken" not in edges(root)[("b", "d")]  # running: not yet
 
 
 def test_arrowheads_follow_the_edge_colour() -> None:
