@@ -59,7 +59,7 @@ from engine.definition.model import (
 NODE_WIDTH = 180.0
 NODE_HEIGHT = 44.0
 GROUP_WIDTH = 200.0
-GROUP_HEIGHT = 64.0
+GROUP_HEIGHT = 52.0
 LAYER_GAP = 90.0
 """Horizontal room between two columns, where edges bend and their labels sit."""
 ROW_GAP = 16.0

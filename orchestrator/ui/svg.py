@@ -20,10 +20,20 @@ Decisions:
 - An edge is ``taken`` once its source ran to an end that routes (completed, or failed: a
   ``FAIL`` transition and a ``one_failed`` dependent follow a failed node) and its target ran
   (neither pending nor skipped); ``failed-path`` when its target failed. For a collapsed group
-  the group's aggregate status stands for its members.
+  the group's aggregate status stands for its members. The page script (``static/app.js``,
+  ``applyStatus``) applies the same rule to live updates.
+- What changes while an execution runs is where the page script rewrites it: ``data-status``,
+  the ``.node-status`` text, the ``.badges`` text (always present on an execution's nodes,
+  empty when there is nothing to show), the node's ``aria-label`` (``id: status, N attempts,
+  M visits``, the script's format), a group's ``data-status`` and ``.group-counts`` text (from
+  ``group_summary``). Everything else is static: a node's ``<title>`` is its id and kind, a
+  group's accessible name its label, with its counts as its description.
 - A group's aggregate status: failed if any member failed, else running if any runs, else
   pending if any is pending, else cancelled if any was cancelled, else completed (all completed
   or skipped).
+- Arrowheads are one marker filled with ``context-stroke``: they take the colour the stylesheet
+  gives the edge, also after the script toggles ``taken``/``failed-path`` (a browser without
+  ``context-stroke`` draws them black).
 - The root is ``role="group"``, not ``role="img"``: an image's children are presentational to
   assistive technology, which would hide the nodes' buttons.
 - ``link(node_id)``, when given, sets ``data-href`` on each node's ``<g>`` (the page's script
@@ -70,18 +80,13 @@ class NodeView:
 
 
 _PENDING = NodeView("pending")
-_RAN = frozenset({"completed", "failed"})
+_ROUTED = frozenset({"completed", "failed"})
 _NOT_REACHED = frozenset({"pending", "skipped"})
 
 _DEFS = (
-    "<defs>"
-    + "".join(
-        f'<marker id="{name}" class="arrow {name}" viewBox="0 0 10 10" refX="10" refY="5"'
-        ' markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse"'
-        ' orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker>'
-        for name in ("arrow", "arrow-taken", "arrow-failed")
-    )
-    + "</defs>"
+    '<defs><marker id="arrow" class="arrow" viewBox="0 0 10 10" refX="10" refY="5"'
+    ' markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+    '<path d="M0,0L10,5L0,10z" fill="context-stroke"/></marker></defs>'
 )
 
 
@@ -111,9 +116,18 @@ def render_graph(
         out.append(_node(node, _view(views, node.id) if views is not None else None, link))
     for group in graph.groups:
         if group.collapsed:
-            out.append(_collapsed(group, views, status[group.id]))
+            out.append(_collapsed(group, views))
     out.append("</g></svg>")
     return Markup("".join(out))
+
+
+def group_summary(members: Iterable[str], views: Mapping[str, NodeView]) -> tuple[str, str]:
+    """A collapsed group's aggregate status and its counts by status, as its box shows them
+    (``12 completed · 3 running · 1 failed``); the page's live updates send the same pair."""
+    tally = Counter(_view(views, m).status for m in members)
+    counts = " · ".join(f"{tally[s]} {s}" for s in STATUS_ORDER if tally[s])
+    others = " · ".join(f"{n} {s}" for s, n in tally.items() if s not in STATUS_ORDER)
+    return aggregate(tally), " · ".join(filter(None, (counts, others)))
 
 
 def aggregate(statuses: Iterable[str]) -> str:
@@ -125,14 +139,6 @@ def aggregate(statuses: Iterable[str]) -> str:
     return "completed"
 
 
-def group_summary(members: Iterable[str], views: Mapping[str, NodeView]) -> tuple[str, str]:
-    """A collapsed group's aggregate status and its counts by status (``12 completed · 3
-    running``), as its element shows them; the page's live updates use the same pair."""
-    tally = Counter(_view(views, m).status for m in members)
-    counts = " · ".join(f"{tally[s]} {s}" for s in STATUS_ORDER if tally[s])
-    return aggregate(tally), counts
-
-
 def _statuses(graph: Graph, views: Mapping[str, NodeView] | None) -> dict[str, str]:
     """The status each edge end shows: a node's own, a collapsed group's aggregate."""
     if views is None:
@@ -142,7 +148,7 @@ def _statuses(graph: Graph, views: Mapping[str, NodeView] | None) -> dict[str, s
     out = {node.id: _view(views, node.id).status for node in graph.nodes}
     for group in graph.groups:
         if group.collapsed:
-            out[group.id] = aggregate(_view(views, m).status for m in group.members)
+            out[group.id] = group_summary(group.members, views)[0]
     return out
 
 
@@ -156,11 +162,12 @@ def _view(views: Mapping[str, NodeView], node_id: str) -> NodeView:
 def _node(node: GraphNode, view: NodeView | None, link: Callable[[str], str] | None) -> str:
     nid = escape(node.id)
     status = view.status if view is not None else "pending"
+    title = f"{node.id} ({node.kind})"
     if view is None:
-        aria = f"{node.id} ({node.kind})"
+        aria = title
         second = f'<text class="node-kind" x="{TEXT_INSET}" y="34">{escape(node.kind)}</text>'
     else:
-        aria = f"{node.id} ({node.kind}): {_describe(view)}"
+        aria = f"{node.id}: {_describe(view)}"
         second = (
             f'<text class="node-status" x="{TEXT_INSET}" y="34">'
             f'<tspan class="glyph">{GLYPHS.get(status, "?")}</tspan> {escape(status)}</text>'
@@ -171,7 +178,7 @@ def _node(node: GraphNode, view: NodeView | None, link: Callable[[str], str] | N
         f'<g class="node" data-node="{nid}" data-status="{escape(status)}"'
         f' data-kind="{escape(node.kind)}" tabindex="0" role="button"'
         f' aria-label="{escape(aria)}"{href} transform="translate({_pt(node.x, node.y)})">'
-        f"<title>{escape(aria)}</title>"
+        f"<title>{escape(title)}</title>"
         f'<rect class="node-box" {_size(node.width, node.height)} rx="6"/>'
         f'<text class="node-id" x="{TEXT_INSET}" y="17">'
         f"{escape(_fit(node.label, node.width))}</text>{second}</g>"
@@ -179,14 +186,13 @@ def _node(node: GraphNode, view: NodeView | None, link: Callable[[str], str] | N
 
 
 def _describe(view: NodeView) -> str:
-    """``completed, 2 attempts, 3 visits, outcome OK``: the status with what qualifies it."""
+    """``completed, 2 attempts, 3 visits``: the status with what qualifies it (the outcome is
+    the node panel's to show: the page's live updates do not carry it)."""
     words = [view.status]
     if view.attempts > 1:
         words.append(f"{view.attempts} attempts")
     if view.visits > 1:
         words.append(f"{view.visits} visits")
-    if view.outcome is not None:
-        words.append(f"outcome {view.outcome}")
     return ", ".join(words)
 
 
@@ -198,8 +204,6 @@ def _badges(node: GraphNode, view: NodeView) -> str:
         )
     if view.attempts > 1:
         badges.append(f'<tspan class="badge badge-attempts">attempt {view.attempts}</tspan>')
-    if not badges:
-        return ""
     return (
         f'<text class="badges" x="{coord(node.width - TEXT_INSET)}" y="34" text-anchor="end">'
         + " ".join(badges)
@@ -207,36 +211,27 @@ def _badges(node: GraphNode, view: NodeView) -> str:
     )
 
 
-def _collapsed(
-    group: GraphGroup,
-    views: Mapping[str, NodeView] | None,
-    status: str,
-) -> str:
+def _collapsed(group: GraphGroup, views: Mapping[str, NodeView] | None) -> str:
     count = len(group.members)
     more = f" … {count} nodes"
     label = _fit(group.members[0], group.width, reserve=len(more)) + more
     if views is None:
-        counts = "collapsed: expand to see them"
-        third = ""
+        status, counts = "pending", "collapsed: expand to see them"
     else:
-        counts = group_summary(group.members, views)[1]
-        third = (
-            f'<text class="node-status" x="{TEXT_INSET}" y="52">'
-            f'<tspan class="glyph">{GLYPHS.get(status, "?")}</tspan> {escape(status)}</text>'
-        )
+        status, counts = group_summary(group.members, views)
     gid = escape(group.id)
-    aria = f"{label}: {counts}. Expand"
+    name = escape(f"{group.members[0]} and {count - 1} more nodes, collapsed")
     return (
         f'<g class="group collapsed" data-group="{gid}" data-status="{escape(status)}"'
         f' data-members="{count}" tabindex="0" role="button" aria-expanded="false"'
-        f' aria-label="{escape(aria)}"'
+        f' aria-label="{name}" aria-describedby="{gid}-counts"'
         f' transform="translate({_pt(group.x, group.y)})">'
-        f"<title>{escape(aria)}</title>"
+        f"<title>{name}</title>"
         f'<rect class="group-stack" x="4" y="4" {_size(group.width, group.height)} rx="6"/>'
         f'<rect class="node-box" {_size(group.width, group.height)} rx="6"/>'
         f'<text class="group-label" x="{TEXT_INSET}" y="17">{escape(label)}</text>'
-        f'<text class="group-counts" x="{TEXT_INSET}" y="34">{escape(counts)}</text>'
-        f"{third}</g>"
+        f'<text class="group-counts" id="{gid}-counts" x="{TEXT_INSET}" y="36">'
+        f"{escape(counts)}</text></g>"
     )
 
 
@@ -252,7 +247,8 @@ def _expanded(group: GraphGroup) -> str:
         f'<g class="group-collapse" data-collapse="{gid}" tabindex="0" role="button"'
         f' aria-label="{aria}" transform="translate({_pt(right, top)})">'
         f"<title>{aria}</title>"
-        f'<circle r="8"/><text text-anchor="middle" y="4">\N{MINUS SIGN}</text></g></g>'
+        f'<circle r="8" fill="#fff" stroke="#9aa3b5"/>'
+        f'<text text-anchor="middle" y="4">\N{MINUS SIGN}</text></g></g>'
     )
 
 
@@ -268,24 +264,23 @@ def _fit(text: str, width: float, reserve: int = 0) -> str:
 
 def _edge(out: list[str], edge: GraphEdge, status: Mapping[str, str] | None) -> None:
     classes = f"edge edge-{escape(edge.kind)}"
-    marker = "arrow"
     if status is not None:
-        source = status.get(edge.source, "pending")
         target = status.get(edge.target, "pending")
-        if source in _RAN and target not in _NOT_REACHED:
+        if status.get(edge.source) in _ROUTED and target not in _NOT_REACHED:
             classes += " taken"
-            marker = "arrow-taken"
         if target == "failed":
             classes += " failed-path"
-            marker = "arrow-failed"
     points = edge.points
     d = _orthogonal(points) if edge.kind == "loop" else _curve(points)
     out.append(
         f'<path class="{classes}" data-from="{escape(edge.source)}"'
-        f' data-to="{escape(edge.target)}" d="{d}" marker-end="url(#{marker})"/>'
+        f' data-to="{escape(edge.target)}" d="{d}" marker-end="url(#arrow)"/>'
     )
     if edge.label is not None:
-        if edge.kind == "loop":  # over the middle of its run below
+        if edge.source == edge.target:  # beside its way back up, left of the box
+            (x0, y0), (_, y1) = points[3], points[4]
+            x, y, anchor = x0 - 3, (y0 + y1) / 2 + 4, "end"
+        elif edge.kind == "loop":  # over the middle of its run below
             (x0, y0), (x1, _) = points[2], points[3]
             x, y, anchor = (x0 + x1) / 2, y0 - 3, "middle"
         else:  # along its first stretch, where edges from one source part ways

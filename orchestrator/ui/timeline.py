@@ -20,7 +20,8 @@ start to its end, in the status it ended in:
 ``render_timeline`` draws it as SVG: a time axis relative to the start (``+0s``, ``+1.5s``,
 ``+2m``), a row per node, bars carrying ``data-node``/``data-visit``/``data-attempt``/
 ``data-status`` and a ``<title>`` tooltip, a status glyph inside each bar wide enough for one.
-Only the first ``max_rows`` (500) rows are drawn, then a note ``… N more nodes``.
+Bars are filled with ``currentColor``, which the stylesheet sets by ``data-status``. Only the
+first ``max_rows`` (500) rows are drawn, then a note ``… N more nodes``.
 """
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ def render_timeline(timeline: Timeline, *, width: int = 900, max_rows: int = MAX
     out = [
         f'<svg id="timeline-svg" class="timeline" xmlns="http://www.w3.org/2000/svg"'
         f' viewBox="0 0 {width} {coord(height)}" width="{width}" height="{coord(height)}"'
-        f' role="group" aria-label="Timeline: {len(timeline.rows)} nodes over'
+        f' font-size="12" role="group" aria-label="Timeline: {len(timeline.rows)} nodes over'
         f' {_duration(timeline.end - timeline.start)}">',
         '<g class="axis">',
     ]
@@ -251,7 +252,8 @@ def render_timeline(timeline: Timeline, *, width: int = 900, max_rows: int = MAX
     for i in range(int(span / step + 1e-9) + 1):
         at = coord(LABEL_WIDTH + i * step * scale)
         out.append(
-            f'<line class="tick" x1="{at}" y1="{coord(AXIS_HEIGHT - 6)}" x2="{at}" y2="{bottom}"/>'
+            f'<line class="tick" x1="{at}" y1="{coord(AXIS_HEIGHT - 6)}" x2="{at}" y2="{bottom}"'
+            ' stroke="#e5e8ee"/>'
             f'<text class="tick-label" x="{at}" y="{coord(AXIS_HEIGHT - 10)}"'
             f' text-anchor="middle">{_relative(i * step)}</text>'
         )
@@ -278,7 +280,7 @@ def render_timeline(timeline: Timeline, *, width: int = 900, max_rows: int = MAX
                 + (f" ({bar.detail})" if bar.detail else "")
             )
             glyph = (
-                f'<text class="bar-glyph" x="{coord(x + 3)}" y="{coord(top + 15)}">'
+                f'<text class="bar-glyph" x="{coord(x + 3)}" y="{coord(top + 15)}" fill="#fff">'
                 f"{GLYPHS.get(bar.status, '')}</text>"
                 if w >= 14
                 else ""
@@ -286,7 +288,7 @@ def render_timeline(timeline: Timeline, *, width: int = 900, max_rows: int = MAX
             out.append(
                 f'<rect class="bar bar-{status}" data-node="{node}" data-visit="{bar.visit}"'
                 f' data-attempt="{bar.attempt}" data-status="{status}" x="{coord(x)}" y="{y}"'
-                f' width="{coord(w)}" height="{coord(BAR_HEIGHT)}" rx="2">'
+                f' width="{coord(w)}" height="{coord(BAR_HEIGHT)}" rx="2" fill="currentColor">'
                 f"<title>{escape(tip)}</title></rect>{glyph}"
             )
         out.append("</g>")

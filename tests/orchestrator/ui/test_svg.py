@@ -11,7 +11,7 @@ from markupsafe import Markup
 from engine.definition.model import Definition, Node, NoopTask, Transitions
 from engine.templates import Const
 from orchestrator.ui.graph import build_graph
-from orchestrator.ui.svg import NodeView, aggregate, render_graph
+from orchestrator.ui.svg import NodeView, aggregate, group_summary, render_graph
 from tests.orchestrator.ui.test_graph import DIAMOND, STATE_MACHINE, fan
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -62,10 +62,14 @@ def test_every_node_carries_its_id_status_kind_and_a_label() -> None:
     for node_id, g in by_id.items():
         assert g.attrib["data-kind"] == "noop"
         assert g.attrib["tabindex"] == "0" and g.attrib["role"] == "button"
-        assert g.attrib["aria-label"].startswith(f"{node_id} (noop): ")
         assert g.attrib["transform"].startswith("translate(")
-    assert by_id["b"].attrib["aria-label"] == "b (noop): failed, 3 attempts"
-    assert by_id["a"].attrib["aria-label"] == "a (noop): completed, outcome SUCCESS"
+        assert g.findtext(f"{SVG}title") == f"{node_id} (noop)"
+        badges = g.find(f"{SVG}text[@class='badges']")  # there for live updates to fill
+        assert badges is not None
+    # the page script's format, which it rewrites on every update
+    assert by_id["a"].attrib["aria-label"] == "a: completed"
+    assert by_id["b"].attrib["aria-label"] == "b: failed, 3 attempts"
+    assert by_id["d"].attrib["aria-label"] == "d: pending"
 
 
 @pytest.mark.parametrize(
@@ -170,8 +174,8 @@ def test_hostile_ids_and_labels_are_escaped() -> None:
     root = parse(markup)
     g = nodes(root)[evil]
     assert g.attrib["data-href"] == f"/ui/n?id={evil}&x=<1>"
-    assert g.attrib["aria-label"] == f"{evil} (noop): failed, outcome <o>"
-    assert g.find(f"{SVG}title") is not None
+    assert g.attrib["aria-label"] == f"{evil}: failed"
+    assert g.findtext(f"{SVG}title") == f"{evil} (noop)"
     assert evil in text(g)
     assert edges(root) == {(evil, "x"): {"edge", "edge-next"}}
     label = next(t for t in root.iter(f"{SVG}text") if t.attrib.get("class") == "edge-label")
@@ -209,10 +213,11 @@ def test_a_collapsed_group_shows_its_counts_and_aggregate_status() -> None:
     assert group.attrib["data-status"] == "failed"
     assert group.attrib["data-members"] == "30"
     assert group.attrib["aria-expanded"] == "false" and group.attrib["role"] == "button"
-    shown = text(group)
-    assert "n0 … 30 nodes" in shown
-    assert "24 completed · 2 running · 4 failed" in shown
-    assert "✗ failed" in shown
+    assert group.attrib["aria-label"] == "n0 and 29 more nodes, collapsed"
+    counts = group.find(f"{SVG}text[@class='group-counts']")
+    assert counts is not None and counts.attrib["id"] == group.attrib["aria-describedby"]
+    assert counts.text == "24 completed · 2 running · 4 failed"
+    assert "n0 … 30 nodes" in text(group)
     assert edges(root) == {
         ("start", "group-n0"): {"edge", "edge-depends", "taken", "failed-path"},
         ("group-n0", "finish"): {"edge", "edge-depends"},
@@ -243,3 +248,30 @@ def test_an_expanded_group_draws_a_box_and_a_collapse_control() -> None:
 )
 def test_aggregate_status(statuses: list[str], expected: str) -> None:
     assert aggregate(statuses) == expected
+
+
+def test_group_summary_is_what_the_box_shows_and_live_updates_send() -> None:
+    views = {"a": NodeView("completed"), "b": NodeView("running"), "c": NodeView("skipped")}
+    assert group_summary(["a", "b", "c", "d"], views) == (
+        "running",
+        "1 completed · 1 running · 1 skipped · 1 pending",
+    )
+    assert group_summary(["a", "c"], views) == ("completed", "1 completed · 1 skipped")
+
+
+def test_a_failed_source_routes_too() -> None:
+    # a FAIL transition or a one_failed dependent ran after it; the page script agrees
+    views = {"a": NodeView("failed"), "b": NodeView("running"), "c": NodeView("skipped")}
+    root = parse(render_graph(build_graph(DIAMOND), views))
+    assert "taken" in edges(root)[("a", "b")]
+    assert "taken" not in edges(root)[("a", "c")]
+    assert "taken" not in edges(root)[("b", "d")]  # running: not yet
+
+
+def test_arrowheads_follow_the_edge_colour() -> None:
+    root = parse(render_graph(build_graph(STATE_MACHINE), {"begin": NodeView("completed")}))
+    (marker,) = root.iter(f"{SVG}marker")
+    path = marker.find(f"{SVG}path")
+    assert path is not None and path.attrib["fill"] == "context-stroke"
+    markers = {p.attrib["marker-end"] for p in root.iter(f"{SVG}path") if "data-from" in p.attrib}
+    assert markers == {f"url(#{marker.attrib['id']})"}
