@@ -183,6 +183,8 @@ async def test_a_version_shows_its_source_graph_inputs_triggers_and_links(
     assert graph and 'data-graph-url="/ui/workflows/greet/versions/1.0.0/graph"' in graph.group(0)
     for node in ("hello", "after"):
         assert re.search(rf'data-node="{node}"[^>]*data-status="pending"', html), node
+    graph_only = html[html.index('<div id="graph"') :]
+    assert html.count("data-node=") == graph_only[: graph_only.index("</svg>")].count("data-node=")
     inputs = re.search(r'<table class="list" id="inputs">.*?<tbody>(.*?)</tbody>', html, re.S)
     assert inputs and inputs.group(1).count("<tr>") == 7
     assert "<code>nightly</code>" in html and "@daily" in html
@@ -197,6 +199,31 @@ async def test_the_graph_fragment_answers_alone(ui: httpx.AsyncClient) -> None:
     assert part.status_code == 200
     assert "<html" not in part.text and 'id="graph"' in part.text
     assert 'data-expand-all="true"' in part.text and 'data-node="later"' in part.text
+
+
+async def test_a_wide_fan_out_is_collapsed_and_expands_in_the_graph_fragment(
+    core: Orchestrator, ui: httpx.AsyncClient
+) -> None:
+    fan = [{"id": f"leg{i:02}", "noop": {}, "depends_on": ["split"]} for i in range(30)]
+    await core.workflows.register(
+        json.dumps(
+            {
+                "name": "wide",
+                "version": "1.0.0",
+                "nodes": [{"id": "split", "noop": {}}, *fan],
+            }
+        )
+    )
+    page = await ui.get("/ui/workflows/wide/versions/1.0.0")
+    assert page.status_code == 200
+    assert 'data-group="group-leg00"' in page.text and 'data-node="leg05"' not in page.text
+    assert 'hx-get="/ui/workflows/wide/versions/1.0.0/graph?expand_all=true"' in page.text
+    part = await ui.get(
+        "/ui/workflows/wide/versions/1.0.0/graph?expand=group-leg00",
+        headers={"HX-Request": "true"},
+    )
+    assert part.status_code == 200 and 'data-node="leg05"' in part.text
+    assert 'data-expand="group-leg00"' in part.text and "Collapse groups" in part.text
 
 
 @pytest.mark.parametrize(
@@ -239,7 +266,10 @@ async def test_the_diff_shows_changes_and_whether_a_running_execution_can_contin
     assert "✗ No" in verdict.group(1) and "cannot continue" in verdict.group(1)
     assert "node after was removed" in verdict.group(1)
     assert "node later is new" in verdict.group(1)  # a note
-    changes = dict(re.findall(r'<tr data-change="(\w+)" data-node="(\w+)">', html))
+    changes = dict(
+        re.findall(r'<tr data-change="(\w+)"><td>[^<]*</td><td><code>(\w+)</code>', html)
+    )
+    assert "data-node" not in html  # only a graph's nodes carry it
     assert changes == {"added": "later", "removed": "after", "changed": "hello"}
     assert "<code>lua</code>" in html
     assert '<option value="1.1.0" selected>' in html
