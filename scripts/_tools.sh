@@ -3,6 +3,8 @@
 # stops with a message saying where to get it.
 #   docker-compose   validates deployments/docker-compose.yml (Debian package, 1.29.2 on bookworm)
 #   kubectl          validates and renders the Kubernetes manifests (kubectl kustomize)
+#   chromium         /usr/bin/chromium, the browser Playwright drives in the web UI's tests
+#                    (tests/support/browser.py); Playwright's own browser downloads are never used
 
 _weir_apt_install() {
     # _weir_apt_install PACKAGE...: apt-get install, running apt-get update only when the
@@ -36,6 +38,17 @@ if ! command -v kubectl >/dev/null 2>&1; then
             "https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/) or Google Cloud's" \
             "(https://packages.cloud.google.com/apt cloud-sdk-bookworm), or put a kubectl binary" \
             "on PATH" >&2
+        exit 1
+    fi
+fi
+
+if [[ ! -x /usr/bin/chromium ]]; then
+    echo "installing chromium (apt package chromium) for the web UI's browser tests" >&2
+    if ! _weir_apt_install chromium || [[ ! -x /usr/bin/chromium ]]; then
+        echo "error: /usr/bin/chromium is missing and could not be installed; install Debian's" \
+            "package with 'apt-get install chromium' (as root), or put a Chromium binary at" \
+            "/usr/bin/chromium (Ubuntu's chromium is a snap: use Debian's package or Google's" \
+            "build). Do not run 'playwright install': the tests use that binary only" >&2
         exit 1
     fi
 fi

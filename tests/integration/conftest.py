@@ -9,6 +9,9 @@ import pytest
 
 from tests.integration.cluster import Cluster
 
+# Playwright and Debian's Chromium for the web UI's browser tests (chromium, page, page_errors).
+from tests.support.browser import chromium, page, page_errors  # noqa: F401
+
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:

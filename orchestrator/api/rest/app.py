@@ -26,6 +26,7 @@ from orchestrator.api.rest.common import on_error, on_http_error, on_validation_
 from orchestrator.api.rest.middleware import BearerToken, BodyLimit
 from orchestrator.api.rest.models import Health
 from orchestrator.services import Services
+from orchestrator.ui.app import mount as mount_ui
 
 API_VERSION = "1.0.0"
 
@@ -36,8 +37,10 @@ def create_app(
     api_token: str = "",
     max_request_bytes: int = 1 << 20,
     keepalive: float = events.KEEPALIVE,
+    ui: bool = True,
 ) -> FastAPI:
-    """The ASGI app for ``services``; ``api_token`` turns the bearer-token check on."""
+    """The ASGI app for ``services``; ``api_token`` turns the bearer-token check on, and
+    ``ui`` serves the web UI at ``/ui`` (``orchestrator.ui``)."""
     app = FastAPI(
         title="weir orchestrator",
         version=API_VERSION,
@@ -83,6 +86,8 @@ def create_app(
         payload, content_type = services.metrics()
         return Response(payload, media_type=content_type)
 
+    if ui:
+        mount_ui(app, services, api_token=api_token)
     app.add_middleware(BodyLimit, limit=max_request_bytes)
     if api_token:
         app.add_middleware(BearerToken, token=api_token)

@@ -44,9 +44,10 @@ def _sse_message(event: MonitorEvent) -> str:
     return f"id: {event.sequence}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def _stream(
+async def sse_stream(
     log: EventLog, query: EventQuery, after: int | None, keepalive: float
 ) -> AsyncIterator[bytes]:
+    """The SSE bytes of ``query``'s events after ``after`` (None: from now), then live ones."""
     yield b"retry: 2000\n\n"
     items = log.watch(query, after=after)
     pending: asyncio.Future[list[MonitorEvent] | LaggedNotice] | None = None
@@ -75,7 +76,9 @@ async def _stream(
         await items.aclose()
 
 
-def _resume_point(last_event_id: str | None, since: int | None) -> int | None:
+def resume_point(last_event_id: str | None, since: int | None) -> int | None:
+    """Where a stream resumes: ``Last-Event-ID`` (an ``EventSource`` reconnecting), or
+    ``since``."""
     if last_event_id is None or not last_event_id.strip():
         return since
     try:
@@ -116,9 +119,9 @@ async def events(
         min_severity=Severity[severity.upper()],
     )
     if "text/event-stream" in request.headers.get("accept", ""):
-        after = _resume_point(last_event_id, since)
+        after = resume_point(last_event_id, since)
         return StreamingResponse(
-            _stream(api.events, query, after, request.app.state.keepalive),
+            sse_stream(api.events, query, after, request.app.state.keepalive),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -20,6 +20,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/step"})
 """Served without a token: probes, Prometheus, and ``POST /step``, which the task token in its
 body authorises (an FSL action service holds a task's token, not the API's)."""
+UI_PREFIX = "/ui"
+"""The web UI checks its own session cookie (``orchestrator.ui.session``): a browser cannot send
+the bearer token, and the UI asks for it once on its sign-in page."""
 
 
 async def send_error(
@@ -33,14 +36,15 @@ async def send_error(
 
 
 class BearerToken:
-    """Requires ``Authorization: Bearer <token>`` on every path but ``OPEN_PATHS``."""
+    """Requires ``Authorization: Bearer <token>`` on every path but ``OPEN_PATHS`` and the UI's."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope["path"]
+        if scope["type"] != "http" or path in OPEN_PATHS or _under(path, UI_PREFIX):
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
@@ -55,6 +59,10 @@ class BearerToken:
             )
             return
         await self.app(scope, receive, send)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 class BodyLimit:
