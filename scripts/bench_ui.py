@@ -30,16 +30,17 @@ engine``; a fan-out workflow of ``--nodes`` no-op nodes (``start``, ``--nodes`` 
 depending on it, ``join`` depending on all of them) and a 1-node one are registered and run
 to completion (``POST /api/v1/executions?wait=true``). Then, ``--loads`` times each, in a
 fresh browser context (nothing cached), ``/ui/executions/ID`` of the 1-node execution (the
-baseline), of the fan-out, and of the fan-out with ``?expand=all`` (every member drawn): from
-navigation start to the page's ``#graph`` element carrying ``data-ready`` (the page's script
-sets it once the graph is interactive; a ``MutationObserver`` installed before the page's own
-scripts notes the moment, ``performance.now()``), and the HTML's arrival
+baseline), of the fan-out, and of the fan-out with ``?expand_all=true`` (every member
+drawn): from navigation start to the page's ``#graph`` element carrying ``data-ready`` (the
+page's script sets it once the graph is interactive; a ``MutationObserver`` installed before
+the page's own scripts notes the moment, ``performance.now()``), and the HTML's arrival
 (``responseEnd``) beside it. On each load, once ready, a zoom (a ``wheel`` event on the
-graph's centre) and a pan (a pointer and mouse drag of 100 px, in the order a browser fires
-them), each timed in the page from dispatching the first event to the end of the next
-animation frame's paint (``requestAnimationFrame``, then a task queued from it). Figures are
-medians, with the ratio to the 1-node page. Until the UI's execution page exists it answers
-404: the benchmark says so and times ``GET /api/v1/executions/ID`` (the JSON) only.
+graph's centre) and a pan (a drag started with the real mouse, then one move of 120 px
+dispatched in the page as ``pointermove`` and ``mousemove``), each timed in the page from
+dispatching its events to the end of the next animation frame's paint
+(``requestAnimationFrame``, then a task queued from it). Figures are medians, with the ratio
+to the 1-node page. Until the UI's execution page exists it answers 404: the benchmark says
+so and times ``GET /api/v1/executions/ID`` (the JSON) only.
 
 Chromium is ``/usr/bin/chromium`` (``--chromium``) driven by Playwright's sync API; without
 Playwright or Chromium the graph part says what is missing and the list part still runs.
@@ -129,10 +130,14 @@ INSTRUMENT = """
       window.__weirReady = performance.now();
     }
   };
-  new MutationObserver(mark).observe(document, {
+  // kept in a global: an observer nothing refers to may be collected, and miss the moment
+  window.__weirObserver = new MutationObserver(mark);
+  window.__weirObserver.observe(document, {
     subtree: true, childList: true, attributes: true, attributeFilter: ['data-ready'],
   });
   document.addEventListener('DOMContentLoaded', mark);
+  // the id of the real pointer of the drag a pan starts, for the move dispatched in the page
+  window.addEventListener('pointerdown', e => { window.__weirPointer = e.pointerId; }, true);
   // resolves with the time once the next animation frame is painted: a task queued from
   // requestAnimationFrame runs after that frame's paint
   window.__weirAfterPaint = () => new Promise(done => requestAnimationFrame(() => {
@@ -140,6 +145,19 @@ INSTRUMENT = """
     channel.port1.onmessage = () => done(performance.now());
     channel.port2.postMessage(null);
   }));
+  // [ms from dispatching a gesture's events to that paint, whether #graph changed at all]
+  window.__weirGesture = async (dispatch) => {
+    const graph = document.querySelector('#graph');
+    let changes = 0;
+    const watch = new MutationObserver(records => { changes += records.length; });
+    watch.observe(graph, {subtree: true, attributes: true, childList: true});
+    const start = performance.now();
+    dispatch();
+    const end = await window.__weirAfterPaint();
+    changes += watch.takeRecords().length;
+    watch.disconnect();
+    return [end - start, changes > 0];
+  };
 })();
 """
 """Installed before the page's own scripts: notes when ``#graph`` gets ``data-ready``, and
@@ -150,36 +168,32 @@ async () => {
   const box = graph.getBoundingClientRect();
   const x = box.left + box.width / 2, y = box.top + box.height / 2;
   const target = document.elementFromPoint(x, y) || graph;
-  const start = performance.now();
-  target.dispatchEvent(new WheelEvent('wheel', {
+  return await window.__weirGesture(() => target.dispatchEvent(new WheelEvent('wheel', {
     deltaY: -240, deltaMode: 0, clientX: x, clientY: y, bubbles: true, cancelable: true,
-  }));
-  return (await window.__weirAfterPaint()) - start;
+  })));
 }
 """
-PAN = """
-async () => {
+PAN_STEP = """
+async ([dx, dy]) => {
   const graph = document.querySelector('#graph');
   const box = graph.getBoundingClientRect();
-  let x = box.left + box.width / 2, y = box.top + box.height / 2;
+  const x = box.left + box.width / 2 + dx, y = box.top + box.height / 2 + dy;
   const target = document.elementFromPoint(x, y) || graph;
-  const common = {bubbles: true, cancelable: true, view: window, button: 0};
-  const pointer = (type, buttons) => target.dispatchEvent(new PointerEvent(type, {
-    ...common, clientX: x, clientY: y, buttons, pointerId: 1, pointerType: 'mouse',
-    isPrimary: true,
-  }));
-  const mouse = (type, buttons) => target.dispatchEvent(
-    new MouseEvent(type, {...common, clientX: x, clientY: y, buttons}));
-  const start = performance.now();
-  pointer('pointerdown', 1); mouse('mousedown', 1);
-  for (let i = 0; i < 5; i++) {
-    x += 20; y += 10;
-    pointer('pointermove', 1); mouse('mousemove', 1);
-  }
-  pointer('pointerup', 0); mouse('mouseup', 0);
-  return (await window.__weirAfterPaint()) - start;
+  const common = {bubbles: true, cancelable: true, view: window, clientX: x, clientY: y};
+  return await window.__weirGesture(() => {
+    target.dispatchEvent(new PointerEvent('pointermove', {
+      ...common, buttons: 1, pointerId: window.__weirPointer, pointerType: 'mouse',
+      isPrimary: true,
+    }));
+    target.dispatchEvent(new MouseEvent('mousemove', {...common, buttons: 1}));
+  });
 }
 """
+"""One move of a drag in progress, from its events to the next frame's paint."""
+PAN = (110, 55)
+"""Where the timed move of a pan goes, from the graph's centre (px): a drag of about 120 px."""
+EXPAND_ALL = "expand_all=true"
+"""The execution page's query that draws every member of every fan-out group."""
 
 
 class WrongResult(Exception):
@@ -645,6 +659,8 @@ class Load:
     ready_ms: float | None
     zoom_ms: float | None = None
     pan_ms: float | None = None
+    inert: list[str] = field(default_factory=list)
+    """The gestures that changed nothing in ``#graph`` (their time means nothing then)."""
 
 
 @dataclass
@@ -699,7 +715,7 @@ def measure_graph(args: argparse.Namespace, tmp: Path) -> GraphFigures:
         figures.ids = {
             "1 node": one,
             f"{args.nodes:,} nodes": many,
-            f"{args.nodes:,} nodes ?expand=all": many,
+            f"{args.nodes:,} nodes ?{EXPAND_ALL}": many,
         }
         for label, execution_id in figures.ids.items():
             times = []
@@ -726,7 +742,6 @@ def measure_graph(args: argparse.Namespace, tmp: Path) -> GraphFigures:
 
 
 def browse(base: str, ids: dict[str, str], args: argparse.Namespace) -> dict[str, list[Load]]:
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     loads_: dict[str, list[Load]] = {label: [] for label in ids}
@@ -736,17 +751,17 @@ def browse(base: str, ids: dict[str, str], args: argparse.Namespace) -> dict[str
             for round_ in range(args.loads + 1):  # the first round warms up
                 for label, execution_id in ids.items():
                     url = f"{base}/ui/executions/{execution_id}"
-                    if label.endswith("?expand=all"):
-                        url += "?expand=all"
+                    if label.endswith(EXPAND_ALL):
+                        url += f"?{EXPAND_ALL}"
                     context = browser.new_context(viewport={"width": 1400, "height": 900})
                     try:
                         page = context.new_page()
                         page.add_init_script(INSTRUMENT)
-                        response = page.goto(url, wait_until="commit")
+                        response = page.goto(url, wait_until="domcontentloaded")
                         if response is None or response.status != 200:
                             status = response.status if response else "no response"
                             raise WrongResult(f"{url} answered {status}")
-                        load = one_load(page, PlaywrightError)
+                        load = one_load(page)
                     finally:
                         context.close()
                     if round_:
@@ -756,22 +771,45 @@ def browse(base: str, ids: dict[str, str], args: argparse.Namespace) -> dict[str
     return loads_
 
 
-def one_load(page: Any, error: type[Exception]) -> Load:
-    try:
-        page.wait_for_function(
-            "window.__weirReady !== undefined", timeout=READY_TIMEOUT_MS, polling=10
-        )
-    except error:
-        html = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")
-        return Load(float(html), None)
-    html, ready = page.evaluate(
-        "[performance.getEntriesByType('navigation')[0].responseEnd, window.__weirReady]"
-    )
-    load = Load(float(html), float(ready))
-    load.zoom_ms = float(page.evaluate(ZOOM))
-    page.evaluate("window.__weirAfterPaint()")
-    load.pan_ms = float(page.evaluate(PAN))
+def one_load(page: Any) -> Load:
+    """Wait for the instrument to note ``data-ready``, then zoom and pan once."""
+    # Polled from here: each evaluate runs in the page's current document, where
+    # ``wait_for_function`` started at the navigation's commit missed one in three.
+    state = "[performance.getEntriesByType('navigation')[0]?.responseEnd, window.__weirReady]"
+    deadline = time.monotonic() + READY_TIMEOUT_MS / 1000
+    html, ready = page.evaluate(state)
+    while ready is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        html, ready = page.evaluate(state)
+    load = Load(float(html or 0.0), None if ready is None else float(ready))
+    if ready is not None:
+        took, changed = page.evaluate(ZOOM)
+        load.zoom_ms = float(took)
+        if not changed:
+            load.inert.append("zoom")
+        page.evaluate("window.__weirAfterPaint()")
+        took, changed = pan(page)
+        load.pan_ms = float(took)
+        if not changed:
+            load.inert.append("pan")
     return load
+
+
+def pan(page: Any) -> tuple[float, bool]:
+    """Start a drag on the graph's centre with the real mouse (press, move 10 px: the page
+    takes it for a drag and captures the pointer), time one move dispatched in the page to
+    ``PAN`` from there, release."""
+    graph = page.locator("#graph")
+    graph.scroll_into_view_if_needed()
+    box = graph.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 10, y + 5)
+    page.evaluate("window.__weirAfterPaint()")
+    took, changed = page.evaluate(PAN_STEP, list(PAN))
+    page.mouse.up()
+    return float(took), bool(changed)
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -802,7 +840,7 @@ def report_graph(args: argparse.Namespace, figures: GraphFigures) -> None:
         pan = _median([load.pan_ms for load in loads_])
         if label == "1 node":
             base = ready
-        elif not label.endswith("?expand=all"):
+        elif not label.endswith(EXPAND_ALL):
             ready_many = ready
 
         def cell(value: float | None, width: int) -> str:
@@ -820,6 +858,11 @@ def report_graph(args: argparse.Namespace, figures: GraphFigures) -> None:
     ]
     if never:
         print(f"  #graph never got data-ready within {READY_TIMEOUT_MS / 1000:.0f} s: {never}")
+    for label, loads_ in figures.loads.items():
+        for gesture in ("zoom", "pan"):
+            inert = sum(1 for load in loads_ if gesture in load.inert)
+            if inert:
+                print(f"  warning: on {label}, the {gesture} changed nothing in #graph ({inert}x)")
     target = f"target: {figures.nodes:,}-node page ready <= {TARGET_READY_S:.0f} s"
     if ready_many is None:
         print(f"{target}: not measured")
