@@ -87,6 +87,12 @@ def _graph(
     return graph, render_graph(graph, views, link=lambda node: url + node)
 
 
+def _unsettled(result: ExecutionResult) -> bool:
+    """Whether a node still shows running: an execution's end can be known a moment before the
+    engine's final result with every node's last status (the page then keeps following)."""
+    return any(str(s.status) == "running" for s in result.nodes.values())
+
+
 def _waits(record: ExecutionRecord, result: ExecutionResult) -> list[tuple[str, str]]:
     """``(node, signal)`` of every ``wait`` node running now: what a signal would answer."""
     if record.wf is None or record.finished:
@@ -135,6 +141,7 @@ async def execution(
         events=events,
         last_sequence=max((e.sequence for e in events), default=0),
         finished=record.finished,
+        live=not record.finished or _unsettled(result),
         waits=_waits(record, result),
         tasks=tasks,
         now=time.time(),

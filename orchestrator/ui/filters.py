@@ -7,16 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-GLYPHS = {
-    "pending": "○",
-    "queued": "○",
-    "running": "⟳",
-    "waiting": "◷",
-    "completed": "✓",
-    "failed": "✗",
-    "skipped": "\N{EN DASH}",
-    "cancelled": "⊘",
-}
+from orchestrator.ui import svg
+
+GLYPHS = {**svg.GLYPHS, "queued": "○", "waiting": "◷"}
 """A glyph beside every status word, so a status never shows by colour alone."""
 
 

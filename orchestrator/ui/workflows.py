@@ -90,7 +90,10 @@ class FormField:
 
     @property
     def step(self) -> str:
-        return "1" if self.param.type == "integer" else "any"
+        """``1`` for an integer -- unless the value kept after an error is not whole: a browser
+        counts steps from the ``value`` attribute, and every integer would then be refused."""
+        whole = self.value.strip().lstrip("+-").isdigit() or not self.value.strip()
+        return "1" if self.param.type == "integer" and whole else "any"
 
 
 def widget_of(param: InputParam) -> str:
