@@ -40,6 +40,8 @@ router = APIRouter(prefix=PREFIX, route_class=UiRoute, include_in_schema=False)
 
 ExecutionId = Annotated[str, Path(min_length=1, max_length=200)]
 Expand = Annotated[list[str] | None, Query(max_length=100)]
+ALL = "all"
+"""``?expand=all``: every group drawn (the same as ``?expand_all=true``)."""
 RECENT_EVENTS = 200
 TIMELINE_EVENTS = 20_000
 
@@ -82,6 +84,7 @@ def _graph(
 ) -> tuple[Graph | None, Any]:
     if record.wf is None:
         return None, ""
+    expand_all = expand_all or ALL in (expand or ())
     graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
     url = f"{PREFIX}/executions/{record.id}/nodes/"
     return graph, render_graph(graph, views, link=lambda node: url + node)
@@ -181,6 +184,7 @@ async def status(
     views = views_of(result)
     groups: dict[str, list[str]] = {}
     if record.wf is not None:
+        expand_all = expand_all or ALL in (expand or ())
         graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
         for group in graph.groups:
             if group.collapsed:
