@@ -30,7 +30,7 @@ from engine.state.result import ExecutionResult
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.services import Services
-from orchestrator.ui.graph import Graph, build_graph
+from orchestrator.ui.graph import Graph, build_graph, executor_kind
 from orchestrator.ui.svg import NodeView, group_summary, render_graph
 from orchestrator.ui.timeline import build_timeline, render_timeline
 from orchestrator.ui.web import PREFIX, Action, Page, UiRoute
@@ -252,7 +252,7 @@ async def node_panel(
         record=record,
         node=node,
         summary=summary,
-        kind=type(definition_node.executor).__name__ if definition_node else "",
+        kind=executor_kind(definition_node.executor) if definition_node else "",
         document=document,
         events=events[-100:],
         engines=engines,
