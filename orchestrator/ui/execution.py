@@ -9,28 +9,28 @@ as the orchestrator knows them -- which the page's script applies to the nodes'
 ``data-status``. The page never infers a status from the events itself, so it cannot drift from
 what the API answers.
 
-Layouts are cached by workflow version and expanded groups (``Layouts``): a definition is
-immutable once registered, so a 1,000-node graph is laid out once, not on every load.
+Layouts come from the UI's cache (``orchestrator.ui.layouts``): a 1,000-node graph is laid out
+once per version, not on every load.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from engine.definition.model import Definition, WaitTask
+from engine.definition.model import WaitTask
 from engine.errors import InputError, Issue
 from engine.state.result import ExecutionResult
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.services import Services
-from orchestrator.ui.graph import Graph, build_graph, executor_kind
+from orchestrator.ui.graph import Graph, executor_kind
+from orchestrator.ui.layouts import Layouts
 from orchestrator.ui.svg import NodeView, group_summary, render_graph
 from orchestrator.ui.timeline import build_timeline, render_timeline
 from orchestrator.ui.web import PREFIX, Action, Page, UiRoute
@@ -46,29 +46,6 @@ RECENT_EVENTS = 200
 TIMELINE_EVENTS = 20_000
 
 
-class Layouts:
-    """Graph layouts by (workflow, version, expanded groups), the most recent ``size`` kept."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._graphs: OrderedDict[tuple[str, str, frozenset[str], bool], Graph] = OrderedDict()
-
-    def of(self, definition: Definition, expand: frozenset[str], expand_all: bool) -> Graph:
-        key = (definition.name, definition.version, expand, expand_all)
-        graph = self._graphs.get(key)
-        if graph is None:
-            graph = build_graph(definition, expand=expand, expand_all=expand_all)
-            self._graphs[key] = graph
-            if len(self._graphs) > self._size:
-                self._graphs.popitem(last=False)
-        else:
-            self._graphs.move_to_end(key)
-        return graph
-
-
-LAYOUTS = Layouts()
-
-
 def views_of(result: ExecutionResult) -> dict[str, NodeView]:
     return {
         node: NodeView(str(s.status), s.attempts, s.visits, s.outcome)
@@ -77,6 +54,7 @@ def views_of(result: ExecutionResult) -> dict[str, NodeView]:
 
 
 def _graph(
+    layouts: Layouts,
     record: ExecutionRecord,
     views: Mapping[str, NodeView],
     expand: list[str] | None,
@@ -85,7 +63,7 @@ def _graph(
     if record.wf is None:
         return None, ""
     expand_all = expand_all or ALL in (expand or ())
-    graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
+    graph = layouts.of(record.wf, frozenset(expand or ()), expand_all)
     url = f"{PREFIX}/executions/{record.id}/nodes/"
     return graph, render_graph(graph, views, link=lambda node: url + node)
 
@@ -125,7 +103,7 @@ async def execution(
     record = await api.executions.get(execution_id)
     result = api.executions.result(record)
     views = views_of(result)
-    graph, svg = _graph(record, views, expand, expand_all)
+    graph, svg = _graph(page.ui.layouts, record, views, expand, expand_all)
     events = await _events(api, record.id, RECENT_EVENTS)
     tasks = (
         []
@@ -160,7 +138,7 @@ async def graph_fragment(
 ) -> HTMLResponse:
     record = await page.services.executions.get(execution_id)
     views = views_of(page.services.executions.result(record))
-    graph, svg = _graph(record, views, expand, expand_all)
+    graph, svg = _graph(page.ui.layouts, record, views, expand, expand_all)
     return page.render(
         "_graph.html",
         record=record,
@@ -185,7 +163,7 @@ async def status(
     groups: dict[str, list[str]] = {}
     if record.wf is not None:
         expand_all = expand_all or ALL in (expand or ())
-        graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
+        graph = page.ui.layouts.of(record.wf, frozenset(expand or ()), expand_all)
         for group in graph.groups:
             if group.collapsed:
                 groups[group.id] = list(group_summary(group.members, views))
