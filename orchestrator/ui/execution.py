@@ -29,6 +29,7 @@ from engine.state.result import ExecutionResult
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.services import Services
+from orchestrator.store import TaskRow
 from orchestrator.ui.graph import Graph, executor_kind
 from orchestrator.ui.layouts import Layouts
 from orchestrator.ui.svg import NodeView, group_summary, render_graph
@@ -68,6 +69,20 @@ def _graph(
     return graph, render_graph(graph, views, link=lambda node: url + node)
 
 
+ANSWERABLE = frozenset({"worker", "callback"})
+"""Task kinds a person can complete or fail from the page: a signal is sent with its own form,
+and a timer ends by itself."""
+
+
+async def _answerable(api: Services, execution_id: str) -> list[TaskRow]:
+    """The execution's open worker and callback tasks, newest first."""
+    found = []
+    for status in ("running", "pending"):
+        rows = await api.tasks.list_tasks(execution_id=execution_id, status=status, limit=50)
+        found += [row for row in rows if row.kind in ANSWERABLE]
+    return found
+
+
 def _unsettled(result: ExecutionResult) -> bool:
     """Whether a node still shows running: an execution's end can be known a moment before the
     engine's final result with every node's last status (the page then keeps following)."""
@@ -105,12 +120,7 @@ async def execution(
     views = views_of(result)
     graph, svg = _graph(page.ui.layouts, record, views, expand, expand_all)
     events = await _events(api, record.id, RECENT_EVENTS)
-    tasks = (
-        []
-        if record.finished
-        else await api.tasks.list_tasks(execution_id=record.id, status="running", limit=50)
-        + await api.tasks.list_tasks(execution_id=record.id, status="pending", limit=50)
-    )
+    tasks = [] if record.finished else await _answerable(api, record.id)
     return page.render(
         "execution.html",
         record=record,
@@ -224,6 +234,11 @@ async def node_panel(
         if e.node == node
     ]
     engines = sorted({e.engine_id for e in events if e.engine_id})
+    tasks = [
+        row
+        for row in await page.services.tasks.list_tasks(execution_id=record.id, limit=200)
+        if row.node == node
+    ]
     children = [c for c in result.children if c.node == node]
     return page.render(
         "_node_panel.html",
@@ -235,6 +250,7 @@ async def node_panel(
         events=events[-100:],
         engines=engines,
         children=children,
+        tasks=tasks,
     )
 
 

@@ -249,6 +249,8 @@ async def test_answering_a_signal_and_a_task_from_the_page(ui: UiSession) -> Non
         return "Send approve" in await ui.page(f"/ui/executions/{waiting}")
 
     await eventually(asks_for_approve, what="the signal form")
+    page = await ui.page(f"/ui/executions/{waiting}")
+    assert "/complete" not in page  # its signal task is answered by the signal form only
     bad = await ui.post(
         f"/ui/executions/{waiting}/signal", {"name": "approve", "outcome": "AGREE", "data": "{x"}
     )
@@ -278,6 +280,8 @@ async def test_answering_a_signal_and_a_task_from_the_page(ui: UiSession) -> Non
 
     url = await eventually(task_form, what="the task form")
     assert url is not None
+    panel = await ui.page(f"/ui/executions/{ci}/nodes/A")
+    assert "Worker task, visit 1, attempt 1: pending" in panel
     completed_task = await ui.post(url, {"output": '{"ok": true}', "outcome": "REJECT"})
     assert completed_task.status_code == 204, completed_task.text
 
