@@ -319,6 +319,25 @@ async def test_the_session_stream_follows_an_execution(ui: UiSession) -> None:
     assert "execution.completed" in html and 'data-stream="/ui/stream?execution=' in html
 
 
+async def test_the_session_stream_resumes_after_a_reconnect_without_a_gap(ui: UiSession) -> None:
+    await ui.page("/ui/events")
+    first = await _run(ui, "loop")
+    log = (await ui.http.get(f"/api/v1/executions/{first}/events")).json()["events"]
+    resume = log[2]["sequence"]  # as if the page had seen up to there, then lost its stream
+    await _run(ui, "loop")  # while it was away
+    missed = (await ui.http.get(f"/api/v1/events?since={resume}&limit=1000")).json()["events"]
+    got: list[int] = []
+    async with ui.http.stream(
+        "GET", "/ui/stream", headers={"Last-Event-ID": str(resume)}
+    ) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("id: "):
+                got.append(int(line[4:]))
+                if len(got) == len(missed):
+                    break
+    assert got == [e["sequence"] for e in missed]  # the log's order, none skipped
+
+
 async def test_the_overview_counts_and_lists_failures(ui: UiSession) -> None:
     failed = await _run(ui, "hostile")
     await _run(ui, "loop")
