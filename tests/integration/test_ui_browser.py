@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -281,3 +282,30 @@ def test_sign_in_with_the_token(cluster: Cluster, page: Page, page_errors: list[
     page.click("text=Sign out")
     expect(page).to_have_url(f"{cluster.http_url}/ui/login")
     assert all("401" in e for e in page_errors), page_errors
+
+
+def test_the_event_page_resumes_after_the_orchestrator_is_killed(
+    ui: httpx.Client, cluster: Cluster, page: Page, page_errors: list[str]
+) -> None:
+    before = _start(ui, "broken", wait=True)
+    page.goto(f"{cluster.http_url}/ui/events?type=execution.")
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    expect(page.locator("#event-stream tbody tr", has_text=before).first).to_be_visible()
+    assert cluster.orchestrator is not None
+    cluster.orchestrator.signal(signal.SIGKILL)
+    cluster.orchestrator.wait(10)
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "reconnecting")
+    cluster.start_orchestrator()  # same port, same store
+    after = _start(ui, "broken", wait=True)
+    rows = page.locator("#event-stream tbody tr", has_text=after)
+    expect(rows.filter(has_text="execution.completed")).to_have_count(1, timeout=15_000)
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    sequences = [
+        int(s)
+        for s in page.locator("#event-stream tbody tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.sequence)"
+        )
+    ]
+    assert len(sequences) == len(set(sequences)), "an event shown twice"
+    # the only errors are the stream's, cut by the kill and refused until the restart
+    assert all("/ui/stream?" in e for e in page_errors), page_errors
