@@ -9,28 +9,29 @@ as the orchestrator knows them -- which the page's script applies to the nodes'
 ``data-status``. The page never infers a status from the events itself, so it cannot drift from
 what the API answers.
 
-Layouts are cached by workflow version and expanded groups (``Layouts``): a definition is
-immutable once registered, so a 1,000-node graph is laid out once, not on every load.
+Layouts come from the UI's cache (``orchestrator.ui.layouts``): a 1,000-node graph is laid out
+once per version, not on every load.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from engine.definition.model import Definition, WaitTask
+from engine.definition.model import WaitTask
 from engine.errors import InputError, Issue
 from engine.state.result import ExecutionResult
 from orchestrator.executions.record import ExecutionRecord
 from orchestrator.monitor import MonitorEvent
 from orchestrator.services import Services
-from orchestrator.ui.graph import Graph, build_graph
+from orchestrator.store import TaskRow
+from orchestrator.ui.graph import Graph, executor_kind
+from orchestrator.ui.layouts import Layouts
 from orchestrator.ui.svg import NodeView, group_summary, render_graph
 from orchestrator.ui.timeline import build_timeline, render_timeline
 from orchestrator.ui.web import PREFIX, Action, Page, UiRoute
@@ -40,31 +41,10 @@ router = APIRouter(prefix=PREFIX, route_class=UiRoute, include_in_schema=False)
 
 ExecutionId = Annotated[str, Path(min_length=1, max_length=200)]
 Expand = Annotated[list[str] | None, Query(max_length=100)]
+ALL = "all"
+"""``?expand=all``: every group drawn (the same as ``?expand_all=true``)."""
 RECENT_EVENTS = 200
 TIMELINE_EVENTS = 20_000
-
-
-class Layouts:
-    """Graph layouts by (workflow, version, expanded groups), the most recent ``size`` kept."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._graphs: OrderedDict[tuple[str, str, frozenset[str], bool], Graph] = OrderedDict()
-
-    def of(self, definition: Definition, expand: frozenset[str], expand_all: bool) -> Graph:
-        key = (definition.name, definition.version, expand, expand_all)
-        graph = self._graphs.get(key)
-        if graph is None:
-            graph = build_graph(definition, expand=expand, expand_all=expand_all)
-            self._graphs[key] = graph
-            if len(self._graphs) > self._size:
-                self._graphs.popitem(last=False)
-        else:
-            self._graphs.move_to_end(key)
-        return graph
-
-
-LAYOUTS = Layouts()
 
 
 def views_of(result: ExecutionResult) -> dict[str, NodeView]:
@@ -75,6 +55,7 @@ def views_of(result: ExecutionResult) -> dict[str, NodeView]:
 
 
 def _graph(
+    layouts: Layouts,
     record: ExecutionRecord,
     views: Mapping[str, NodeView],
     expand: list[str] | None,
@@ -82,9 +63,30 @@ def _graph(
 ) -> tuple[Graph | None, Any]:
     if record.wf is None:
         return None, ""
-    graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
+    expand_all = expand_all or ALL in (expand or ())
+    graph = layouts.of(record.wf, frozenset(expand or ()), expand_all)
     url = f"{PREFIX}/executions/{record.id}/nodes/"
     return graph, render_graph(graph, views, link=lambda node: url + node)
+
+
+ANSWERABLE = frozenset({"worker", "callback"})
+"""Task kinds a person can complete or fail from the page: a signal is sent with its own form,
+and a timer ends by itself."""
+
+
+async def _answerable(api: Services, execution_id: str) -> list[TaskRow]:
+    """The execution's open worker and callback tasks, newest first."""
+    found = []
+    for status in ("running", "pending"):
+        rows = await api.tasks.list_tasks(execution_id=execution_id, status=status, limit=50)
+        found += [row for row in rows if row.kind in ANSWERABLE]
+    return found
+
+
+def _unsettled(result: ExecutionResult) -> bool:
+    """Whether a node still shows running: an execution's end can be known a moment before the
+    engine's final result with every node's last status (the page then keeps following)."""
+    return any(str(s.status) == "running" for s in result.nodes.values())
 
 
 def _waits(record: ExecutionRecord, result: ExecutionResult) -> list[tuple[str, str]]:
@@ -116,14 +118,9 @@ async def execution(
     record = await api.executions.get(execution_id)
     result = api.executions.result(record)
     views = views_of(result)
-    graph, svg = _graph(record, views, expand, expand_all)
+    graph, svg = _graph(page.ui.layouts, record, views, expand, expand_all)
     events = await _events(api, record.id, RECENT_EVENTS)
-    tasks = (
-        []
-        if record.finished
-        else await api.tasks.list_tasks(execution_id=record.id, status="running", limit=50)
-        + await api.tasks.list_tasks(execution_id=record.id, status="pending", limit=50)
-    )
+    tasks = [] if record.finished else await _answerable(api, record.id)
     return page.render(
         "execution.html",
         record=record,
@@ -135,6 +132,7 @@ async def execution(
         events=events,
         last_sequence=max((e.sequence for e in events), default=0),
         finished=record.finished,
+        live=not record.finished or _unsettled(result),
         waits=_waits(record, result),
         tasks=tasks,
         now=time.time(),
@@ -150,7 +148,7 @@ async def graph_fragment(
 ) -> HTMLResponse:
     record = await page.services.executions.get(execution_id)
     views = views_of(page.services.executions.result(record))
-    graph, svg = _graph(record, views, expand, expand_all)
+    graph, svg = _graph(page.ui.layouts, record, views, expand, expand_all)
     return page.render(
         "_graph.html",
         record=record,
@@ -174,7 +172,8 @@ async def status(
     views = views_of(result)
     groups: dict[str, list[str]] = {}
     if record.wf is not None:
-        graph = LAYOUTS.of(record.wf.definition, frozenset(expand or ()), expand_all)
+        expand_all = expand_all or ALL in (expand or ())
+        graph = page.ui.layouts.of(record.wf, frozenset(expand or ()), expand_all)
         for group in graph.groups:
             if group.collapsed:
                 groups[group.id] = list(group_summary(group.members, views))
@@ -235,17 +234,23 @@ async def node_panel(
         if e.node == node
     ]
     engines = sorted({e.engine_id for e in events if e.engine_id})
+    tasks = [
+        row
+        for row in await page.services.tasks.list_tasks(execution_id=record.id, limit=200)
+        if row.node == node
+    ]
     children = [c for c in result.children if c.node == node]
     return page.render(
         "_node_panel.html",
         record=record,
         node=node,
         summary=summary,
-        kind=type(definition_node.executor).__name__ if definition_node else "",
+        kind=executor_kind(definition_node.executor) if definition_node else "",
         document=document,
         events=events[-100:],
         engines=engines,
         children=children,
+        tasks=tasks,
     )
 
 

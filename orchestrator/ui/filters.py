@@ -7,16 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-GLYPHS = {
-    "pending": "○",
-    "queued": "○",
-    "running": "⟳",
-    "waiting": "◷",
-    "completed": "✓",
-    "failed": "✗",
-    "skipped": "\N{EN DASH}",
-    "cancelled": "⊘",
-}
+from orchestrator.ui import svg
+
+GLYPHS = {**svg.GLYPHS, "queued": "○", "waiting": "◷"}
 """A glyph beside every status word, so a status never shows by colour alone."""
 
 
@@ -58,6 +51,16 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def fromjson(raw: bytes | str | None) -> Any:
+    """Stored JSON (a task's args) as a value; text that is not JSON stays text."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
 def glyph(status: str) -> str:
     return GLYPHS.get(str(status), "•")
 
@@ -68,4 +71,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "duration": duration,
     "pretty": pretty,
     "glyph": glyph,
+    "fromjson": fromjson,
 }

@@ -31,6 +31,7 @@ from engine.errors import DefinitionError, InputError
 from orchestrator.api.errors import INTERNAL, classify
 from orchestrator.services import Services
 from orchestrator.ui import filters
+from orchestrator.ui.layouts import Layouts
 from orchestrator.ui.session import COOKIE, Sessions, cross_site
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class Ui:
         self.templates.filters.update(filters.FILTERS)
         self.templates.globals["static"] = self.static_url
         self._versions: dict[str, str] = {}
+        self.layouts = Layouts()
+        """Laid-out graphs by workflow version (``orchestrator.ui.layouts``)."""
 
     def static_url(self, name: str) -> str:
         """``/ui/static/NAME?v=<content hash>``: cached for good, replaced when it changes."""

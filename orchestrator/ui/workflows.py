@@ -39,7 +39,6 @@ from engine.definition.values import resolve_inputs
 from engine.errors import InputError
 from orchestrator.api.errors import classify
 from orchestrator.registry import WorkflowVersion
-from orchestrator.ui.execution import LAYOUTS
 from orchestrator.ui.graph import Graph, executor_kind
 from orchestrator.ui.svg import render_graph
 from orchestrator.ui.web import PREFIX, Action, Page, UiRoute, View
@@ -90,7 +89,10 @@ class FormField:
 
     @property
     def step(self) -> str:
-        return "1" if self.param.type == "integer" else "any"
+        """``1`` for an integer -- unless the value kept after an error is not whole: a browser
+        counts steps from the ``value`` attribute, and every integer would then be refused."""
+        whole = self.value.strip().lstrip("+-").isdigit() or not self.value.strip()
+        return "1" if self.param.type == "integer" and whole else "any"
 
 
 def widget_of(param: InputParam) -> str:
@@ -241,9 +243,11 @@ async def workflow(page: Page, name: Name) -> HTMLResponse:
     )
 
 
-def _graph(wf: WorkflowVersion, expand: list[str], expand_all: bool) -> tuple[Graph, object]:
+def _graph(
+    view: View, wf: WorkflowVersion, expand: list[str], expand_all: bool
+) -> tuple[Graph, object]:
     """The version's layout (cached) and its drawing, every node ``pending``."""
-    graph = LAYOUTS.of(wf.definition, frozenset(expand), expand_all)
+    graph = view.ui.layouts.of(wf, frozenset(expand), expand_all)
     return graph, render_graph(graph)
 
 
@@ -267,7 +271,7 @@ def _version_page(
     expand_all: bool = False,
 ) -> HTMLResponse:
     expand = expand or []
-    graph, svg = _graph(wf, expand, expand_all)
+    graph, svg = _graph(view, wf, expand, expand_all)
     nodes = []
     documents = {
         item.get("id"): item
@@ -315,7 +319,7 @@ async def graph_fragment(
     expand_all: bool = False,
 ) -> HTMLResponse:
     wf = page.services.workflows.get(name, version)
-    graph, svg = _graph(wf, expand, expand_all)
+    graph, svg = _graph(page, wf, expand, expand_all)
     return page.render(
         "_definition_graph.html",
         wf=wf,

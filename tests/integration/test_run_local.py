@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 
+import httpx
 import pytest
 
 from tests.integration.cluster import ROOT
@@ -46,6 +47,10 @@ def test_run_local_serves_until_ctrl_c_and_stops_everything() -> None:
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text.split("The cluster")[1])]
         assert len(set(ports)) >= 5
         assert all(listening(p) for p in ports)
+        ui = re.search(r"web UI +(http://127\.0\.0\.1:\d+/ui)", text)
+        assert ui is not None, text
+        page = httpx.get(ui.group(1) + "/executions?workflow=etl", timeout=10)
+        assert page.status_code == 200 and 'data-execution="' in page.text, page.text[:500]
         os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
     finally:

@@ -211,7 +211,7 @@
   function liveExecution(root) {
     const id = root.dataset.execution;
     const base = `/ui/executions/${encodeURIComponent(id)}`;
-    let pending = null, running = false, again = false, ended = false;
+    let pending = null, running = false, again = false, ended = false, lateChecks = 0;
 
     async function refresh() {
       pending = null;
@@ -224,7 +224,11 @@
         if (answer.ok) {
           const body = await answer.json();
           applyStatus(body);
-          if (body.finished && !ended) finish(body.status);
+          // An execution can be marked ended a moment before its engine's final result (with
+          // every node's last status) is in: look again for a few seconds then.
+          const settled = !Object.values(body.nodes).some((n) => n[0] === "running");
+          if (body.finished && !settled && lateChecks < 20) { lateChecks += 1; setTimeout(schedule, 500); }
+          else if (body.finished && !ended) finish(body.status);
         }
       } finally {
         running = false;

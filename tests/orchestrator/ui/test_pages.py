@@ -249,6 +249,8 @@ async def test_answering_a_signal_and_a_task_from_the_page(ui: UiSession) -> Non
         return "Send approve" in await ui.page(f"/ui/executions/{waiting}")
 
     await eventually(asks_for_approve, what="the signal form")
+    page = await ui.page(f"/ui/executions/{waiting}")
+    assert "/complete" not in page  # its signal task is answered by the signal form only
     bad = await ui.post(
         f"/ui/executions/{waiting}/signal", {"name": "approve", "outcome": "AGREE", "data": "{x"}
     )
@@ -278,6 +280,8 @@ async def test_answering_a_signal_and_a_task_from_the_page(ui: UiSession) -> Non
 
     url = await eventually(task_form, what="the task form")
     assert url is not None
+    panel = await ui.page(f"/ui/executions/{ci}/nodes/A")
+    assert "Worker task, visit 1, attempt 1: pending" in panel
     completed_task = await ui.post(url, {"output": '{"ok": true}', "outcome": "REJECT"})
     assert completed_task.status_code == 204, completed_task.text
 
@@ -313,6 +317,25 @@ async def test_the_session_stream_follows_an_execution(ui: UiSession) -> None:
     assert "execution.started" in seen and seen[-1] == "execution.completed"
     html = await ui.page(f"/ui/events?execution={execution}")
     assert "execution.completed" in html and 'data-stream="/ui/stream?execution=' in html
+
+
+async def test_the_session_stream_resumes_after_a_reconnect_without_a_gap(ui: UiSession) -> None:
+    await ui.page("/ui/events")
+    first = await _run(ui, "loop")
+    log = (await ui.http.get(f"/api/v1/executions/{first}/events")).json()["events"]
+    resume = log[2]["sequence"]  # as if the page had seen up to there, then lost its stream
+    await _run(ui, "loop")  # while it was away
+    missed = (await ui.http.get(f"/api/v1/events?since={resume}&limit=1000")).json()["events"]
+    got: list[int] = []
+    async with ui.http.stream(
+        "GET", "/ui/stream", headers={"Last-Event-ID": str(resume)}
+    ) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("id: "):
+                got.append(int(line[4:]))
+                if len(got) == len(missed):
+                    break
+    assert got == [e["sequence"] for e in missed]  # the log's order, none skipped
 
 
 async def test_the_overview_counts_and_lists_failures(ui: UiSession) -> None:
