@@ -30,7 +30,7 @@ engine``; a fan-out workflow of ``--nodes`` no-op nodes (``start``, ``--nodes`` 
 depending on it, ``join`` depending on all of them) and a 1-node one are registered and run
 to completion (``POST /api/v1/executions?wait=true``). Then, ``--loads`` times each, in a
 fresh browser context (nothing cached), ``/ui/executions/ID`` of the 1-node execution (the
-baseline), of the fan-out, and of the fan-out with ``?expand_all=true`` (every member
+baseline), of the fan-out, and of the fan-out with ``?expand=all`` (every member
 drawn): from navigation start to the page's ``#graph`` element carrying ``data-ready`` (the
 page's script sets it once the graph is interactive; a ``MutationObserver`` installed before
 the page's own scripts notes the moment, ``performance.now()``), and the HTML's arrival
@@ -192,7 +192,7 @@ async ([dx, dy]) => {
 """One move of a drag in progress, from its events to the next frame's paint."""
 PAN = (110, 55)
 """Where the timed move of a pan goes, from the graph's centre (px): a drag of about 120 px."""
-EXPAND_ALL = "expand_all=true"
+EXPAND_ALL = "expand=all"
 """The execution page's query that draws every member of every fan-out group."""
 
 
