@@ -178,3 +178,18 @@ def test_the_peers_are_pinned_and_fastapi_is_held_below_0_155() -> None:
     fastapi = next(pin for pin in pins if pin.startswith("fastapi=="))
     major, minor = (int(x) for x in fastapi.split("==")[1].split(".")[:2])
     assert (major, minor) < (0, 155)
+
+
+def test_ui_quick_times_the_list_pages_and_the_execution_page_in_chromium() -> None:
+    proc = run("ui", "--quick", timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "answered 404" not in out, out
+    for filter_ in ("(none)", "workflow=reports", "status=failed"):
+        assert filter_ in out, out
+    assert out.count("UI / REST p50") == 4, out
+    targets = [line for line in out.splitlines() if line.startswith("target:")]
+    assert len(targets) == 2 and all(": MET" in t or ": MISS" in t for t in targets), targets
+    page = next(line for line in out.splitlines() if line.strip().startswith("200 nodes "))
+    ready = float(page.split()[4])
+    assert ready > 0, page

@@ -159,6 +159,7 @@ class OrchestratorApi(pb_grpc.OrchestratorServicer):
                 status=status,
                 parent_id=request.parent_execution_id,
                 limit=request.limit or 100,
+                summary=True,  # summary_to_pb reads neither inputs nor the result
             )
             return pb.ListExecutionsResponse(executions=[convert.summary_to_pb(r) for r in rows])
         except Exception as exc:

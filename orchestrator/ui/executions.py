@@ -41,7 +41,7 @@ class Filters:
     parent: str = ""
     window: str = ""
     after: str = ""
-    """Created at or after this UTC time (``YYYY-MM-DDTHH:MM``, as ``datetime-local`` sends)."""
+    """Created after this UTC time (``YYYY-MM-DDTHH:MM``, as ``datetime-local`` sends)."""
     until: str = ""
     """Created before this UTC time."""
 
