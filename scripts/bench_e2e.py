@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,15 +280,24 @@ class Cluster:
             await asyncio.sleep(0.02)
 
     def stop(self) -> None:
-        """SIGTERM to every process at once, then SIGKILL what is left after the timeout."""
-        for server in self.servers:
-            server.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for server in self.servers:
-            server.finish(deadline)
+        stop_all(self.servers)
 
     def dump(self) -> str:
-        return "\n".join(f"--- {s.name}\n{s.output()[-3000:]}" for s in self.servers)
+        return dump(self.servers)
+
+
+def stop_all(servers: Sequence[Server]) -> None:
+    """SIGTERM to every process at once, then SIGKILL what is left after ``STOP_TIMEOUT``."""
+    for server in servers:
+        server.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for server in servers:
+        server.finish(deadline)
+
+
+def dump(servers: Sequence[Server]) -> str:
+    """The end of every server's log, for an error message."""
+    return "\n".join(f"--- {s.name}\n{s.output()[-3000:]}" for s in servers)
 
 
 # --- the client side -------------------------------------------------------------------------

@@ -388,14 +388,10 @@ class Processes:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.terminate()
-        deadline = time.monotonic() + bench_e2e.STOP_TIMEOUT
-        for server in self.servers:
-            server.finish(deadline)
+        bench_e2e.stop_all(self.servers)
 
     def dump(self) -> str:
-        return "\n".join(f"--- {s.name}\n{s.output()[-3000:]}" for s in self.servers)
+        return bench_e2e.dump(self.servers)
 
 
 @contextlib.contextmanager

@@ -277,16 +277,10 @@ class Cluster:
         return {s.name: await s.snapshot() for s in traced}
 
     def stop(self) -> None:
-        """SIGTERM to every process at once, then SIGKILL what is left after
-        ``STOP_TIMEOUT``."""
-        for server in self.servers:
-            server.terminate()
-        deadline = time.monotonic() + bench_e2e.STOP_TIMEOUT
-        for server in self.servers:
-            server.finish(deadline)
+        bench_e2e.stop_all(self.servers)
 
     def dump(self) -> str:
-        return "\n".join(f"--- {s.name}\n{s.output()[-3000:]}" for s in self.servers)
+        return bench_e2e.dump(self.servers)
 
 
 # --- the client side -------------------------------------------------------------------------
