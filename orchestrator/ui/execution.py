@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -322,30 +322,21 @@ async def signal(act: Action, execution_id: ExecutionId) -> Response:
     return act.redirect(f"{PREFIX}/executions/{execution_id}")
 
 
-@router.post("/executions/{execution_id}/tasks/{token}/complete")
-async def complete_task(
-    act: Action, execution_id: ExecutionId, token: Annotated[str, Path(max_length=200)]
+Token = Annotated[str, Path(max_length=200)]
+
+
+@router.post("/executions/{execution_id}/tasks/{token}/{answer}")
+async def answer_task(
+    act: Action, execution_id: ExecutionId, token: Token, answer: Literal["complete", "fail"]
 ) -> Response:
+    """Complete (output, outcome) or fail (why, may it be retried) one of its open tasks."""
     task = await act.services.tasks.get(token)
-    _same_execution(task.execution_id, execution_id)
-    await act.services.tasks.complete(
-        token, _json_field(act, "output"), act.field("outcome").strip()
-    )
-    return act.redirect(f"{PREFIX}/executions/{execution_id}")
-
-
-@router.post("/executions/{execution_id}/tasks/{token}/fail")
-async def fail_task(
-    act: Action, execution_id: ExecutionId, token: Annotated[str, Path(max_length=200)]
-) -> Response:
-    task = await act.services.tasks.get(token)
-    _same_execution(task.execution_id, execution_id)
-    await act.services.tasks.fail(
-        token, act.field("message"), retryable=act.field("retryable") == "on"
-    )
-    return act.redirect(f"{PREFIX}/executions/{execution_id}")
-
-
-def _same_execution(owner: str, execution_id: str) -> None:
-    if owner != execution_id:
+    if task.execution_id != execution_id:
         raise InputError([Issue("token", f"the task is not one of execution {execution_id!r}")])
+    if answer == "complete":
+        output = _json_field(act, "output")
+        await act.services.tasks.complete(token, output, act.field("outcome").strip())
+    else:
+        retryable = act.field("retryable") == "on"
+        await act.services.tasks.fail(token, act.field("message"), retryable=retryable)
+    return act.redirect(f"{PREFIX}/executions/{execution_id}")

@@ -282,6 +282,10 @@ async def test_answering_a_signal_and_a_task_from_the_page(ui: UiSession) -> Non
     assert url is not None
     panel = await ui.page(f"/ui/executions/{ci}/nodes/A")
     assert "Worker task, visit 1, attempt 1: pending" in panel
+    unexplained = await ui.post(url.replace("/complete", "/fail"), {"message": " "})
+    assert unexplained.status_code in (400, 422) and "say why" in unexplained.text
+    wrong = await ui.post(url.replace("/complete", "/explode"), {})
+    assert wrong.status_code == 422
     completed_task = await ui.post(url, {"output": '{"ok": true}', "outcome": "REJECT"})
     assert completed_task.status_code == 204, completed_task.text
 
