@@ -77,6 +77,7 @@ from engine.local import run_workflow
 from engine.server import codec
 from engine.state.result import iso
 from orchestrator.store import ExecutionRow, SqlStore
+from tests.support.chromium import ARGS, CHROMIUM
 
 TARGET_LIST_MS = 50.0
 TARGET_READY_S = 2.0
@@ -107,16 +108,6 @@ FILTERS: dict[str, dict[str, str]] = {
     "status=failed": {"status": "failed"},
     f"workflow={FILTERED}&status=failed": {"workflow": FILTERED, "status": "failed"},
 }
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 FANOUT = "bench-ui-fanout"
 SINGLE = "bench-ui-one"
 READY_TIMEOUT_MS = 60_000
@@ -742,7 +733,7 @@ def browse(base: str, ids: dict[str, str], args: argparse.Namespace) -> dict[str
 
     loads_: dict[str, list[Load]] = {label: [] for label in ids}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=args.chromium, args=ARGS)
         try:
             for round_ in range(args.loads + 1):  # the first round warms up
                 for label, execution_id in ids.items():

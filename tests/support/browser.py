@@ -43,16 +43,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from tests.support.chromium import ARGS, CHROMIUM
+
 ROOT = Path(__file__).parents[2]
 TIMEOUT_MS = 10_000  # for every wait of a page (Playwright's default, 30 s, is half a test's)
 LAUNCH_TIMEOUT_MS = 30_000
