@@ -15,8 +15,13 @@ import httpx
 import pytest
 
 from engine.server.process import EngineServer
+from orchestrator.api.rest.app import create_app
+from orchestrator.discovery.static import StaticDiscovery
+from orchestrator.ring import make_balancer
 from orchestrator.server import OrchestratorServer
+from orchestrator.store import open_store
 from orchestrator.ui.session import COOKIE, Sessions, cross_site
+from orchestrator.wiring import Orchestrator
 from tests.support.engines import running_engine
 from tests.support.servers import start_server
 from tests.support.ui import UiSession
@@ -144,3 +149,20 @@ async def test_with_a_token_the_ui_asks_once_and_keeps_a_session(
 async def test_next_never_leaves_the_ui(http: httpx.AsyncClient, target: str) -> None:
     signed = await http.post("/ui/login", data={"token": TOKEN, "next": target})
     assert signed.status_code == 303 and signed.headers["location"] == "/ui"
+
+
+async def test_over_tls_the_session_cookie_is_secure() -> None:
+    async with Orchestrator(
+        orchestrator_id="t",
+        discovery=StaticDiscovery([]),
+        balancer=make_balancer("round-robin"),
+        store=open_store("memory://"),
+        triggers_enabled=False,
+    ) as core:
+        app = create_app(core.services, api_token=TOKEN)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://ui.example") as client:
+            signed = await client.post("/ui/login", data={"token": TOKEN})
+            assert signed.status_code == 303
+            cookie = signed.headers["set-cookie"]
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
