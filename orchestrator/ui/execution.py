@@ -188,6 +188,14 @@ async def status(
     return response
 
 
+@router.get("/executions/{execution_id}/nodes")
+async def node_table(page: Page, execution_id: ExecutionId) -> HTMLResponse:
+    """Every node as a table row (loaded when the page's "Nodes" section is opened)."""
+    record = await page.services.executions.get(execution_id)
+    result = page.services.executions.result(record)
+    return page.render("_node_table.html", record=record, result=result)
+
+
 @router.get("/executions/{execution_id}/header")
 async def header(page: Page, execution_id: ExecutionId) -> HTMLResponse:
     record = await page.services.executions.get(execution_id)

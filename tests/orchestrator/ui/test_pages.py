@@ -160,6 +160,13 @@ async def test_loop_visits_are_counted_on_the_node(ui: UiSession) -> None:
     assert "edge-loop" in html
     status = (await ui.http.get(f"/ui/executions/{execution}/status")).json()
     assert status["nodes"]["count"] == ["completed", 1, 3]
+    table = await ui.page(f"/ui/executions/{execution}/nodes", headers={"HX-Request": "true"})
+    rows = re.findall(
+        r"<tr><td>.*?<code>(\w+)</code>.*?data-status=\"(\w+)\".*?<td>(\d+)</td><td>(\d+)</td>",
+        table,
+        re.S,
+    )
+    assert rows == [("count", "completed", "1", "3"), ("finish", "completed", "1", "1")]
 
 
 async def test_unknown_things_are_404_pages_and_bad_input_422(ui: UiSession) -> None:
