@@ -7,7 +7,11 @@ token signs everybody out. A session lasts ``SESSION_TTL``; signing out clears t
 copy of it stays valid until it expires, as with any bearer credential).
 
 Without ``API_TOKEN`` the API asks for nothing, and neither does the UI: the first page sets a
-session under a key random to the process, only so that actions can carry a CSRF token.
+session only so that actions can carry a CSRF token. There is no secret to sign it with then,
+so the key is a fixed one (``OPEN_KEY``) and the pair works as a double-submit cookie: every
+replica and a restarted orchestrator accept it, and another site can neither read this site's
+cookie nor set one (``HttpOnly``, ``SameSite=Strict``, and the ``Origin`` checks below), so it
+cannot send the matching token.
 
 Cross-site requests: every state-changing request (``POST``) must carry the session's CSRF
 token (an HMAC of the session under the same key) in the ``X-CSRF-Token`` header (htmx sends it
@@ -28,6 +32,8 @@ from urllib.parse import urlsplit
 COOKIE = "weir_session"
 SESSION_TTL = 12 * 3600.0
 """How long a session lasts, in seconds."""
+OPEN_KEY = hashlib.sha256(b"weir-ui-session without API_TOKEN").digest()
+"""The key of sessions when no ``API_TOKEN`` is set (module docstring): not a secret."""
 
 
 class Sessions:
@@ -44,7 +50,7 @@ class Sessions:
         self._key = (
             hashlib.sha256(b"weir-ui-session\0" + api_token.encode()).digest()
             if api_token
-            else secrets.token_bytes(32)
+            else OPEN_KEY
         )
 
     def token_matches(self, given: str) -> bool:
