@@ -309,3 +309,47 @@ def test_the_event_page_resumes_after_the_orchestrator_is_killed(
     assert len(sequences) == len(set(sequences)), "an event shown twice"
     # the only errors are the stream's, cut by the kill and refused until the restart
     assert all("/ui/stream?" in e for e in page_errors), page_errors
+
+
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter(el =>
+    !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.textContent || '').trim()).map(el => el.outerHTML.slice(0, 120))"""
+
+
+def test_every_page_meets_the_accessibility_basics(
+    ui: httpx.Client, cluster: Cluster, page: Page, page_errors: list[str]
+) -> None:
+    execution = _start(ui, "broken", wait=True)
+    for path in [
+        "/ui",
+        "/ui/workflows",
+        "/ui/workflows/steps",
+        "/ui/workflows/steps/versions/1.0.0",
+        "/ui/executions",
+        f"/ui/executions/{execution}",
+        "/ui/events",
+    ]:
+        page.goto(f"{cluster.http_url}{path}")
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.locator("h1").count() == 1, path
+        assert page.evaluate(UNLABELLED) == [], path  # every control has a name
+        assert page.locator("img:not([alt])").count() == 0, path
+        page.keyboard.press("Tab")  # the first stop is the skip link, which lands on main
+        expect(page.locator(".skip")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#main")).to_be_focused()
+    # the graph from the keyboard alone: Tab reaches a node, Enter opens it
+    page.goto(f"{cluster.http_url}/ui/executions/{execution}")
+    expect(page.locator("#graph[data-ready]")).to_be_visible()
+    page.locator("#graph").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.dataset.node")
+    assert focused == "fetch"  # nodes in definition order
+    page.keyboard.press("Enter")
+    expect(page.locator("#node-panel h3")).to_contain_text("fetch")
+    # a status is a word too, never a colour alone
+    for element in page.locator("#graph [data-node]").all():
+        status = element.get_attribute("data-status")
+        assert status is not None and status in (element.text_content() or ""), status
+    assert page_errors == []
