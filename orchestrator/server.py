@@ -83,6 +83,7 @@ class OrchestratorServer:
             self.core.services,
             api_token=token,
             max_request_bytes=self.settings.max_request_bytes,
+            ui=self.settings.ui_enabled,
         )
         self._http = HttpServer(app, self.settings.bind_address, self.settings.http_port)
         self.http_port = self._http.bind()

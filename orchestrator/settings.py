@@ -33,6 +33,8 @@ class OrchestratorSettings(EnvSettings):
     api_token: str = ""
     """When set, every REST and gRPC call but health and metrics needs ``Authorization: Bearer
     <API_TOKEN>``."""
+    ui_enabled: bool = True
+    """Serve the web UI at ``/ui`` on ``HTTP_PORT`` (docs/ui.md); false serves the APIs only."""
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
     """Largest REST request body accepted; larger ones get 413."""
     subscriber_buffer: int = Field(default=10_000, ge=1)

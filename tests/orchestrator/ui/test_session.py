@@ -167,3 +167,19 @@ async def test_over_tls_the_session_cookie_is_secure() -> None:
             assert signed.status_code == 303
             cookie = signed.headers["set-cookie"]
             assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+async def test_with_the_ui_off_only_the_apis_are_served() -> None:
+    async with Orchestrator(
+        orchestrator_id="t",
+        discovery=StaticDiscovery([]),
+        balancer=make_balancer("round-robin"),
+        store=open_store("memory://"),
+        triggers_enabled=False,
+    ) as core:
+        app = create_app(core.services, ui=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/ui")).status_code == 404
+            assert (await client.get("/ui/static/app.js")).status_code == 404
+            assert (await client.get("/api/v1/executions")).status_code == 200
