@@ -22,6 +22,7 @@ from engine.errors import InputError, Issue
 from engine.state.events import ExecutionStatus
 from orchestrator.store import ExecutionRow
 from orchestrator.ui.web import PREFIX, Page, UiRoute
+from orchestrator.watch import EventQuery
 
 router = APIRouter(prefix=PREFIX, route_class=UiRoute, include_in_schema=False)
 
@@ -131,5 +132,10 @@ async def executions(
         "windows": WINDOWS,
         "workflows": [s.name for s in page.services.workflows.summaries()],
     }
-    wants_rows = page.fragment and page.request.headers.get("hx-target") == "executions"
-    return page.render("_execution_rows.html" if wants_rows else "executions.html", **context)
+    if page.fragment and page.request.headers.get("hx-target") == "executions":
+        return page.render("_execution_rows.html", **context)
+    # The page follows execution events from the newest one now, so none is missed between
+    # this render and its stream's start.
+    newest = await page.services.events.history(EventQuery(), limit=1, newest=True)
+    context["since"] = newest[-1].sequence if newest else 0
+    return page.render("executions.html", **context)

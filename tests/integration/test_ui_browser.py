@@ -353,3 +353,22 @@ def test_every_page_meets_the_accessibility_basics(
         status = element.get_attribute("data-status")
         assert status is not None and status in (element.text_content() or ""), status
     assert page_errors == []
+
+
+def test_the_list_says_when_it_changed_and_redraws_on_request(
+    ui: httpx.Client, cluster: Cluster, page: Page, page_errors: list[str]
+) -> None:
+    first = _start(ui, "broken", wait=True)
+    page.goto(f"{cluster.http_url}/ui/executions?workflow=broken")
+    expect(page.locator(f'#executions tr[data-execution="{first}"]')).to_be_visible()
+    banner = page.locator("#list-changed")
+    expect(banner).to_be_hidden()
+    second = _start(ui, "broken", wait=True)
+    _start(ui, "steps")  # another workflow: not this list's business
+    expect(banner).to_be_visible()
+    expect(page.locator(f'#executions tr[data-execution="{second}"]')).to_have_count(0)
+    banner.locator("button").click()
+    expect(page.locator(f'#executions tr[data-execution="{second}"]')).to_be_visible()
+    expect(page.locator("#executions tbody tr")).to_have_count(2)
+    expect(banner).to_be_hidden()
+    assert page_errors == []

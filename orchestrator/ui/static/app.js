@@ -347,6 +347,24 @@
     });
   }
 
+  // The execution list never redraws itself under the reader (it would take their focus): it
+  // says when an execution of the list, or a new one the filters may show, changed.
+  function liveList(root) {
+    const banner = document.getElementById("list-changed");
+    if (!banner) return;
+    follow(root.dataset.liveList, root.dataset.since, (events) => {
+      const workflow = new URLSearchParams(location.search).get("workflow") || "";
+      for (const e of events) {
+        const shown = root.querySelector(`tr[data-execution="${CSS.escape(e.execution_id)}"]`);
+        const fresh = e.type === "execution.queued" && (!workflow || workflow === e.workflow);
+        if (shown || fresh) banner.hidden = false;
+      }
+    });
+    document.body.addEventListener("htmx:afterSettle", (e) => {
+      if (e.detail.target && e.detail.target.id === "executions") banner.hidden = true;
+    });
+  }
+
   // --- start ---------------------------------------------------------------------------------
 
   function start(scope) {
@@ -360,6 +378,8 @@
     if (execution) liveExecution(execution);
     const stream = document.getElementById("event-stream");
     if (stream) liveEvents(stream);
+    const list = document.querySelector("#executions[data-live-list]");
+    if (list) liveList(list);
     document.body.addEventListener("htmx:afterSettle", (e) => start(e.detail.elt || document));
   });
 })();
