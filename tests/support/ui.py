@@ -1,13 +1,21 @@
 """A browser's session with the UI, over HTTP: ``UiSession`` keeps the session cookie, reads the
 CSRF token the page carries (``<body data-csrf>``) and sends it with every POST, as the page's
-htmx does."""
+htmx does. ``memory_orchestrator()``: an orchestrator core on the memory store with no engine,
+for the UI's tests that need no execution to run."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+
+from orchestrator.discovery.static import StaticDiscovery
+from orchestrator.ring import make_balancer
+from orchestrator.store import open_store
+from orchestrator.wiring import Orchestrator
 
 CSRF = re.compile(r'<body[^>]* data-csrf="([^"]*)"')
 
@@ -35,3 +43,16 @@ class UiSession:
         if htmx:
             headers["HX-Request"] = "true"
         return await self.http.post(url, data=data or {}, headers=headers, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def memory_orchestrator() -> AsyncIterator[Orchestrator]:
+    """An orchestrator core on ``memory://`` with no engine and no cron triggers."""
+    async with Orchestrator(
+        orchestrator_id="t",
+        discovery=StaticDiscovery([]),
+        balancer=make_balancer("round-robin"),
+        store=open_store("memory://"),
+        triggers_enabled=False,
+    ) as core:
+        yield core

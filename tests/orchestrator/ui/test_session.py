@@ -16,15 +16,11 @@ import pytest
 
 from engine.server.process import EngineServer
 from orchestrator.api.rest.app import create_app
-from orchestrator.discovery.static import StaticDiscovery
-from orchestrator.ring import make_balancer
 from orchestrator.server import OrchestratorServer
-from orchestrator.store import open_store
 from orchestrator.ui.session import COOKIE, Sessions, cross_site
-from orchestrator.wiring import Orchestrator
 from tests.support.engines import running_engine
 from tests.support.servers import start_server
-from tests.support.ui import UiSession
+from tests.support.ui import UiSession, memory_orchestrator
 
 TOKEN = "ui-s3cret"
 
@@ -153,13 +149,7 @@ async def test_next_never_leaves_the_ui(http: httpx.AsyncClient, target: str) ->
 
 
 async def test_over_tls_the_session_cookie_is_secure() -> None:
-    async with Orchestrator(
-        orchestrator_id="t",
-        discovery=StaticDiscovery([]),
-        balancer=make_balancer("round-robin"),
-        store=open_store("memory://"),
-        triggers_enabled=False,
-    ) as core:
+    async with memory_orchestrator() as core:
         app = create_app(core.services, api_token=TOKEN)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://ui.example") as client:
@@ -170,13 +160,7 @@ async def test_over_tls_the_session_cookie_is_secure() -> None:
 
 
 async def test_with_the_ui_off_only_the_apis_are_served() -> None:
-    async with Orchestrator(
-        orchestrator_id="t",
-        discovery=StaticDiscovery([]),
-        balancer=make_balancer("round-robin"),
-        store=open_store("memory://"),
-        triggers_enabled=False,
-    ) as core:
+    async with memory_orchestrator() as core:
         app = create_app(core.services, ui=False)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -18,11 +18,9 @@ import pytest
 
 from engine.definition.parser import loads
 from orchestrator.api.rest.app import create_app
-from orchestrator.discovery.static import StaticDiscovery
-from orchestrator.ring import make_balancer
-from orchestrator.store import open_store
 from orchestrator.ui.workflows import read_form
 from orchestrator.wiring import Orchestrator
+from tests.support.ui import memory_orchestrator
 
 EVIL = "<script>alert(1)</script>\"'&"
 RAW = "<script>alert(1)"
@@ -75,13 +73,7 @@ PLAIN = json.dumps({"name": "plain", "version": "0.1.0", "nodes": [{"id": "only"
 
 @pytest.fixture
 async def core() -> AsyncIterator[Orchestrator]:
-    async with Orchestrator(
-        orchestrator_id="t",
-        discovery=StaticDiscovery([]),
-        balancer=make_balancer("round-robin"),
-        store=open_store("memory://"),
-        triggers_enabled=False,
-    ) as core:
+    async with memory_orchestrator() as core:
         for source in (GREET_1, GREET_2, CALLER, PLAIN):
             await core.workflows.register(source)
         yield core
