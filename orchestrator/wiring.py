@@ -215,6 +215,11 @@ class Orchestrator:
         if self._started:
             return
         await self.store.open()
+        try:
+            await self.store.claim(self.id)
+        except BaseException:
+            await self.store.close()
+            raise
         self._started = True
         self.monitor.resume_after(await self.store.last_event_seq())
         await load_workflows(self.store, self.registry)

@@ -327,6 +327,13 @@ class Store(Protocol):
     async def close(self) -> None:
         """Commit whatever is queued, then disconnect; idempotent."""
 
+    async def claim(self, owner: str) -> None:
+        """Claim the store for the orchestrator ``owner`` serving from it, until ``close``.
+
+        On SQLite the claim is exclusive (``orchestrator.store.claim``): a second orchestrator
+        on the same file gets ``StoreError`` naming the first. Elsewhere it claims nothing yet.
+        """
+
     # --- group-committed writes ---------------------------------------------------------------
 
     def put_execution(self, row: ExecutionRow) -> None:

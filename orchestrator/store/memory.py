@@ -85,6 +85,9 @@ class MemoryStore:
     async def open(self) -> None:
         pass
 
+    async def claim(self, owner: str) -> None:
+        """Nothing to claim: the memory store lives and dies with its one orchestrator."""
+
     async def close(self) -> None:
         pass
 

@@ -13,6 +13,7 @@ schema; every failure is one ``StoreError`` line naming the URL (password masked
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -45,6 +46,7 @@ from orchestrator.store.base import (
     TriggerRow,
     WorkflowRow,
 )
+from orchestrator.store.claim import FileClaim
 from orchestrator.store.diagnose import describe, parse_url
 from orchestrator.store.group_commit import GroupCommit
 
@@ -87,6 +89,7 @@ class SqlStore:
         """The SQLAlchemy engine while open (for diagnostics and tests)."""
         self.committed: Signal[[float, int]] = Signal("committed")
         """Emitted (seconds, rows) after each batch committed, retries included (the metrics)."""
+        self._claim: FileClaim | None = None
         self._writer: GroupCommit | None = None
         """The group commit of the latest ``open()``; kept once stopped, so that ``durable()``
         still raises the failure it ended with."""
@@ -203,8 +206,15 @@ class SqlStore:
                 f"{', '.join(sorted(missing))} are missing"
             )
 
+    async def claim(self, owner: str) -> None:
+        """On SQLite, claim the file for this orchestrator alone (``FileClaim``); on PostgreSQL
+        nothing yet (several replicas on one database are issue 19's)."""
+        if self._sqlite and self._claim is None:
+            database = self._target.database or ""
+            self._claim = await asyncio.to_thread(FileClaim.of, database, owner, self.url)
+
     async def close(self) -> None:
-        """Commit what is queued, stop the writer, disconnect; idempotent."""
+        """Commit what is queued, stop the writer, disconnect, end the claim; idempotent."""
         try:
             if self._writer is not None:
                 await self._writer.stop()  # it commits what is queued first
@@ -212,6 +222,9 @@ class SqlStore:
             engine, self.engine = self.engine, None
             if engine is not None:
                 await engine.dispose()
+            claim, self._claim = self._claim, None
+            if claim is not None:
+                claim.release()
 
     # --- group-committed writes (GroupCommit's) -----------------------------------------------
 
