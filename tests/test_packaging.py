@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,34 @@ def test_every_setting_is_in_the_readme_configuration_section() -> None:
         if f"`{name.upper()}`" not in configuration
     ]
     assert not missing, f"document these in the README's configuration tables: {missing}"
+
+
+def test_the_wheel_carries_the_uis_templates_and_static_files(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("weir-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    ui = ROOT / "orchestrator" / "ui"
+    wanted = {
+        str(path.relative_to(ROOT))
+        for folder in ("templates", "static")
+        for path in (ui / folder).rglob("*")
+        if path.is_file()
+    }
+    assert wanted and wanted <= names, sorted(wanted - names)
