@@ -23,11 +23,6 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -49,11 +44,10 @@ from orchestrator.store.base import (
 from orchestrator.store.claim import FileClaim
 from orchestrator.store.diagnose import describe, parse_url
 from orchestrator.store.group_commit import GroupCommit
+from orchestrator.store.schema import migrate
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-_MIGRATION_LOCK = 0x77656972  # "weir": serialises migrations of replicas starting together
 _CHUNK = 500  # ids per IN (...) list
 _SUMMARY = [c for c in t.executions.c if c.name not in ("inputs_json", "result_json")]
 """The columns of ``list_executions(summary=True)``: all but the two that can be large."""
@@ -177,34 +171,7 @@ class SqlStore:
 
     def _migrate(self, connection: sa.Connection) -> None:
         """Bring the schema to the latest revision (runs inside ``open``'s transaction)."""
-        if not self._sqlite:
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
-            )
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
-        config.attributes["connection"] = connection
-        script = ScriptDirectory.from_config(config)
-        head = script.get_current_head()
-        current = MigrationContext.configure(connection).get_current_heads()
-        for revision in current:
-            try:
-                script.get_revision(revision)
-            except CommandError:
-                raise StoreError(
-                    f"store {self.url}: the database schema is at revision {revision!r}, newer "
-                    f"than this weir knows (latest {head}); upgrade weir to use it"
-                ) from None
-        if tuple(current) != (head,):
-            with _quiet("alembic"):
-                command.upgrade(config, "head")
-            log.info("store %s: schema migrated from %s to %s", self.url, current or "empty", head)
-        missing = set(t.TABLES) - set(sa.inspect(connection).get_table_names())
-        if missing:
-            raise StoreError(
-                f"store {self.url}: the schema says revision {head} but tables "
-                f"{', '.join(sorted(missing))} are missing"
-            )
+        migrate(connection, self.url, sqlite=self._sqlite)
 
     async def claim(self, owner: str) -> None:
         """On SQLite, claim the file for this orchestrator alone (``FileClaim``); on PostgreSQL
@@ -594,15 +561,3 @@ class SqlStore:
 def _chunks(items: list[str]) -> Iterator[list[str]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Alembic logs each step at INFO; weir logs one line of its own instead."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

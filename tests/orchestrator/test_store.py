@@ -847,7 +847,7 @@ async def _at_revision(sql_url: str, revision: str, *statements: tuple[str, Any]
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from orchestrator.store.diagnose import parse_url
-    from orchestrator.store.sql import MIGRATIONS
+    from orchestrator.store.schema import MIGRATIONS
 
     def migrate(connection: sa.Connection) -> None:
         config = Config()
